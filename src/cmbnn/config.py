@@ -1,0 +1,117 @@
+"""Config validation with clear errors and schema defaults.
+
+The Snakefile calls :func:`validate_config` before any job is planned. Each
+problem is reported as ``config key 'a.b.c': <what is wrong>; allowed: <...>``
+so a user can find and fix it without reading the schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The config does not satisfy the schema; the message lists every problem."""
+
+
+def _with_defaults(validator_class):
+    """Validator that fills ``default:`` values of missing properties before checking them."""
+    from jsonschema import validators
+
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _allowed(error) -> str:
+    schema = error.schema
+    if error.validator == "enum":
+        return ", ".join(map(str, schema["enum"]))
+    if error.validator == "additionalProperties":
+        return ", ".join(sorted(schema.get("properties", {})))
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bounds = []
+        for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+            if key in schema:
+                bounds.append(f"{sign} {schema[key]}")
+        return " and ".join(bounds)
+    if "description" in schema:
+        return schema["description"]
+    return ""
+
+
+def _message(error) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        keys = ", ".join(f"{path}.{k}" if error.absolute_path else k for k in unknown)
+        return f"unknown config key(s) {keys}; allowed here: {_allowed(error)}"
+    allowed = _allowed(error)
+    text = f"config key '{path}': {error.message}"
+    return f"{text}; allowed: {allowed}" if allowed and error.validator != "required" else text
+
+
+def load_schema(path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def validate_config(config: dict, schema_path) -> dict:
+    """Fill defaults into ``config`` in place and check it; raise ConfigError listing all problems."""
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema(schema_path)
+    validator = _with_defaults(Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = "\n  - ".join(_message(e) for e in errors)
+        raise ConfigError(f"invalid config ({len(errors)} problem(s)):\n  - {lines}")
+    check_consistency(config)
+    return config
+
+
+def check_consistency(config: dict) -> None:
+    """Cross-key rules a JSON schema cannot express."""
+    problems = []
+    freqs = config["frequencies"]
+    obs = config["observation"]
+    for key in ("beam_fwhm_arcmin", "noise_T_uK_arcmin", "noise_P_uK_arcmin"):
+        if len(obs[key]) != len(freqs):
+            problems.append(
+                f"config key 'observation.{key}' has {len(obs[key])} entries but 'frequencies' has {len(freqs)}; give one per frequency"
+            )
+    if len(set(freqs)) != len(freqs):
+        problems.append(f"config key 'frequencies': duplicate frequencies in {freqs}")
+    if config["label_frequency"] not in freqs:
+        problems.append(f"config key 'label_frequency': {config['label_frequency']} is not one of the frequencies {freqs}")
+    fields = config["patches"]["fields"]
+    if any(f in ("E", "B") for f in fields) and not obs["scalar_eb"] and config["patches"]["method"] == "pixel":
+        problems.append("config key 'patches.fields': E/B patches by the pixel method need 'observation.scalar_eb: true'")
+    if problems:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def digest(obj) -> str:
+    """Short stable hash of a JSON-able config slice (provenance attribute)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_config(path, schema_path=None) -> dict:
+    """Read a config file and validate it (for use outside Snakemake)."""
+    with open(path) as f:
+        config = yaml.safe_load(f) or {}
+    if schema_path is None:
+        schema_path = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    return validate_config(config, schema_path)

@@ -1,0 +1,95 @@
+"""File helpers: atomic outputs, HEALPix alm/map files, HDF5 patch sets.
+
+Every writer goes through :func:`atomic_output`, so a killed job leaves a
+temporary file that Snakemake does not recognise, never a truncated output
+with the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+PATCH_DATASETS = ("M", "M0", "centers")
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside ``path``; rename it into place on success.
+
+    The temporary name keeps the suffix so that libraries choosing a format
+    from the extension (healpy, h5py, matplotlib) behave as for the real name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_alm_h5(path, alm: np.ndarray, lmax: int, attrs: dict) -> None:
+    """Write harmonic coefficients (..., nalm) in healpy ordering with metadata."""
+    import h5py
+
+    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        f.create_dataset("alm", data=alm)
+        f.attrs["lmax"] = int(lmax)
+        f.attrs["ordering"] = "healpy (m-major), ell from 0"
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def read_alm_h5(path) -> tuple[np.ndarray, dict]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f["alm"][...], dict(f.attrs)
+
+
+def write_maps_fits(path, maps, column_names, units="uK_CMB", extra_header=()) -> None:
+    """Write HEALPix maps (RING, Galactic) atomically."""
+    import healpy as hp
+
+    with atomic_output(path) as tmp:
+        hp.write_map(
+            str(tmp),
+            maps,
+            column_names=list(column_names),
+            column_units=units,
+            coord="G",
+            dtype=np.float32,
+            extra_header=list(extra_header),
+            overwrite=True,
+        )
+
+
+def write_patches_h5(path, datasets: dict, attrs: dict) -> None:
+    """Write a patch set with the layout of DESIGN.md (M, M0, centers, [mask]).
+
+    Datasets are stored uncompressed and without timestamps so the same inputs
+    give byte-identical files.
+    """
+    import h5py
+
+    missing = [name for name in PATCH_DATASETS if name not in datasets]
+    if missing:
+        raise ValueError(f"patch file {path} needs datasets {missing}")
+    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        for name, data in datasets.items():
+            f.create_dataset(name, data=data, track_times=False)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def read_patches_h5(path) -> tuple[dict, dict]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {name: f[name][...] for name in f}, dict(f.attrs)
