@@ -1,0 +1,24 @@
+# cmbnn: CMB skies -> flat patches -> neural networks -> power spectra.
+# Run:  snakemake --cores all                  (default config: synthetic sky, laptop CPU)
+#       snakemake --cores all --configfile config/tiny.yaml
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/theory.smk"
+include: "rules/sky.smk"
+include: "rules/patches.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    input:
+        SPECTRA_TABLE,
+        all_patch_files(),
+        all_figures(),
+    default_target: True

@@ -1,0 +1,65 @@
+# Config validation, wildcards, path builders and input functions shared by every stage.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from cmbnn.config import validate_config  # noqa: E402
+
+# Stops the run before any job with every problem named (key, value, what is allowed).
+validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+
+FREQS = config["frequencies"]
+FREQ_TAGS = [f"{float(nu):g}GHz" for nu in FREQS]
+REALISATIONS = list(range(config["realisations"]))
+COMPONENTS = config["foregrounds"]["components"]
+FIELDS = config["patches"]["fields"]
+SPLITS = ["train", "validation", "test"]
+LMAX = 3 * config["nside"] - 1
+
+SPECTRA_TABLE = "results/theory/cls.tsv"
+SKY = "results/sky/r{realisation}"
+
+
+wildcard_constraints:
+    realisation=r"\d+",
+    split="|".join(SPLITS),
+    field="|".join(["T", "Q", "U", "E", "B"]),
+    component="|".join(["dust", "synchrotron", "radio_sources", "infrared_sources"]),
+    freq=r"[0-9.]+GHz",
+
+
+def sky_path(name, realisation="{realisation}"):
+    return f"results/sky/r{realisation}/{name}"
+
+
+def observed_maps(realisation="{realisation}"):
+    return [sky_path(f"observed_{tag}.fits", realisation) for tag in FREQ_TAGS]
+
+
+def patch_file(field, split):
+    return f"results/patches/{field}/{split}.h5"
+
+
+def all_patch_files():
+    return [patch_file(f, s) for f in FIELDS for s in SPLITS]
+
+
+def cut_inputs(wildcards):
+    """Signal alm and CMB of every realisation; the observed maps only for the pixel method."""
+    inputs = {
+        "signal": [sky_path("signal_alm.h5", r) for r in REALISATIONS],
+        "cmb": [sky_path("cmb_alm.h5", r) for r in REALISATIONS],
+    }
+    if config["patches"]["method"] == "pixel":
+        inputs["maps"] = [m for r in REALISATIONS for m in observed_maps(r)]
+    return inputs
+
+
+def all_figures():
+    return [
+        "results/figures/cls_dl.png",
+        "results/figures/cmb_mollweide.png",
+        *[f"results/figures/observed_{tag}_mollweide.png" for tag in FREQ_TAGS],
+        *[f"results/figures/patches_{field}.png" for field in FIELDS],
+    ]

@@ -1,0 +1,25 @@
+# Patches: flat-sky cut-outs per split, one HDF5 file per field.
+
+
+rule cut_patches:
+    input:
+        unpack(cut_inputs),
+    output:
+        [patch_file(field, "{split}") for field in FIELDS],
+    params:
+        patches=config["patches"],
+        observation=config["observation"],
+        freqs=FREQS,
+        label_frequency=config["label_frequency"],
+        nside=config["nside"],
+        seed=config["seed"],
+        realisations=config["realisations"],
+    threads: 2
+    log:
+        "results/logs/patches/cut_{split}.log",
+    benchmark:
+        "results/benchmarks/patches/cut_{split}.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/cut_patches.py"

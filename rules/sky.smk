@@ -1,0 +1,60 @@
+# Sky: CMB realisations, foreground components, and the observation (beams + noise) per frequency.
+
+
+rule cmb_map:
+    input:
+        cls=SPECTRA_TABLE,
+    output:
+        alm=sky_path("cmb_alm.h5"),
+        map=sky_path("cmb_map.fits"),
+    params:
+        nside=config["nside"],
+        seed=config["seed"],
+    log:
+        "results/logs/sky/r{realisation}/cmb_map.log",
+    benchmark:
+        "results/benchmarks/sky/r{realisation}/cmb_map.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/cmb_map.py"
+
+
+rule foreground:
+    output:
+        sky_path("foreground_{component}.h5"),
+    params:
+        settings=lambda wildcards: config["foregrounds"][wildcards.component],
+        nside=config["nside"],
+        freqs=FREQS,
+        seed=config["seed"],
+    log:
+        "results/logs/sky/r{realisation}/foreground_{component}.log",
+    benchmark:
+        "results/benchmarks/sky/r{realisation}/foreground_{component}.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/foreground.py"
+
+
+rule observe:
+    input:
+        cmb=sky_path("cmb_alm.h5"),
+        foregrounds=[sky_path(f"foreground_{c}.h5") for c in COMPONENTS],
+    output:
+        signal=sky_path("signal_alm.h5"),
+        maps=observed_maps(),
+    params:
+        observation=config["observation"],
+        freqs=FREQS,
+        nside=config["nside"],
+        seed=config["seed"],
+    log:
+        "results/logs/sky/r{realisation}/observe.log",
+    benchmark:
+        "results/benchmarks/sky/r{realisation}/observe.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/observe.py"

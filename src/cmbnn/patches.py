@@ -1,0 +1,130 @@
+"""Patch sets: sky regions per split, patch centres, and cutting all fields.
+
+Splits own disjoint sets of coarse HEALPix regions, and a patch is kept
+only if its whole footprint lies in regions of its own split, so train,
+validation and test patches never share sky.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .projection import evaluate_alm, patch_geometry, rotate_qu, sample_maps
+from .seeding import rng_for
+from .sky import white_noise
+
+SPLITS = ("train", "validation", "test")
+FIELDS = ("T", "Q", "U", "E", "B")
+log = logging.getLogger(__name__)
+
+
+def assign_regions(region_nside: int, fractions: dict, rng) -> np.ndarray:
+    """Split index (order of SPLITS) of every RING pixel at region_nside, by area share."""
+    nreg = 12 * region_nside**2
+    share = np.array([fractions[s] for s in SPLITS], dtype=np.float64)
+    bounds = np.round(np.cumsum(share / share.sum()) * nreg).astype(int)
+    owner = np.searchsorted(bounds, np.arange(nreg), side="right")
+    return owner[rng.permutation(nreg)]
+
+
+def footprint_grid(height: int, width: int, reso_arcmin: float, region_nside: int) -> tuple[int, int]:
+    """Points per side sampled to test a footprint: spaced below a quarter region, corners included."""
+    region_arcmin = np.degrees(np.sqrt(4 * np.pi / (12 * region_nside**2))) * 60
+    step = region_arcmin / 4
+    rows = int(min(height, max(3, np.ceil(height * reso_arcmin / step) + 1)))
+    cols = int(min(width, max(3, np.ceil(width * reso_arcmin / step) + 1)))
+    return rows, cols
+
+
+def draw_centers(
+    n: int,
+    split: str,
+    region_owner: np.ndarray,
+    lat_cut_deg: float,
+    height: int,
+    width: int,
+    reso_arcmin: float,
+    rng,
+    max_rounds: int = 200,
+) -> np.ndarray:
+    """n patch centres (lon, lat) in degrees at |b| > lat_cut whose footprint is all in ``split``'s regions."""
+    import healpy as hp
+
+    region_nside = hp.npix2nside(region_owner.size)
+    target = SPLITS.index(split)
+    rows, cols = footprint_grid(height, width, reso_arcmin, region_nside)
+    # Sample the footprint on a coarser grid with the same extent as the patch.
+    scale_r = (height - 1) / max(rows - 1, 1)
+    scale_c = (width - 1) / max(cols - 1, 1)
+    accepted = []
+    n_have = 0
+    batch = max(4 * n, 256)
+    for _ in range(max_rounds):
+        z = rng.uniform(-1.0, 1.0, batch)
+        lat = np.degrees(np.arcsin(z))
+        lon = rng.uniform(0.0, 360.0, batch)
+        keep = np.abs(lat) > lat_cut_deg
+        cand = np.stack([lon[keep], lat[keep]], axis=1)
+        if cand.size:
+            theta, phi, _ = patch_geometry(cand, rows, cols, reso_arcmin * max(scale_r, scale_c))
+            owner = region_owner[hp.ang2pix(region_nside, theta, phi)]
+            ok = np.all(owner.reshape(len(cand), -1) == target, axis=1)
+            accepted.append(cand[ok])
+            n_have += int(ok.sum())
+        if n_have >= n:
+            return np.concatenate(accepted)[:n]
+    raise RuntimeError(
+        f"placed only {n_have} of {n} '{split}' patches of {height}x{width} at {reso_arcmin} arcmin: "
+        f"the sky left by lat_cut_deg={lat_cut_deg} and region_nside={region_nside} is too small; "
+        "lower the cut, the patch size or the counts, or use larger regions (smaller region_nside)"
+    )
+
+
+def needs_spin2(fields) -> bool:
+    return any(f in ("Q", "U") for f in fields)
+
+
+def fields_from_alm(fields, teb_alm: np.ndarray, lmax: int, theta, phi, psi, nthreads: int = 1) -> dict:
+    """Exact values of each field at the positions, Q/U rotated into the patch frame."""
+    out = {}
+    if "T" in fields:
+        out["T"] = evaluate_alm(teb_alm[0], lmax, theta, phi, spin=0, nthreads=nthreads)
+    if needs_spin2(fields):
+        q, u = evaluate_alm(teb_alm[1:3], lmax, theta, phi, spin=2, nthreads=nthreads)
+        out["Q"], out["U"] = rotate_qu(q, u, psi)
+    for i, name in ((1, "E"), (2, "B")):
+        if name in fields:
+            out[name] = evaluate_alm(teb_alm[i], lmax, theta, phi, spin=0, nthreads=nthreads)
+    return {f: out[f] for f in fields}
+
+
+def fields_from_maps(fields, maps: np.ndarray, theta, phi, psi, interpolation: str) -> dict:
+    """Interpolated values of each field; maps rows are T, Q, U[, E, B] as written by the observation step."""
+    out = {}
+    if "T" in fields:
+        out["T"] = sample_maps(maps[0], theta, phi, interpolation)[0]
+    if needs_spin2(fields):
+        q, u = sample_maps(maps[1:3], theta, phi, interpolation)
+        out["Q"], out["U"] = rotate_qu(q, u, psi)
+    for i, name in ((3, "E"), (4, "B")):
+        if name in fields:
+            if maps.shape[0] <= i:
+                raise ValueError(f"field {name} needs scalar E/B maps (observation.scalar_eb: true)")
+            out[name] = sample_maps(maps[i], theta, phi, interpolation)[0]
+    return {f: out[f] for f in fields}
+
+
+def patch_noise(field: str, indices, height: int, width: int, level_t: float, level_p: float, reso_arcmin: float, seed: int, keys) -> np.ndarray:
+    """White noise at patch pixels of area reso^2.
+
+    One generator per (patch index, field), so how patches are chunked does
+    not change the draws. T uses the temperature depth, Q/U/E/B the
+    polarisation depth (white Q/U noise has E/B noise of the same depth).
+    """
+    level = level_t if field == "T" else level_p
+    out = np.empty((len(indices), height, width))
+    for j, i in enumerate(indices):
+        out[j] = white_noise((height, width), level, reso_arcmin**2, rng_for(seed, "patch_noise", *keys, int(i), field))
+    return out

@@ -1,0 +1,47 @@
+"""Shared set-up for the workflow scripts (Snakemake puts this folder on sys.path).
+
+``configure(snakemake)`` makes the library in src/ importable even in a
+conda env that does not install it, sends logging and uncaught exceptions
+to the rule's log file, and returns a logger.
+"""
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def configure(snakemake, name: str) -> logging.Logger:
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+    # Full progress goes to the rule's log file; the console only sees warnings.
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if snakemake.log else logging.INFO)
+    handlers = [console]
+    if snakemake.log:
+        Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.getLogger("healpy").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logger = logging.getLogger(name)
+
+    def log_uncaught(exc_type, exc, tb):
+        logger.error("failed", exc_info=(exc_type, exc, tb))
+        sys.__excepthook__(exc_type, exc, tb)
+
+    sys.excepthook = log_uncaught
+    return logger
+
+
+def freq_tag(nu) -> str:
+    """File-name tag of a frequency: 143 -> '143GHz', 143.5 -> '143.5GHz'."""
+    return f"{float(nu):g}GHz"

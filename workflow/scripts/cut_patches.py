@@ -1,0 +1,65 @@
+"""Rule cut_patches: flat-sky patches of one split, every field, all realisations."""
+
+from _helpers import configure
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, "cut_patches")
+
+import healpy as hp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import cmbnn  # noqa: E402
+from cmbnn.config import digest  # noqa: E402
+from cmbnn.io import read_alm_h5, write_patches_h5  # noqa: E402
+from cmbnn.simulate import cut_realisation, label_alm, split_centers  # noqa: E402
+
+p = smk.params
+split = smk.wildcards.split
+patches = p.patches
+fields = patches["fields"]
+inputs = {f: [] for f in fields}
+labels = {f: [] for f in fields}
+centers, realisations = [], []
+for r in range(p.realisations):
+    signal, _ = read_alm_h5(smk.input.signal[r])
+    cmb, _ = read_alm_h5(smk.input.cmb[r])
+    label = label_alm(cmb, p.freqs, p.label_frequency, p.observation, p.nside)
+    maps = None
+    if patches["method"] == "pixel":
+        paths = smk.input.maps[r * len(p.freqs) : (r + 1) * len(p.freqs)]
+        maps = np.stack([np.atleast_2d(hp.read_map(path, field=None)) for path in paths])
+    c = split_centers(patches, p.seed, r, split)
+    x, y = cut_realisation(split, r, c, patches, p.freqs, p.observation, p.nside, p.seed, signal, label, maps, smk.threads)
+    for f in fields:
+        inputs[f].append(x[f])
+        labels[f].append(y[f])
+    centers.append(c)
+    realisations.append(np.full(len(c), r, dtype=np.int32))
+
+provenance = {
+    "nside": p.nside,
+    "pixel_size_arcmin": patches["reso_arcmin"],
+    "frequencies_GHz": np.asarray(p.freqs, dtype=np.float64),
+    "label_frequency_GHz": float(p.label_frequency),
+    "units": "uK_CMB",
+    "seed": p.seed,
+    "split": split,
+    "method": patches["method"],
+    "config_digest": digest({k: v for k, v in p.items()}),
+    "code_version": cmbnn.__version__,
+    "orientation": "row 0 south, columns increase westward (healpy gnomview, flip='astro')",
+    "polarisation": "Q/U in the patch frame, HEALPix (COSMO) convention w.r.t. +y (up)",
+}
+for f, path in zip(fields, smk.output):
+    assert f"/{f}/" in path
+    write_patches_h5(
+        path,
+        {
+            "M": np.concatenate(inputs[f]),
+            "M0": np.concatenate(labels[f]),
+            "centers": np.concatenate(centers).astype(np.float64),
+            "realisation": np.concatenate(realisations),
+        },
+        {**provenance, "field": f},
+    )
+    log.info("wrote %s (%d patches)", path, sum(len(c) for c in centers))

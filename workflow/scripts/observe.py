@@ -1,0 +1,32 @@
+"""Rule observe: CMB + foregrounds, beam per frequency, white noise; full-sky maps."""
+
+from _helpers import configure, freq_tag
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, "observe")
+
+import numpy as np  # noqa: E402
+
+from cmbnn.io import read_alm_h5, write_alm_h5, write_maps_fits  # noqa: E402
+from cmbnn.simulate import lmax_for, observe  # noqa: E402
+
+p = smk.params
+realisation = int(smk.wildcards.realisation)
+cmb_alm, _ = read_alm_h5(smk.input.cmb)
+components = []
+for path in smk.input.foregrounds:
+    templates, attrs = read_alm_h5(path)
+    components.append((templates, np.asarray(attrs["sed"])))
+    log.info("foreground %s from %s", attrs["component"], path)
+signal, maps = observe(cmb_alm, components, p.freqs, p.observation, p.nside, p.seed, realisation)
+write_alm_h5(
+    smk.output.signal,
+    signal.astype(np.complex64),
+    lmax_for(p.nside),
+    {"units": "uK_CMB", "frequencies_GHz": list(map(float, p.freqs)), "content": "beam-smoothed CMB + foregrounds, no noise"},
+)
+columns = ["T", "Q", "U", "E", "B"][: maps.shape[1]]
+for nu, tqu, path in zip(p.freqs, maps, smk.output.maps):
+    assert freq_tag(nu) in path
+    write_maps_fits(path, tqu, columns, extra_header=[("FREQ", float(nu), "GHz")])
+log.info("wrote %d frequency maps", len(p.freqs))
