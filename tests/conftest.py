@@ -1,0 +1,32 @@
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+@pytest.fixture(scope="session")
+def root():
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def camb_cls():
+    """Planck 2018 lensed spectra to ell = 3000 (r = 0), computed once per session."""
+    from cmbnn.theory import camb_spectra
+
+    return camb_spectra(3000, r=0.0)
+
+
+def binned_z_scores(measured, expected, ell_min, ell_max, width, n_modes_per_ell=None):
+    """(measured - expected) / cosmic-variance sigma in bins of `width` multipoles."""
+    z = []
+    for lo in range(ell_min, ell_max - width + 1, width):
+        ell = np.arange(lo, lo + width)
+        modes = np.sum(2 * ell + 1) if n_modes_per_ell is None else np.sum(n_modes_per_ell[ell])
+        c_hat, c = measured[ell].mean(), expected[ell].mean()
+        z.append((c_hat - c) / (c * np.sqrt(2.0 / modes)))
+    return np.array(z)

@@ -1,0 +1,104 @@
+import healpy as hp
+import numpy as np
+import pytest
+from conftest import binned_z_scores
+
+from cmbnn import foregrounds as fg
+from cmbnn.seeding import rng_for
+
+FREQS = np.array([30.0, 100.0, 143.0, 217.0, 353.0, 545.0])
+
+
+def test_db_dt_is_the_derivative_of_the_planck_law():
+    dt = 1e-4
+    numeric = (fg.planck_intensity(FREQS, fg.T_CMB + dt) - fg.planck_intensity(FREQS, fg.T_CMB - dt)) / (2 * dt)
+    np.testing.assert_allclose(fg.db_dt_cmb(FREQS), numeric, rtol=1e-7)
+
+
+def test_unit_conversions_against_planck_values():
+    # Planck HFI unit conversions (MJy/sr per K_CMB, band-integrated) are within a few % of monochromatic.
+    for nu, planck in ((100, 244.1), (143, 371.7), (217, 483.7), (353, 287.5)):
+        jy_per_sr_per_k = 1.0 / (fg.jy_per_sr_to_uk_cmb(nu) * 1e-6)
+        assert jy_per_sr_per_k / 1e6 == pytest.approx(planck, rel=0.06), nu
+    # RJ -> CMB: 1 at low frequency, and equal to (2 k nu^2 / c^2) / (dB/dT) at any frequency.
+    assert fg.k_rj_to_k_cmb(1.0) == pytest.approx(1.0, abs=1e-3)
+    rj_intensity_per_k = 2 * fg.K_BOLTZMANN * (FREQS * 1e9) ** 2 / fg.C_LIGHT**2
+    np.testing.assert_allclose(fg.k_rj_to_k_cmb(FREQS), rj_intensity_per_k / fg.db_dt_cmb(FREQS), rtol=1e-12)
+    assert fg.k_rj_to_k_cmb(353.0) == pytest.approx(13.0, rel=0.05)
+
+
+def test_synchrotron_sed_is_a_power_law_in_rj_units():
+    sed = fg.synchrotron_sed(FREQS, beta_s=-3.1, nu_ref_ghz=30.0)
+    rj = sed / fg.k_rj_to_k_cmb(FREQS) * fg.k_rj_to_k_cmb(30.0)
+    np.testing.assert_allclose(rj, (FREQS / 30.0) ** -3.1, rtol=1e-12)
+
+
+def test_dust_sed_modified_black_body():
+    assert fg.dust_sed(353.0, 1.54, 19.6) == pytest.approx(1.0)
+    # Hot-dust limit: the modified black body is nu^beta in RJ temperature.
+    hot = fg.dust_sed(FREQS, 1.6, 1e7, nu_ref_ghz=353.0)
+    rj = hot / fg.k_rj_to_k_cmb(FREQS) * fg.k_rj_to_k_cmb(353.0)
+    np.testing.assert_allclose(rj, (FREQS / 353.0) ** 1.6, rtol=1e-4)
+    # Intensity ratio of the real SED is nu^beta B_nu(T_d) by construction of uK_CMB.
+    sed = fg.dust_sed(FREQS, 1.54, 19.6)
+    intensity = sed * fg.db_dt_cmb(FREQS) / fg.db_dt_cmb(353.0)
+    expected = (FREQS / 353.0) ** 1.54 * fg.planck_intensity(FREQS, 19.6) / fg.planck_intensity(353.0, 19.6)
+    np.testing.assert_allclose(intensity, expected, rtol=1e-12)
+    # Dust in uK_CMB falls by ~25x from 353 to 143 GHz for Planck-like parameters.
+    assert 0.03 < fg.dust_sed(143.0, 1.54, 19.6) < 0.06
+
+
+def test_power_law_template_recovered_without_modulation():
+    nside, lmax = 64, 191
+    params = {"d80_ee": 50.0, "alpha": -2.42, "bb_over_ee": 0.5, "tt_over_ee": 10.0, "te_correlation": 0.3}
+    modulation = {"sigma": 0.0, "lmax_mod": 4, "galactic_profile": False}
+    alm = fg.diffuse_template_alm(nside, lmax, params, modulation, rng_for(1, "dust"))
+    cl = hp.alm2cl(alm)
+    expected = fg.power_law_spectra(lmax, **params)
+    for k, name in enumerate(("TT", "EE", "BB")):
+        z = binned_z_scores(cl[k], expected[name], 10, 120, 10)
+        assert np.all(np.abs(z) < 4.5), (name, z)
+    d80 = 80 * 81 * expected["EE"][80] / (2 * np.pi)
+    assert d80 == pytest.approx(50.0)
+
+
+def test_modulation_makes_foregrounds_non_gaussian():
+    nside, lmax = 64, 191
+    params = {"d80_ee": 50.0, "alpha": -2.42, "bb_over_ee": 0.5, "tt_over_ee": 10.0, "te_correlation": 0.3}
+    gauss = hp.alm2map(fg.diffuse_template_alm(nside, lmax, params, {"sigma": 0.0, "lmax_mod": 4, "galactic_profile": False}, rng_for(1, "d"))[0], nside)
+    mod = hp.alm2map(fg.diffuse_template_alm(nside, lmax, params, {"sigma": 0.8, "lmax_mod": 4, "galactic_profile": True}, rng_for(1, "d"))[0], nside)
+
+    def kurtosis(x):
+        x = x - x.mean()
+        return np.mean(x**4) / np.mean(x**2) ** 2 - 3
+
+    assert abs(kurtosis(gauss)) < 0.2
+    assert kurtosis(mod) > 1.0
+
+
+def test_point_source_counts_and_flux_units():
+    rng = rng_for(5, "ps")
+    n, flux = fg.draw_point_sources(1e4, 0.01, 100.0, 2.5, rng)
+    assert n == pytest.approx(1e4 * 4 * np.pi, rel=0.02)
+    # dN/dS ~ S^-2.5 -> N(>S) ~ S^-1.5: fraction above 2 S_min is 2^-1.5.
+    assert np.mean(flux > 0.02) == pytest.approx(2**-1.5, rel=0.03)
+    assert flux.min() >= 0.01 and flux.max() <= 100.0
+
+    population = {
+        "density_per_sr": 20.0,
+        "flux_min_Jy": 1.0,
+        "flux_max_Jy": 1.000001,
+        "slope": 2.0,
+        "spectral_index": -0.7,
+        "spectral_index_scatter": 0.0,
+        "polarization_fraction": 0.05,
+        "reference_GHz": 100.0,
+    }
+    nside = 32
+    alm = fg.point_source_alm(nside, 3 * nside - 1, [100.0, 217.0], population, rng_for(9, "ps"))
+    n_src = rng_for(9, "ps").poisson(20.0 * 4 * np.pi)
+    for i, nu in enumerate((100.0, 217.0)):
+        # The monopole carries the total flux: a_00 = sum(T) Omega_pix / sqrt(4 pi).
+        total_uk_sr = alm[i, 0, 0].real * np.sqrt(4 * np.pi)
+        total_jy = total_uk_sr / fg.jy_per_sr_to_uk_cmb(nu)
+        assert total_jy == pytest.approx(n_src * (nu / 100.0) ** -0.7, rel=1e-3)
