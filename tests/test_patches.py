@@ -1,0 +1,83 @@
+import copy
+
+import healpy as hp
+import numpy as np
+import pytest
+import yaml
+
+from cmbnn import simulate
+from cmbnn.config import validate_config
+from cmbnn.io import write_patches_h5
+from cmbnn.patches import SPLITS, assign_regions
+from cmbnn.projection import patch_geometry
+from cmbnn.seeding import rng_for
+
+
+@pytest.fixture(scope="module")
+def config(root):
+    with open(root / "config" / "config.yaml") as f:
+        cfg = yaml.safe_load(f)
+    cfg.update(nside=32, realisations=1)
+    cfg["patches"].update(height=8, width=8, reso_arcmin=100.0, counts={"train": 4, "validation": 2, "test": 2}, region_nside=2, chunk=3)
+    return validate_config(cfg, root / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def make_patch_file(config, cls, path, split="train"):
+    """The sky stages of the workflow in one process, ending in one patch file per field."""
+    nside, seed, freqs = config["nside"], config["seed"], config["frequencies"]
+    cmb_alm, _ = simulate.cmb_realisation(cls, nside, seed, 0)
+    components = [simulate.foreground_realisation(c, config["foregrounds"][c], nside, freqs, seed, 0) for c in config["foregrounds"]["components"]]
+    signal, maps = simulate.observe(cmb_alm, components, freqs, config["observation"], nside, seed, 0)
+    label = simulate.label_alm(cmb_alm, freqs, config["label_frequency"], config["observation"], nside)
+    centers = simulate.split_centers(config["patches"], seed, 0, split)
+    inputs, labels = simulate.cut_realisation(split, 0, centers, config["patches"], freqs, config["observation"], nside, seed, signal, label, maps)
+    write_patches_h5(path, {"M": inputs["Q"], "M0": labels["Q"], "centers": centers}, {"seed": seed})
+    return inputs, labels, centers
+
+
+def test_same_seed_gives_byte_identical_patch_files(config, camb_cls, tmp_path):
+    make_patch_file(config, camb_cls, tmp_path / "a.h5")
+    make_patch_file(config, camb_cls, tmp_path / "b.h5")
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    other = copy.deepcopy(config)
+    other["seed"] = config["seed"] + 1
+    x_a, _, _ = make_patch_file(config, camb_cls, tmp_path / "a.h5")
+    x_c, _, _ = make_patch_file(other, camb_cls, tmp_path / "c.h5")
+    assert (tmp_path / "a.h5").read_bytes() != (tmp_path / "c.h5").read_bytes()
+    assert not np.allclose(x_a["Q"], x_c["Q"])
+
+
+def test_patch_noise_matches_depth_and_labels_are_noiseless(config, camb_cls):
+    cfg = copy.deepcopy(config)
+    cfg["foregrounds"]["components"] = []
+    cfg["patches"]["counts"]["train"] = 40
+    nside, seed, freqs = cfg["nside"], cfg["seed"], cfg["frequencies"]
+    cmb_alm = np.zeros((3, hp.Alm.getsize(3 * nside - 1)), complex)
+    signal, _ = simulate.observe(cmb_alm, [], freqs, cfg["observation"], nside, seed, 0)
+    centers = simulate.split_centers(cfg["patches"], seed, 0, "train")
+    inputs, labels = simulate.cut_realisation("train", 0, centers, cfg["patches"], freqs, cfg["observation"], nside, seed, signal, cmb_alm, None)
+    reso = cfg["patches"]["reso_arcmin"]
+    for i in range(len(freqs)):
+        assert inputs["T"][..., i].std() == pytest.approx(cfg["observation"]["noise_T_uK_arcmin"][i] / reso, rel=0.05)
+        assert inputs["Q"][..., i].std() == pytest.approx(cfg["observation"]["noise_P_uK_arcmin"][i] / reso, rel=0.05)
+    assert np.all(labels["T"] == 0)
+
+
+def test_splits_never_share_sky(config):
+    patches = copy.deepcopy(config["patches"])
+    owner = assign_regions(patches["region_nside"], patches["split_fractions"], rng_for(config["seed"], "regions"))
+    share = np.bincount(owner, minlength=3) / owner.size
+    np.testing.assert_allclose(share, [0.6, 0.2, 0.2], atol=1 / owner.size + 1e-9)
+    for k, split in enumerate(SPLITS):
+        centers = simulate.split_centers(patches, config["seed"], 0, split)
+        assert np.all(np.abs(centers[:, 1]) > patches["lat_cut_deg"])
+        theta, phi, _ = patch_geometry(centers, patches["height"], patches["width"], patches["reso_arcmin"])
+        # Every pixel of every patch lies in a region of its own split.
+        assert np.all(owner[hp.ang2pix(patches["region_nside"], theta, phi)] == k)
+
+
+def test_impossible_placement_is_a_clear_error(config):
+    patches = copy.deepcopy(config["patches"])
+    patches.update(lat_cut_deg=80, height=64, width=64, reso_arcmin=60.0)
+    with pytest.raises(RuntimeError, match="too small"):
+        simulate.split_centers(patches, 1, 0, "validation")

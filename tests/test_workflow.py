@@ -1,0 +1,116 @@
+"""The whole DAG on the tiny config, through Snakemake's command line."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+TINY = str(ROOT / "config" / "tiny.yaml")
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir, *args, check=True):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=env, timeout=900
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(output: str) -> dict:
+    """Rule -> count from the 'Job stats' table of a dry run."""
+    jobs = {}
+    table = output.split("Job stats:", 1)[-1]
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dag")
+    snakemake(workdir, "--cores", "2", "--configfile", TINY)
+    return workdir
+
+
+def test_tiny_dag_writes_patch_files_with_the_design_layout(tiny_run):
+    cfg = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
+    n = cfg["patches"]["counts"]
+    for field in ("T", "Q", "U"):
+        for split in ("train", "validation", "test"):
+            with h5py.File(tiny_run / "results" / "patches" / field / f"{split}.h5", "r") as f:
+                m, m0, centers = f["M"][...], f["M0"][...], f["centers"][...]
+                assert m.shape == (n[split], 16, 16, 3) and m.dtype == np.float32
+                assert m0.shape == (n[split], 16, 16, 1)
+                assert centers.shape == (n[split], 2)
+                assert np.all(np.abs(centers[:, 1]) > 20)
+                assert np.all(np.isfinite(m)) and np.all(np.isfinite(m0))
+                attrs = dict(f.attrs)
+                assert attrs["field"] == field and attrs["units"] == "uK_CMB" and attrs["split"] == split
+                assert list(attrs["frequencies_GHz"]) == [100.0, 143.0, 217.0]
+                assert attrs["nside"] == 64 and attrs["pixel_size_arcmin"] == 55.0
+                for key in ("seed", "config_digest", "code_version", "method"):
+                    assert key in attrs
+                # Inputs are label + foregrounds + noise: correlated with the label, not equal to it.
+                central = m[..., 1].ravel()
+                assert not np.allclose(central, m0.ravel())
+                if field == "T":
+                    assert np.corrcoef(central, m0.ravel())[0, 1] > 0.5
+                    assert 20 < m0.std() < 300  # CMB temperature at ~1 deg resolution, uK
+    for figure in ("cls_dl.png", "cmb_mollweide.png", "observed_143GHz_mollweide.png", "patches_Q.png"):
+        assert (tiny_run / "results" / "figures" / figure).stat().st_size > 10_000
+    for log in ("theory/camb_spectra.log", "sky/r0/observe.log", "patches/cut_train.log"):
+        assert (tiny_run / "results" / "logs" / log).exists()
+    assert (tiny_run / "results" / "benchmarks" / "patches" / "cut_train.tsv").exists()
+
+
+def test_finished_run_plans_nothing(tiny_run):
+    proc = snakemake(tiny_run, "-n", "--configfile", TINY)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changing_a_noise_level_reruns_only_observation_and_after(tiny_run):
+    overlay = tiny_run / "noisier.yaml"
+    overlay.write_text(yaml.safe_dump({"observation": {"noise_P_uK_arcmin": [200.0, 70.2, 105.0]}}))
+    proc = snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay))
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert {"observe", "cut_patches", "plot_sky", "plot_patches"} <= set(jobs), jobs
+    assert not {"camb_spectra", "cmb_map", "foreground", "plot_spectra"} & set(jobs), jobs
+
+
+def test_changing_r_reruns_the_sky(tiny_run):
+    overlay = tiny_run / "tensors.yaml"
+    overlay.write_text(yaml.safe_dump({"theory": {"r": 0.05}}))
+    jobs = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay)).stdout)
+    assert {"camb_spectra", "cmb_map", "observe", "cut_patches"} <= set(jobs)
+    assert "foreground" not in jobs
+
+
+def test_lint_is_clean(tiny_run):
+    proc = snakemake(tiny_run, "--lint", "--configfile", TINY, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text
+    assert "Lints for" not in text, text
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    overlay = tmp_path / "bad.yaml"
+    overlay.write_text(yaml.safe_dump({"nside": 100, "foregrounds": {"components": ["dust", "cosmic_strings"]}}))
+    proc = snakemake(tmp_path, "--cores", "1", "--configfile", TINY, str(overlay), check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key 'nside'" in text and "cosmic_strings" in text
+    assert not (tmp_path / "results").exists()
