@@ -56,9 +56,9 @@ def plot_mollweide(maps, titles, path, nside_out: int | None = None, suptitle: s
         lim = np.percentile(np.abs(m), 99)
         hp.mollview(m, fig=fig.number, sub=(1, len(maps), i + 1), title=title, unit=r"$\mu K_{CMB}$", min=-lim, max=lim, cmap="RdBu_r")
     if suptitle:
-        fig.suptitle(suptitle)
+        fig.suptitle(suptitle, y=1.04)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -53,18 +53,24 @@ def patch_geometry(centers_deg: np.ndarray, height: int, width: int, reso_arcmin
     centers_deg = np.atleast_2d(np.asarray(centers_deg, dtype=np.float64))
     x, y = plane_offsets(height, width, reso_arcmin)
     centre, east, north = centre_frames(centers_deg[:, 0], centers_deg[:, 1])
-    # Point on the tangent plane, then onto the sphere (inverse gnomonic projection).
-    p = centre[:, None, None, :] + x[None, :, :, None] * east[:, None, None, :] + y[None, :, :, None] * north[:, None, None, :]
-    v = p / np.linalg.norm(p, axis=-1, keepdims=True)
-    theta = np.arccos(np.clip(v[..., 2], -1.0, 1.0))
-    phi = np.mod(np.arctan2(v[..., 1], v[..., 0]), 2 * np.pi)
-    # d v / d y is the patch's +y direction at v: the centre's north projected onto the tangent plane at v.
-    local_east = np.stack([-np.sin(phi), np.cos(phi), np.zeros_like(phi)], axis=-1)
-    local_north = np.stack(
-        [-np.cos(theta) * np.cos(phi), -np.cos(theta) * np.sin(phi), np.sin(theta)], axis=-1
-    )
-    n = north[:, None, None, :]
-    psi = np.arctan2(np.sum(n * local_east, axis=-1), np.sum(n * local_north, axis=-1))
+    # Point on the tangent plane c + x e + y n, then onto the sphere (inverse gnomonic
+    # projection); one (N, H, W) array per Cartesian component keeps temporaries small.
+    c, e, n = (a[:, :, None, None] for a in (centre, east, north))
+    vx, vy, vz = c[:, 0] + x * e[:, 0] + y * n[:, 0], c[:, 1] + x * e[:, 1] + y * n[:, 1], c[:, 2] + x * e[:, 2] + y * n[:, 2]
+    norm = np.sqrt(vx * vx + vy * vy + vz * vz)
+    vx /= norm
+    vy /= norm
+    vz /= norm
+    rho2 = vx * vx + vy * vy
+    theta = np.arctan2(np.sqrt(rho2), vz)
+    phi = np.mod(np.arctan2(vy, vx), 2 * np.pi)
+    # The patch's +y direction at v is the centre's north projected onto the tangent
+    # plane at v. Its components along local east and north, both times sin(theta):
+    #   east:  n_y v_x - n_x v_y
+    #   north: n_z (v_x^2 + v_y^2) - v_z (n_x v_x + n_y v_y)
+    along_east = n[:, 1] * vx - n[:, 0] * vy
+    along_north = n[:, 2] * rho2 - vz * (n[:, 0] * vx + n[:, 1] * vy)
+    psi = np.arctan2(along_east, along_north)
     return theta, phi, psi
 
 
