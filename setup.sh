@@ -66,8 +66,10 @@ install_pymaster() {
     local src="$build/pymaster-$PYMASTER_VERSION"
     mkdir -p "$src/_deps/lib" "$src/_deps/include"
     printf 'INPUT(%s)\n' "$so" > "$src/_deps/lib/libchealpix.a"
-    "$VENV/bin/python" -m pip install -q --no-build-isolation "$src"
-    "$VENV/bin/python" -c "import pymaster" || die "pymaster built but does not import"
+    local build_log="$VENV/pymaster-build.log"
+    "$VENV/bin/python" -m pip install --no-build-isolation "$src" > "$build_log" 2>&1 \
+        || { tail -n 30 "$build_log" >&2; die "pymaster build failed (full log: $build_log)"; }
+    "$VENV/bin/python" -c "import pymaster" || die "pymaster built but does not import (build log: $build_log)"
     rm -rf "$build"
 }
 

@@ -53,6 +53,8 @@ def cut_inputs(wildcards):
     }
     if config["patches"]["method"] == "pixel":
         inputs["maps"] = [m for r in REALISATIONS for m in observed_maps(r)]
+    if config["patches"]["mask"]:
+        inputs["mask"] = config["patches"]["mask"]
     return inputs
 
 

@@ -81,3 +81,36 @@ def test_impossible_placement_is_a_clear_error(config):
     patches.update(lat_cut_deg=80, height=64, width=64, reso_arcmin=60.0)
     with pytest.raises(RuntimeError, match="too small"):
         simulate.split_centers(patches, 1, 0, "validation")
+
+
+def test_centres_respect_a_mask(config):
+    nside = 16
+    _, lat = hp.pix2ang(nside, np.arange(12 * nside**2), lonlat=True)
+    south_only = (lat < 0).astype(float)
+    centers = simulate.split_centers(config["patches"], config["seed"], 0, "train", mask=south_only)
+    assert np.all(centers[:, 1] < 0)
+
+
+def test_pixel_method_agrees_with_exact_on_a_smooth_noiseless_sky(config, camb_cls):
+    cfg = copy.deepcopy(config)
+    cfg["nside"] = 128
+    cfg["foregrounds"]["components"] = ["dust"]
+    obs = cfg["observation"]
+    obs.update(noise_T_uK_arcmin=[0.0] * 3, noise_P_uK_arcmin=[0.0] * 3, beam_fwhm_arcmin=[120.0] * 3, pixel_window=False, scalar_eb=True)
+    cfg["patches"].update(fields=["T", "Q", "U", "E", "B"], interpolation="bilinear", reso_arcmin=50.0, height=16, width=16)
+    nside, seed, freqs = cfg["nside"], cfg["seed"], cfg["frequencies"]
+    cmb_alm, _ = simulate.cmb_realisation(camb_cls, nside, seed, 0)
+    dust = simulate.foreground_realisation("dust", cfg["foregrounds"]["dust"], nside, freqs, seed, 0)
+    signal, maps = simulate.observe(cmb_alm, [dust], freqs, obs, nside, seed, 0)
+    assert maps.shape[1] == 5  # T, Q, U and the scalar E, B maps
+    label = simulate.label_alm(cmb_alm, freqs, cfg["label_frequency"], obs, nside)
+    centers = simulate.split_centers(cfg["patches"], seed, 0, "train")
+    outputs = {}
+    for method in ("exact", "pixel"):
+        cfg["patches"]["method"] = method
+        outputs[method] = simulate.cut_realisation("train", 0, centers, cfg["patches"], freqs, obs, nside, seed, signal, label, maps)
+    for field in ("T", "Q", "U", "E", "B"):
+        exact, pixel = outputs["exact"][0][field], outputs["pixel"][0][field]
+        rel = np.std(pixel - exact) / np.std(exact)
+        assert rel < 0.05, (field, rel)
+        assert np.std(outputs["pixel"][1][field] - outputs["exact"][1][field]) < 0.05 * np.std(outputs["exact"][1][field])

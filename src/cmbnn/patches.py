@@ -48,8 +48,12 @@ def draw_centers(
     reso_arcmin: float,
     rng,
     max_rounds: int = 200,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """n patch centres (lon, lat) in degrees at |b| > lat_cut whose footprint is all in ``split``'s regions."""
+    """n patch centres (lon, lat) in degrees at |b| > lat_cut whose footprint is all in ``split``'s regions.
+
+    mask: optional RING HEALPix map; centres must fall on pixels where it is > 0.5.
+    """
     import healpy as hp
 
     region_nside = hp.npix2nside(region_owner.size)
@@ -66,6 +70,8 @@ def draw_centers(
         lat = np.degrees(np.arcsin(z))
         lon = rng.uniform(0.0, 360.0, batch)
         keep = np.abs(lat) > lat_cut_deg
+        if mask is not None:
+            keep &= mask[hp.ang2pix(hp.npix2nside(mask.size), lon, lat, lonlat=True)] > 0.5
         cand = np.stack([lon[keep], lat[keep]], axis=1)
         if cand.size:
             theta, phi, _ = patch_geometry(cand, rows, cols, reso_arcmin * max(scale_r, scale_c))
@@ -77,7 +83,7 @@ def draw_centers(
             return np.concatenate(accepted)[:n]
     raise RuntimeError(
         f"placed only {n_have} of {n} '{split}' patches of {height}x{width} at {reso_arcmin} arcmin: "
-        f"the sky left by lat_cut_deg={lat_cut_deg} and region_nside={region_nside} is too small; "
+        f"the sky left by lat_cut_deg={lat_cut_deg}, the mask and region_nside={region_nside} is too small; "
         "lower the cut, the patch size or the counts, or use larger regions (smaller region_nside)"
     )
 

@@ -88,7 +88,7 @@ def label_alm(cmb_alm: np.ndarray, freqs, label_frequency: float, observation: d
     return smooth_alm(cmb_alm, gaussian_beam(observation["beam_fwhm_arcmin"][i], lmax_for(nside)))
 
 
-def split_centers(patches: dict, seed: int, realisation: int, split: str) -> np.ndarray:
+def split_centers(patches: dict, seed: int, realisation: int, split: str, mask: np.ndarray | None = None) -> np.ndarray:
     """Patch centres of one split and realisation (same config -> same centres)."""
     owner = assign_regions(patches["region_nside"], patches["split_fractions"], rng_for(seed, "regions"))
     return draw_centers(
@@ -100,6 +100,7 @@ def split_centers(patches: dict, seed: int, realisation: int, split: str) -> np.
         patches["width"],
         patches["reso_arcmin"],
         rng_for(seed, "centers", realisation, split),
+        mask=mask,
     )
 
 

@@ -20,6 +20,7 @@ fields = patches["fields"]
 inputs = {f: [] for f in fields}
 labels = {f: [] for f in fields}
 centers, realisations = [], []
+mask = hp.read_map(smk.input.mask) if patches["mask"] else None
 for r in range(p.realisations):
     signal, _ = read_alm_h5(smk.input.signal[r])
     cmb, _ = read_alm_h5(smk.input.cmb[r])
@@ -28,7 +29,7 @@ for r in range(p.realisations):
     if patches["method"] == "pixel":
         paths = smk.input.maps[r * len(p.freqs) : (r + 1) * len(p.freqs)]
         maps = np.stack([np.atleast_2d(hp.read_map(path, field=None)) for path in paths])
-    c = split_centers(patches, p.seed, r, split)
+    c = split_centers(patches, p.seed, r, split, mask)
     x, y = cut_realisation(split, r, c, patches, p.freqs, p.observation, p.nside, p.seed, signal, label, maps, smk.threads)
     for f in fields:
         inputs[f].append(x[f])
