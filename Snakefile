@@ -14,11 +14,15 @@ include: "rules/theory.smk"
 include: "rules/sky.smk"
 include: "rules/patches.smk"
 include: "rules/figures.smk"
+include: "rules/cenn.smk"
+include: "rules/baselines.smk"
+include: "rules/evaluation.smk"
 
 
 rule all:
     input:
         SPECTRA_TABLE,
         all_patch_files(),
+        evaluation_outputs(),
         all_figures(),
     default_target: True

@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cmbnn.config import validate_config  # noqa: E402
+from cmbnn.evaluation import GROUP_FIELDS, spectra_groups  # noqa: E402
 
 # Stops the run before any job with every problem named (key, value, what is allowed).
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
@@ -15,7 +16,13 @@ REALISATIONS = list(range(config["realisations"]))
 COMPONENTS = config["foregrounds"]["components"]
 FIELDS = config["patches"]["fields"]
 SPLITS = ["train", "validation", "test"]
+EVAL_SPLITS = ["validation", "test"]
 LMAX = 3 * config["nside"] - 1
+CENN_FIELDS = config["cenn"]["fields"]
+# Training settings without the field list: adding a field must not retrain the others.
+CENN_SETTINGS = {k: v for k, v in config["cenn"].items() if k != "fields"}
+SPECTRA_GROUPS = spectra_groups(CENN_FIELDS)
+LABEL_BEAM_ARCMIN = config["observation"]["beam_fwhm_arcmin"][FREQS.index(config["label_frequency"])]
 
 SPECTRA_TABLE = "results/theory/cls.tsv"
 SKY = "results/sky/r{realisation}"
@@ -27,6 +34,8 @@ wildcard_constraints:
     field="|".join(["T", "Q", "U", "E", "B"]),
     component="|".join(["dust", "synchrotron", "radio_sources", "infrared_sources"]),
     freq=r"[0-9.]+GHz",
+    group="|".join(GROUP_FIELDS),
+    method="cenn|ilc",
 
 
 def sky_path(name, realisation="{realisation}"):
@@ -43,6 +52,26 @@ def patch_file(field, split):
 
 def all_patch_files():
     return [patch_file(f, s) for f in FIELDS for s in SPLITS]
+
+
+def model_path(field):
+    return f"results/models/cenn/{field}/model.keras"
+
+
+def prediction_path(method, field, split):
+    return f"results/predictions/{method}/{field}/{split}.h5"
+
+
+def group_predictions(method, wildcards):
+    return [prediction_path(method, f, wildcards.split) for f in GROUP_FIELDS[wildcards.group]]
+
+
+def evaluation_outputs():
+    return [
+        *[model_path(f) for f in CENN_FIELDS],
+        *[f"results/metrics/{f}/{s}.tsv" for f in CENN_FIELDS for s in EVAL_SPLITS],
+        *[f"results/spectra/{g}/{s}.tsv" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
+    ]
 
 
 def cut_inputs(wildcards):
@@ -64,4 +93,7 @@ def all_figures():
         "results/figures/cmb_mollweide.png",
         *[f"results/figures/observed_{tag}_mollweide.png" for tag in FREQ_TAGS],
         *[f"results/figures/patches_{field}.png" for field in FIELDS],
+        *[f"results/figures/cenn_history_{f}.png" for f in CENN_FIELDS],
+        *[f"results/figures/predictions_{f}_{s}.png" for f in CENN_FIELDS for s in EVAL_SPLITS],
+        *[f"results/figures/spectra_{g}_{s}.png" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
     ]

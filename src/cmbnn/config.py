@@ -99,6 +99,18 @@ def check_consistency(config: dict) -> None:
     fields = config["patches"]["fields"]
     if any(f in ("E", "B") for f in fields) and not obs["scalar_eb"] and config["patches"]["method"] == "pixel":
         problems.append("config key 'patches.fields': E/B patches by the pixel method need 'observation.scalar_eb: true'")
+    cenn = config["cenn"]
+    missing = [f for f in cenn["fields"] if f not in fields]
+    if missing:
+        problems.append(f"config key 'cenn.fields': {missing} not cut as patches; allowed: fields in 'patches.fields' {fields}")
+    if len(cenn["filters"]) != len(cenn["kernels"]):
+        problems.append(f"config keys 'cenn.filters' and 'cenn.kernels' need the same length, got {len(cenn['filters'])} and {len(cenn['kernels'])}")
+    stride = 2 ** len(cenn["filters"])
+    for key in ("height", "width"):
+        if config["patches"][key] % stride:
+            problems.append(
+                f"config key 'patches.{key}': {config['patches'][key]} is not divisible by {stride}, which CENN's {len(cenn['filters'])} stride-2 stages need"
+            )
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
 

@@ -20,12 +20,14 @@ PATCH_DATASETS = ("M", "M0", "centers")
 def atomic_output(path):
     """Yield a temporary path beside ``path``; rename it into place on success.
 
-    The temporary name keeps the suffix so that libraries choosing a format
-    from the extension (healpy, h5py, matplotlib) behave as for the real name.
+    The temporary name keeps the suffixes so that libraries choosing a format
+    from the extension (healpy, h5py, matplotlib, Keras' ``.weights.h5``)
+    behave as for the real name.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    stem = path.name[: len(path.name) - len("".join(path.suffixes))]
+    tmp = path.with_name(f".{stem}.tmp{os.getpid()}{''.join(path.suffixes)}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -93,3 +95,29 @@ def read_patches_h5(path) -> tuple[dict, dict]:
 
     with h5py.File(path, "r") as f:
         return {name: f[name][...] for name in f}, dict(f.attrs)
+
+
+def write_predictions_h5(path, net, patches: dict, patch_attrs: dict, patches_path, method: str, extra: dict | None = None) -> None:
+    """Predictions with the layout of DESIGN.md: ``net`` (output) and ``sim`` (label) in uK_CMB,
+    plus the input channel at the label frequency, the centres and a reference to the patch file."""
+    freqs = list(np.asarray(patch_attrs["frequencies_GHz"], dtype=float))
+    channel = freqs.index(float(patch_attrs["label_frequency_GHz"]))
+    datasets = {
+        "net": np.asarray(net, dtype=np.float32),
+        "sim": patches["M0"],
+        "input": patches["M"][..., channel : channel + 1],
+        "centers": patches["centers"],
+        **(extra or {}),
+    }
+    import h5py
+
+    attrs = {**patch_attrs, "method": method, "inputs_file": str(patches_path), "input_channel": channel}
+    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+        for name, data in datasets.items():
+            f.create_dataset(name, data=data, track_times=False)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def read_predictions_h5(path) -> tuple[dict, dict]:
+    return read_patches_h5(path)

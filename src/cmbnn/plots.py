@@ -87,3 +87,97 @@ def plot_patch_examples(inputs: np.ndarray, labels: np.ndarray, freqs, field: st
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
+
+
+def plot_history(history, path, title="CENN training") -> None:
+    """Training and validation loss per epoch (log scale)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogy(history["epoch"], history["loss"], label="training")
+    if "val_loss" in history:
+        ax.semilogy(history["epoch"], history["val_loss"], label="validation")
+        best = history["val_loss"].idxmin()
+        ax.axvline(history["epoch"][best], color="0.6", ls=":", label="best (restored)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (normalised units)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+SPECTRUM_STYLE = {
+    "label": ("k", "-", "CMB label"),
+    "input": ("0.6", "-", "input (label frequency)"),
+    "cenn": ("C0", "-", "CENN output"),
+    "ilc": ("C1", "-", "ILC"),
+    "cenn_residual": ("C0", ":", "CENN residual"),
+    "ilc_residual": ("C1", ":", "ILC residual"),
+}
+
+
+def plot_spectra_comparison(table, theory: dict, spectrum_names, path, title="") -> None:
+    """D_ell of mean bandpowers +- scatter, theory curve, and a ratio-to-label panel per spectrum."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, len(spectrum_names), figsize=(5.5 * len(spectrum_names), 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
+    for col, name in enumerate(spectrum_names):
+        ax, rax = axes[0, col], axes[1, col]
+        sub = table[table.spectrum == name]
+        for quantity, (colour, style, label) in SPECTRUM_STYLE.items():
+            q = sub[sub.quantity == quantity]
+            if q.empty:
+                continue
+            ell = q.ell.to_numpy()
+            factor = ell * (ell + 1) / (2 * np.pi)
+            ax.errorbar(ell, factor * q.cl_mean, yerr=factor * q.cl_std, color=colour, ls=style, marker="o", ms=3, capsize=2, label=label)
+        if name in theory:
+            ell_t, cl_t = theory[name]
+            ax.plot(ell_t, ell_t * (ell_t + 1) / (2 * np.pi) * cl_t, "k--", lw=1, label="CAMB x beam^2")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_ylabel(r"$D_\ell$ [$\mu K^2$]")
+        ax.set_title(f"{title} {name}".strip())
+        label_q = sub[sub.quantity == "label"]
+        for quantity, colour in (("cenn", "C0"), ("ilc", "C1")):
+            q = sub[sub.quantity == quantity]
+            if q.empty or label_q.empty:
+                continue
+            ratio = q.cl_mean.to_numpy() / label_q.cl_mean.to_numpy() - 1
+            err = q.cl_error_of_mean.to_numpy() / np.abs(label_q.cl_mean.to_numpy())
+            rax.errorbar(q.ell, ratio, yerr=err, color=colour, marker="o", ms=3, capsize=2, label=quantity.upper())
+        rax.axhline(0, color="k", lw=0.8)
+        rax.set_xlabel(r"$\ell$")
+        rax.set_ylabel("output / label - 1")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def plot_prediction_examples(panels: dict, path, n: int = 3, title="") -> None:
+    """Rows of patches; panels maps a column name to an (N, H, W[, 1]) array in uK_CMB."""
+    plt = _pyplot()
+    n = min(n, len(next(iter(panels.values()))))
+    names = list(panels)
+    fig, axes = plt.subplots(n, len(names), figsize=(2.4 * len(names), 2.4 * n), squeeze=False)
+    scale_from = "label" if "label" in panels else names[0]
+    for row in range(n):
+        lim = np.max(np.abs(panels[scale_from][row])) or 1.0
+        for col, name in enumerate(names):
+            img = np.asarray(panels[name][row]).squeeze()
+            ax = axes[row, col]
+            # One colour scale per row (the label's), so outputs and residuals read against the CMB.
+            im = ax.imshow(img, origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=axes[row, -1], fraction=0.046, pad=0.02)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=90)
+    plt.close(fig)

@@ -32,13 +32,13 @@ class FlatSpectra:
     in the patch frame -> array (4, n_bins) = EE, EB, BE, BB.
     """
 
-    def __init__(self, height, width, reso_arcmin, bin_edges, spin=2, aposize_deg=1.0, border_px=1, purify_b=True):
+    def __init__(self, height, width, reso_arcmin, bin_edges, spin=2, aposize_deg=1.0, border_px=1, purify_b=True, apotype="C1"):
         import pymaster as nmt
 
         self.nmt = nmt
         self.spin = spin
         self.lx, self.ly = width * reso_arcmin * ARCMIN, height * reso_arcmin * ARCMIN
-        self.mask = apodized_mask(height, width, reso_arcmin, aposize_deg, border_px)
+        self.mask = apodized_mask(height, width, reso_arcmin, aposize_deg, border_px, apotype)
         edges = np.asarray(bin_edges, dtype=np.float64)
         self.bins = nmt.NmtBinFlat(edges[:-1], edges[1:])
         self.ell = self.bins.get_effective_ells()
@@ -58,3 +58,52 @@ class FlatSpectra:
         f2 = f1 if maps2 is None else self._field(maps2)
         coupled = self.nmt.compute_coupled_cell_flat(f1, f2, self.bins)
         return self.workspace.decouple_cell(coupled)
+
+    def theory(self, ell: np.ndarray, cls: list) -> np.ndarray:
+        """Theory spectra through the same mode coupling and binning as the data.
+
+        cls: [TT] for spin 0, [EE, EB, BE, BB] for spin 2, each over ``ell``.
+        """
+        return self.workspace.decouple_cell(self.workspace.couple_cell(ell, np.asarray(cls, dtype=np.float64)))
+
+    def names(self) -> list[str]:
+        return ["EE", "EB", "BE", "BB"] if self.spin == 2 else ["XX"]
+
+
+def linear_bin_edges(height: int, width: int, reso_arcmin: float, n_bins: int) -> np.ndarray:
+    """n_bins equal bins from twice the patch's fundamental mode to 90% of its Nyquist multipole."""
+    side = min(height, width) * reso_arcmin * ARCMIN
+    ell_min = 2 * 2 * np.pi / side
+    ell_max = 0.9 * np.pi / (reso_arcmin * ARCMIN)
+    return np.linspace(ell_min, ell_max, n_bins + 1)
+
+
+def bandpowers(spectra: FlatSpectra, maps_a: np.ndarray, maps_b: np.ndarray | None = None) -> np.ndarray:
+    """Bandpowers of every patch: maps (N, [2,] H, W) -> (N, n_spectra, n_bins)."""
+    out = []
+    for i in range(len(maps_a)):
+        out.append(spectra(maps_a[i], None if maps_b is None else maps_b[i]))
+    return np.asarray(out)
+
+
+def summarise(bandpowers_by_quantity: dict, spectra: FlatSpectra, spectrum_names: list[str]) -> "pandas.DataFrame":  # noqa: F821
+    """Long table: quantity, spectrum, ell, mean and scatter over patches, error of the mean, n."""
+    import pandas as pd
+
+    rows = []
+    for quantity, bp in bandpowers_by_quantity.items():
+        for k, name in enumerate(spectrum_names):
+            for b, ell in enumerate(spectra.ell):
+                values = bp[:, k, b]
+                rows.append(
+                    {
+                        "quantity": quantity,
+                        "spectrum": name,
+                        "ell": float(ell),
+                        "cl_mean": float(values.mean()),
+                        "cl_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                        "cl_error_of_mean": float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0,
+                        "n_patches": len(values),
+                    }
+                )
+    return pd.DataFrame(rows)

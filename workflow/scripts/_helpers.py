@@ -6,6 +6,7 @@ to the rule's log file, and returns a logger.
 """
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -14,6 +15,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def configure(snakemake, name: str) -> logging.Logger:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if str(SRC) not in sys.path:
         sys.path.insert(0, str(SRC))
     # Full progress goes to the rule's log file; the console only sees warnings.
@@ -35,8 +37,8 @@ def configure(snakemake, name: str) -> logging.Logger:
     logger = logging.getLogger(name)
 
     def log_uncaught(exc_type, exc, tb):
+        # Into the rule's log file and, through the console handler, onto stderr once.
         logger.error("failed", exc_info=(exc_type, exc, tb))
-        sys.__excepthook__(exc_type, exc, tb)
 
     sys.excepthook = log_uncaught
     return logger
