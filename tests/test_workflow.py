@@ -77,6 +77,57 @@ def test_tiny_dag_writes_patch_files_with_the_design_layout(tiny_run):
     assert (tiny_run / "results" / "benchmarks" / "patches" / "cut_train.tsv").exists()
 
 
+def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
+    import pandas as pd
+
+    results = tiny_run / "results"
+    for field in ("Q", "U"):
+        assert (results / "models" / "cenn" / field / "model.keras").exists()
+        assert not (results / "models" / "cenn" / field / "checkpoint").exists()
+        history = pd.read_csv(results / "models" / "cenn" / field / "history.tsv", sep="\t")
+        assert list(history.epoch) == [0, 1] and {"loss", "val_loss", "patches_per_second"} <= set(history.columns)
+        for split in ("validation", "test"):
+            for method in ("cenn", "ilc"):
+                with h5py.File(results / "predictions" / method / field / f"{split}.h5", "r") as f:
+                    assert f["net"].shape == f["sim"].shape == f["input"].shape == (3, 16, 16, 1)
+                    assert f.attrs["method"] == method and f.attrs["units"] == "uK_CMB"
+                    assert f.attrs["inputs_file"].endswith(f"patches/{field}/{split}.h5")
+                    assert np.all(np.isfinite(f["net"][...]))
+            metrics = pd.read_csv(results / "metrics" / field / f"{split}.tsv", sep="\t")
+            assert list(metrics.method) == ["input (label frequency)", "cenn", "ilc"]
+            assert {"MSE", "MAE", "PSNR", "SSIM", "R2"} <= set(metrics.columns)
+    spectra = pd.read_csv(results / "spectra" / "QU" / "test.tsv", sep="\t", comment="#")
+    quantities = set(spectra.quantity)
+    assert {"input", "label", "cenn", "ilc", "cenn_residual", "ilc_residual", "cenn_x_label", "ilc_x_label", "theory"} <= quantities
+    assert set(spectra.spectrum) == {"EE", "EB", "BB"}
+    # The label's EE is the CMB's: within a factor of a few of the binned theory on three patches.
+    label = spectra[(spectra.quantity == "label") & (spectra.spectrum == "EE")].cl_mean.to_numpy()
+    theory = spectra[(spectra.quantity == "theory") & (spectra.spectrum == "EE")].cl_mean.to_numpy()
+    assert np.all((label / theory > 0.2) & (label / theory < 5)), label / theory
+    for figure in ("cenn_history_Q.png", "predictions_Q_test.png", "spectra_QU_test.png"):
+        assert (results / "figures" / figure).stat().st_size > 10_000
+
+
+def test_report_has_every_figure_with_its_caption(tiny_run):
+    report = tiny_run / "report.html"
+    snakemake(tiny_run, "--configfile", TINY, "--report", str(report))
+    html = report.read_text(errors="replace")
+    for text in ("CENN training history", "Flat-sky NaMaster bandpowers", "Pixel metrics", "Lensed CMB power spectra", "Example training patches"):
+        assert text in html, text
+
+
+def test_changing_a_training_setting_reruns_training_not_the_sky(tiny_run):
+    overlay = tiny_run / "longer.yaml"
+    overlay.write_text(yaml.safe_dump({"cenn": {"epochs": 3}}))
+    jobs = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay)).stdout)
+    assert {"train_cenn", "predict_cenn", "spectra", "metrics"} <= set(jobs), jobs
+    assert not {"cut_patches", "observe", "ilc", "camb_spectra"} & set(jobs), jobs
+    until = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay), "--until", "train_cenn").stdout)
+    assert "train_cenn" in until and "predict_cenn" not in until, until
+    forced = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, "-R", "ilc").stdout)
+    assert {"ilc", "spectra", "metrics"} <= set(forced) and "train_cenn" not in forced, forced
+
+
 def test_finished_run_plans_nothing(tiny_run):
     proc = snakemake(tiny_run, "-n", "--configfile", TINY)
     assert "Nothing to be done" in proc.stdout + proc.stderr
