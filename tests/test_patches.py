@@ -18,7 +18,7 @@ def config(root):
     with open(root / "config" / "config.yaml") as f:
         cfg = yaml.safe_load(f)
     cfg.update(nside=32, realisations=1)
-    cfg["patches"].update(height=8, width=8, reso_arcmin=100.0, counts={"train": 4, "validation": 2, "test": 2}, region_nside=2, chunk=3)
+    cfg["patches"].update(height=16, width=16, reso_arcmin=50.0, counts={"train": 4, "validation": 2, "test": 2}, region_nside=2, chunk=3)
     return validate_config(cfg, root / "workflow" / "schemas" / "config.schema.yaml")
 
 
