@@ -38,21 +38,12 @@ def atomic_output(path):
 
 def write_alm_h5(path, alm: np.ndarray, lmax: int, attrs: dict) -> None:
     """Write harmonic coefficients (..., nalm) in healpy ordering with metadata."""
-    import h5py
-
-    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
-        f.create_dataset("alm", data=alm)
-        f.attrs["lmax"] = int(lmax)
-        f.attrs["ordering"] = "healpy (m-major), ell from 0"
-        for key, value in attrs.items():
-            f.attrs[key] = value
+    write_h5(path, {"alm": alm}, {"lmax": int(lmax), "ordering": "healpy (m-major), ell from 0", **attrs})
 
 
 def read_alm_h5(path) -> tuple[np.ndarray, dict]:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return f["alm"][...], dict(f.attrs)
+    datasets, attrs = read_h5(path)
+    return datasets["alm"], attrs
 
 
 def write_maps_fits(path, maps, column_names, units="uK_CMB", extra_header=()) -> None:
@@ -72,17 +63,11 @@ def write_maps_fits(path, maps, column_names, units="uK_CMB", extra_header=()) -
         )
 
 
-def write_patches_h5(path, datasets: dict, attrs: dict) -> None:
-    """Write a patch set with the layout of DESIGN.md (M, M0, centers, [mask]).
-
-    Datasets are stored uncompressed and without timestamps so the same inputs
-    give byte-identical files.
-    """
+def write_h5(path, datasets: dict, attrs: dict) -> None:
+    """Write datasets and attributes atomically, uncompressed and without
+    timestamps, so the same inputs give byte-identical files."""
     import h5py
 
-    missing = [name for name in PATCH_DATASETS if name not in datasets]
-    if missing:
-        raise ValueError(f"patch file {path} needs datasets {missing}")
     with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
         for name, data in datasets.items():
             f.create_dataset(name, data=data, track_times=False)
@@ -90,11 +75,24 @@ def write_patches_h5(path, datasets: dict, attrs: dict) -> None:
             f.attrs[key] = value
 
 
-def read_patches_h5(path) -> tuple[dict, dict]:
+def read_h5(path) -> tuple[dict, dict]:
+    """All datasets and attributes of a file written by :func:`write_h5`."""
     import h5py
 
     with h5py.File(path, "r") as f:
         return {name: f[name][...] for name in f}, dict(f.attrs)
+
+
+def write_patches_h5(path, datasets: dict, attrs: dict) -> None:
+    """Write a patch set with the layout of DESIGN.md (M, M0, centers, [mask])."""
+    missing = [name for name in PATCH_DATASETS if name not in datasets]
+    if missing:
+        raise ValueError(f"patch file {path} needs datasets {missing}")
+    write_h5(path, datasets, attrs)
+
+
+read_patches_h5 = read_h5
+read_predictions_h5 = read_h5
 
 
 def write_predictions_h5(path, net, patches: dict, patch_attrs: dict, patches_path, method: str, extra: dict | None = None) -> None:
@@ -109,15 +107,4 @@ def write_predictions_h5(path, net, patches: dict, patch_attrs: dict, patches_pa
         "centers": patches["centers"],
         **(extra or {}),
     }
-    import h5py
-
-    attrs = {**patch_attrs, "method": method, "inputs_file": str(patches_path), "input_channel": channel}
-    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
-        for name, data in datasets.items():
-            f.create_dataset(name, data=data, track_times=False)
-        for key, value in attrs.items():
-            f.attrs[key] = value
-
-
-def read_predictions_h5(path) -> tuple[dict, dict]:
-    return read_patches_h5(path)
+    write_h5(path, datasets, {**patch_attrs, "method": method, "inputs_file": str(patches_path), "input_channel": channel})
