@@ -5,7 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cmbnn.config import validate_config  # noqa: E402
-from cmbnn.evaluation import GROUP_FIELDS, spectra_groups  # noqa: E402
+from cmbnn.fields import FIELDS as ALL_FIELDS, GROUP_FIELDS, spectra_groups  # noqa: E402
 
 # Stops the run before any job with every problem named (key, value, what is allowed).
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
@@ -31,7 +31,7 @@ SKY = "results/sky/r{realisation}"
 wildcard_constraints:
     realisation=r"\d+",
     split="|".join(SPLITS),
-    field="|".join(["T", "Q", "U", "E", "B"]),
+    field="|".join(ALL_FIELDS),
     component="|".join(["dust", "synchrotron", "radio_sources", "infrared_sources"]),
     freq=r"[0-9.]+GHz",
     group="|".join(GROUP_FIELDS),

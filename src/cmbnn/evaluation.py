@@ -14,15 +14,6 @@ from .metrics import pixel_metrics
 from .powspec import FlatSpectra, bandpowers, linear_bin_edges, summarise
 from .sky import gaussian_beam
 
-GROUP_FIELDS = {"QU": ("Q", "U"), "T": ("T",), "E": ("E",), "B": ("B",)}
-
-
-def spectra_groups(fields) -> list[str]:
-    """Spectrum groups available from a set of predicted fields: QU (spin 2) and scalar T/E/B."""
-    groups = ["QU"] if {"Q", "U"} <= set(fields) else []
-    return groups + [f for f in fields if f in ("T", "E", "B")]
-
-
 def _stack(predictions: list, key: str, spin: int) -> np.ndarray:
     maps = [p[key][..., 0].astype(np.float64) for p in predictions]
     return np.stack(maps, axis=1) if spin == 2 else maps[0]

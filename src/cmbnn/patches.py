@@ -16,7 +16,6 @@ from .seeding import rng_for
 from .sky import white_noise
 
 SPLITS = ("train", "validation", "test")
-FIELDS = ("T", "Q", "U", "E", "B")
 log = logging.getLogger(__name__)
 
 
