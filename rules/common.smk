@@ -22,6 +22,7 @@ CENN_FIELDS = config["cenn"]["fields"]
 # Training settings without the field list: adding a field must not retrain the others.
 CENN_SETTINGS = {k: v for k, v in config["cenn"].items() if k != "fields"}
 SPECTRA_GROUPS = spectra_groups(CENN_FIELDS)
+PATCH_GEOMETRY = {k: config["patches"][k] for k in ("height", "width", "reso_arcmin")}
 LABEL_BEAM_ARCMIN = config["observation"]["beam_fwhm_arcmin"][FREQS.index(config["label_frequency"])]
 
 SPECTRA_TABLE = "results/theory/cls.tsv"

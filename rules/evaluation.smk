@@ -1,11 +1,28 @@
 # Evaluation: the same NaMaster spectra and pixel metrics for the network and the baseline.
 
 
+rule spectra_workspace:
+    output:
+        "results/spectra/{group}/workspace.fits",
+    params:
+        spectra=config["spectra"],
+        **PATCH_GEOMETRY,
+    log:
+        "results/logs/evaluation/spectra_workspace_{group}.log",
+    benchmark:
+        "results/benchmarks/evaluation/spectra_workspace_{group}.tsv"
+    conda:
+        "../envs/namaster.yaml"
+    script:
+        "../workflow/scripts/spectra_workspace.py"
+
+
 rule spectra:
     input:
         cenn=lambda wildcards: group_predictions("cenn", wildcards),
         ilc=lambda wildcards: group_predictions("ilc", wildcards),
         cls=SPECTRA_TABLE,
+        workspace="results/spectra/{group}/workspace.fits",
     output:
         table=report(
             "results/spectra/{group}/{split}.tsv",
@@ -22,6 +39,7 @@ rule spectra:
     params:
         spectra=config["spectra"],
         label_beam_arcmin=LABEL_BEAM_ARCMIN,
+        **PATCH_GEOMETRY,
     log:
         "results/logs/evaluation/spectra_{group}_{split}.log",
     benchmark:

@@ -26,3 +26,15 @@ def test_patch_file_layout_and_required_datasets(tmp_path):
     with pytest.raises(ValueError, match="centers"):
         write_patches_h5(tmp_path / "bad.h5", {"M": data["M"], "M0": data["M0"]}, {})
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_files_written_seconds_apart_are_byte_identical(tmp_path):
+    import time
+
+    from cmbnn.io import write_h5
+
+    data = {"M": np.arange(12, dtype=np.float32).reshape(3, 4), "centers": np.zeros((3, 2))}
+    write_h5(tmp_path / "a.h5", data, {"seed": 1, "field": "Q"})
+    time.sleep(1.1)
+    write_h5(tmp_path / "b.h5", data, {"seed": 1, "field": "Q"})
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()

@@ -70,3 +70,11 @@ def test_spin0_scalar_patches():
     # A 10% normalisation error would not pass.
     z_bad = (bp.mean(axis=0)[0] - 1.1 * theory) / (bp.std(axis=0, ddof=1)[0] / np.sqrt(len(bp)))
     assert np.max(np.abs(z_bad)) > 4
+
+
+def test_saved_workspace_reads_back_identically(spectra, tmp_path):
+    ee, bb = input_spectra()
+    patch = gaussian_qu_patches(1, ee, bb, seed=500)[0]
+    spectra.save(tmp_path / "ws.fits")
+    loaded = FlatSpectra(SIDE, SIDE, RESO, linear_bin_edges(SIDE, SIDE, RESO, 6), spin=2, aposize_deg=1.5, border_px=2, workspace_file=tmp_path / "ws.fits")
+    np.testing.assert_allclose(loaded(patch), spectra(patch), rtol=1e-12, atol=0)

@@ -19,30 +19,31 @@ def _stack(predictions: list, key: str, spin: int) -> np.ndarray:
     return np.stack(maps, axis=1) if spin == 2 else maps[0]
 
 
-def group_bandpowers(group: str, cenn_files, ilc_files, settings: dict):
-    """Bandpower table of input, label, CENN/ILC outputs, residuals and output x label.
-
-    Returns (table, FlatSpectra, spectrum names). One mask, binning and
-    workspace serve every patch and every quantity.
-    """
-    spin = 2 if group == "QU" else 0
-    cenn = [read_predictions_h5(f) for f in cenn_files]
-    ilc = [read_predictions_h5(f) for f in ilc_files]
-    attrs = cenn[0][1]
-    n, height, width, _ = cenn[0][0]["net"].shape
-    reso = float(attrs["pixel_size_arcmin"])
-    edges = linear_bin_edges(height, width, reso, settings["n_bins"])
-    spectra = FlatSpectra(
+def group_spectra(group: str, height: int, width: int, reso_arcmin: float, settings: dict, workspace_file=None) -> FlatSpectra:
+    """The mask, binning and (computed or read) coupling matrix of one field group's patches."""
+    return FlatSpectra(
         height,
         width,
-        reso,
-        edges,
-        spin=spin,
+        reso_arcmin,
+        linear_bin_edges(height, width, reso_arcmin, settings["n_bins"]),
+        spin=2 if group == "QU" else 0,
         aposize_deg=settings["aposize_deg"],
         border_px=settings["border_px"],
         purify_b=settings["purify_b"],
         apotype=settings["apotype"],
+        workspace_file=workspace_file,
     )
+
+
+def group_bandpowers(group: str, cenn_files, ilc_files, spectra: FlatSpectra):
+    """Bandpower table of input, label, CENN/ILC outputs, residuals and output x label.
+
+    Returns (table, spectrum names). One mask, binning and workspace serve
+    every patch and every quantity.
+    """
+    spin = spectra.spin
+    cenn = [read_predictions_h5(f) for f in cenn_files]
+    ilc = [read_predictions_h5(f) for f in ilc_files]
     label = _stack([c for c, _ in cenn], "sim", spin)
     maps = {
         "input": _stack([c for c, _ in cenn], "input", spin),
@@ -58,7 +59,7 @@ def group_bandpowers(group: str, cenn_files, ilc_files, settings: dict):
     names = ["EE", "EB", "BE", "BB"] if spin == 2 else [group * 2]
     table = summarise(bp, spectra, names)
     table = table[table.spectrum != "BE"].reset_index(drop=True)
-    return table, spectra, [n for n in names if n != "BE"]
+    return table, [n for n in names if n != "BE"]
 
 
 def theory_bandpowers(spectra: FlatSpectra, cls: dict, beam_fwhm_arcmin: float, group: str, names) -> dict:

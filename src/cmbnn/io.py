@@ -63,12 +63,20 @@ def write_maps_fits(path, maps, column_names, units="uK_CMB", extra_header=()) -
         )
 
 
+def _h5_create_without_timestamps(path):
+    """An h5py File whose root group carries no creation/modification times."""
+    import h5py
+
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fid = h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl)
+    return h5py.File(fid)
+
+
 def write_h5(path, datasets: dict, attrs: dict) -> None:
     """Write datasets and attributes atomically, uncompressed and without
     timestamps, so the same inputs give byte-identical files."""
-    import h5py
-
-    with atomic_output(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+    with atomic_output(path) as tmp, _h5_create_without_timestamps(tmp) as f:
         for name, data in datasets.items():
             f.create_dataset(name, data=data, track_times=False)
         for key, value in attrs.items():

@@ -32,7 +32,9 @@ class FlatSpectra:
     in the patch frame -> array (4, n_bins) = EE, EB, BE, BB.
     """
 
-    def __init__(self, height, width, reso_arcmin, bin_edges, spin=2, aposize_deg=1.0, border_px=1, purify_b=True, apotype="C1"):
+    def __init__(
+        self, height, width, reso_arcmin, bin_edges, spin=2, aposize_deg=1.0, border_px=1, purify_b=True, apotype="C1", workspace_file=None
+    ):
         import pymaster as nmt
 
         self.nmt = nmt
@@ -43,9 +45,20 @@ class FlatSpectra:
         self.bins = nmt.NmtBinFlat(edges[:-1], edges[1:])
         self.ell = self.bins.get_effective_ells()
         self.purify_b = purify_b and spin == 2
-        template = self._field(np.zeros((2 if spin == 2 else 1, height, width)))
         self.workspace = nmt.NmtWorkspaceFlat()
-        self.workspace.compute_coupling_matrix(template, template, self.bins)
+        if workspace_file is not None:
+            # A coupling matrix computed earlier for the same mask and binning (see save()).
+            self.workspace.read_from(str(workspace_file))
+        else:
+            template = self._field(np.zeros((2 if spin == 2 else 1, height, width)))
+            self.workspace.compute_coupling_matrix(template, template, self.bins)
+
+    def save(self, path) -> None:
+        """Write the coupling matrix so other jobs with the same mask and binning can reuse it."""
+        from .io import atomic_output
+
+        with atomic_output(path) as tmp:
+            self.workspace.write_to(str(tmp))
 
     def _field(self, maps):
         maps = np.asarray(maps, dtype=np.float64)

@@ -7,14 +7,16 @@ log = configure(smk, "spectra")
 
 import pandas as pd  # noqa: E402
 
-from cmbnn.evaluation import group_bandpowers, theory_bandpowers  # noqa: E402
+from cmbnn.evaluation import group_bandpowers, group_spectra, theory_bandpowers  # noqa: E402
 from cmbnn.io import atomic_output  # noqa: E402
 from cmbnn.plots import plot_spectra_comparison  # noqa: E402
 from cmbnn.theory import read_cls  # noqa: E402
 
 group = smk.wildcards.group
-table, spectra, names = group_bandpowers(group, list(smk.input.cenn), list(smk.input.ilc), smk.params.spectra)
-theory = theory_bandpowers(spectra, read_cls(smk.input.cls), smk.params.label_beam_arcmin, group, names)
+p = smk.params
+spectra = group_spectra(group, p.height, p.width, p.reso_arcmin, p.spectra, workspace_file=smk.input.workspace)
+table, names = group_bandpowers(group, list(smk.input.cenn), list(smk.input.ilc), spectra)
+theory = theory_bandpowers(spectra, read_cls(smk.input.cls), p.label_beam_arcmin, group, names)
 theory_rows = pd.DataFrame(
     [
         {"quantity": "theory", "spectrum": name, "ell": e, "cl_mean": c, "cl_std": 0.0, "cl_error_of_mean": 0.0, "n_patches": 0}
