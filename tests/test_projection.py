@@ -96,3 +96,61 @@ def test_e_only_sky_has_no_b_modes_in_exact_patches(e_only_alm, flat_spectra, la
 def test_wrong_rotation_sign_mixes_e_into_b(e_only_alm, flat_spectra):
     # The check above can fail: flipping the rotation sign leaks E into B at high latitude.
     assert np.max(_bb_over_ee(e_only_alm, flat_spectra, 80.0, sign=-1)) > 0.1
+
+
+def test_patch_q_u_convention_matches_namaster_te_tb_eb(camb_cls):
+    """TE pins the sign of Q, TB and EB pin the handedness of U.
+
+    The full sky is given a known parity-odd signal by rotating E into B by
+    alpha (as cosmic birefringence would): TE' = TE cos 2a, TB' = TE sin 2a,
+    EB' = sin(4a)/2 (EE - BB). Flat-sky NaMaster on exact patches must find
+    the same signs and amplitudes; a flipped U (mirror image) reverses TB and
+    EB, a flipped Q reverses TE as well.
+    """
+    from cmbnn.patches import fields_from_alm
+    from cmbnn.powspec import ARCMIN, apodized_mask
+
+    nmt = pytest.importorskip("pymaster")
+    lmax, side, reso = 2500, 96, 4.0
+    beam = gaussian_beam(10.0, lmax)
+    cls = {k: camb_cls[k][: lmax + 1] * beam[:, 0] ** 2 for k in ("TT", "EE", "BB", "TE")}
+    alm = synalm_teb(cls, lmax, rng_for(8, "parity"))
+    a = np.radians(12.0)
+    c, s = np.cos(2 * a), np.sin(2 * a)
+    alm[1], alm[2] = c * alm[1] - s * alm[2], s * alm[1] + c * alm[2]
+    ell = np.arange(lmax + 1, dtype=float)
+    zero = np.zeros(lmax + 1)
+    te, tb = cls["TE"] * c, cls["TE"] * s
+    ee, bb = c**2 * cls["EE"] + s**2 * cls["BB"], s**2 * cls["EE"] + c**2 * cls["BB"]
+    eb = 0.5 * np.sin(4 * a) * (cls["EE"] - cls["BB"])
+
+    lx = side * reso * ARCMIN
+    mask = apodized_mask(side, side, reso, 1.5, border_px=2)
+    edges = np.arange(150, 1350, 200)
+    bins = nmt.NmtBinFlat(edges[:-1], edges[1:])
+    centers = np.array([[20.0, 45.0], [140.0, -60.0], [260.0, 75.0], [330.0, -35.0], [90.0, 30.0], [200.0, -80.0]])
+    theta, phi, psi = proj.patch_geometry(centers, side, side, reso)
+    values = fields_from_alm(["T", "Q", "U"], alm, lmax, theta, phi, psi)
+    w02 = w22 = None
+    measured = []
+    for i in range(len(centers)):
+        f0 = nmt.NmtFieldFlat(lx, lx, mask, [values["T"][i]])
+        f2 = nmt.NmtFieldFlat(lx, lx, mask, [values["Q"][i], values["U"][i]], purify_b=True)
+        if w02 is None:
+            w02, w22 = nmt.NmtWorkspaceFlat(), nmt.NmtWorkspaceFlat()
+            w02.compute_coupling_matrix(f0, f2, bins)
+            w22.compute_coupling_matrix(f2, f2, bins)
+        cl02 = w02.decouple_cell(nmt.compute_coupled_cell_flat(f0, f2, bins))
+        cl22 = w22.decouple_cell(nmt.compute_coupled_cell_flat(f2, f2, bins))
+        measured.append([cl02[0], cl02[1], cl22[1]])
+    measured = np.mean(measured, axis=0)
+    expected = [
+        w02.decouple_cell(w02.couple_cell(ell, [te, tb]))[0],
+        w02.decouple_cell(w02.couple_cell(ell, [te, tb]))[1],
+        w22.decouple_cell(w22.couple_cell(ell, [ee, eb, eb, bb]))[1],
+    ]
+    for name, m, e in zip(("TE", "TB", "EB"), measured, expected):
+        strong = np.abs(e) > 0.3 * np.abs(e).max()
+        assert np.all(np.sign(m[strong]) == np.sign(e[strong])), (name, m, e)
+        # Amplitudes agree to within the sample variance of six patches.
+        assert np.corrcoef(m, e)[0, 1] > 0.8, (name, m, e)

@@ -7,9 +7,11 @@ bottom (south), columns increasing towards the west (east is on the left).
 Polarisation: HEALPix Q/U are defined in the local (theta, phi) frame of each
 pixel, whose north drifts away from the patch's +y axis off-centre (fast near
 the poles). Every sample is rotated into the patch frame by the angle psi
-between local north and the patch's +y axis; the patch Q/U then follow the
-HEALPix (COSMO) convention with respect to the image axes: Q > 0 along the
-columns' normal (+y, up), U > 0 along the up-right (+y, +col) diagonal.
+between local north and the patch's +y axis, and the pair is given the
+flat-sky sign convention (Q > 0 east-west, along the rows; U > 0 along the
+north-east, i.e. up-left, diagonal) under which flat-sky E/B (NaMaster's
+NmtFieldFlat on these arrays) equal healpy's E/B: TE, TB and EB measured on
+patches match the full-sky spectra in sign and amplitude (tested).
 
 Two samplers:
 - ``sample_maps``: nearest-pixel or bilinear interpolation of HEALPix maps,
@@ -75,14 +77,17 @@ def patch_geometry(centers_deg: np.ndarray, height: int, width: int, reso_arcmin
 
 
 def rotate_qu(q: np.ndarray, u: np.ndarray, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Q/U from the local (theta, phi) frame into the patch frame: P' = P exp(2 i psi).
+    """Q/U from the local (theta, phi) frame into the patch frame: P' = -P exp(2 i psi).
 
     HEALPix measures polarisation angles from north towards west; the patch's
     +y axis lies psi east of north, i.e. -psi towards west, so every angle
-    grows by psi in the patch frame.
+    grows by psi in the patch frame (the wrong sign mixes E and B). The
+    overall minus sign (a 90 degree turn of the reference axis) moves Q's
+    reference from north-south to east-west, the flat-sky convention in which
+    E and B keep healpy's signs (without it TE and TB come out negated).
     """
     c, s = np.cos(2 * psi), np.sin(2 * psi)
-    return q * c - u * s, q * s + u * c
+    return u * s - q * c, -(q * s + u * c)
 
 
 def sample_maps(maps: np.ndarray, theta: np.ndarray, phi: np.ndarray, interpolation: str = "nearest") -> np.ndarray:

@@ -49,7 +49,7 @@ provenance = {
     "config_digest": digest({k: v for k, v in p.items()}),
     "code_version": cmbnn.__version__,
     "orientation": "row 0 south, columns increase westward (healpy gnomview, flip='astro')",
-    "polarisation": "Q/U in the patch frame, HEALPix (COSMO) convention w.r.t. +y (up)",
+    "polarisation": "Q/U rotated into the patch frame; flat-sky convention (Q>0 east-west, U>0 north-east) in which flat E/B equal healpy's",
 }
 for f, path in zip(fields, smk.output):
     assert f"/{f}/" in path
