@@ -119,7 +119,6 @@ def test_patch_q_u_convention_matches_namaster_te_tb_eb(camb_cls):
     c, s = np.cos(2 * a), np.sin(2 * a)
     alm[1], alm[2] = c * alm[1] - s * alm[2], s * alm[1] + c * alm[2]
     ell = np.arange(lmax + 1, dtype=float)
-    zero = np.zeros(lmax + 1)
     te, tb = cls["TE"] * c, cls["TE"] * s
     ee, bb = c**2 * cls["EE"] + s**2 * cls["BB"], s**2 * cls["EE"] + c**2 * cls["BB"]
     eb = 0.5 * np.sin(4 * a) * (cls["EE"] - cls["BB"])

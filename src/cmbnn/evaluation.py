@@ -42,15 +42,10 @@ def group_bandpowers(group: str, cenn_files, ilc_files, spectra: FlatSpectra):
     every patch and every quantity.
     """
     spin = spectra.spin
-    cenn = [read_predictions_h5(f) for f in cenn_files]
-    ilc = [read_predictions_h5(f) for f in ilc_files]
-    label = _stack([c for c, _ in cenn], "sim", spin)
-    maps = {
-        "input": _stack([c for c, _ in cenn], "input", spin),
-        "label": label,
-        "cenn": _stack([c for c, _ in cenn], "net", spin),
-        "ilc": _stack([i for i, _ in ilc], "net", spin),
-    }
+    cenn = [read_predictions_h5(f)[0] for f in cenn_files]
+    ilc = [read_predictions_h5(f)[0] for f in ilc_files]
+    label = _stack(cenn, "sim", spin)
+    maps = {"input": _stack(cenn, "input", spin), "label": label, "cenn": _stack(cenn, "net", spin), "ilc": _stack(ilc, "net", spin)}
     maps["cenn_residual"] = maps["cenn"] - label
     maps["ilc_residual"] = maps["ilc"] - label
     bp = {name: bandpowers(spectra, m) for name, m in maps.items()}

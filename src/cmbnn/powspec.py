@@ -79,9 +79,6 @@ class FlatSpectra:
         """
         return self.workspace.decouple_cell(self.workspace.couple_cell(ell, np.asarray(cls, dtype=np.float64)))
 
-    def names(self) -> list[str]:
-        return ["EE", "EB", "BE", "BB"] if self.spin == 2 else ["XX"]
-
 
 def linear_bin_edges(height: int, width: int, reso_arcmin: float, n_bins: int) -> np.ndarray:
     """n_bins equal bins from twice the patch's fundamental mode to 90% of its Nyquist multipole."""
