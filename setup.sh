@@ -16,6 +16,10 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 install_system_packages() {
     local missing=()
+    # Debian's own Python needs its venv module and headers (pymaster compiles a C extension).
+    if [ "$(command -v "$PYTHON" | xargs readlink -f 2>/dev/null)" = "$(readlink -f /usr/bin/python3 2>/dev/null)" ]; then
+        DEBIAN_PACKAGES+=(python3-venv python3-dev)
+    fi
     command -v dpkg-query >/dev/null || die "not a Debian system (no dpkg-query). Install by hand: GSL, FFTW3 (with OpenMP), CFITSIO and chealpix development files, a C compiler, then rerun."
     for pkg in "${DEBIAN_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
