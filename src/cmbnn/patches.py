@@ -7,8 +7,6 @@ validation and test patches never share sky.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from .projection import evaluate_alm, patch_geometry, rotate_qu, sample_maps
@@ -16,7 +14,6 @@ from .seeding import rng_for
 from .sky import white_noise
 
 SPLITS = ("train", "validation", "test")
-log = logging.getLogger(__name__)
 
 
 def assign_regions(region_nside: int, fractions: dict, rng) -> np.ndarray:

@@ -32,6 +32,12 @@ def lmax_for(nside: int) -> int:
     return 3 * nside - 1
 
 
+def map_pixel_window(observation: dict, nside: int) -> np.ndarray:
+    """Transfer (lmax+1, 3) of the HEALPix pixel window when the maps carry it, else ones."""
+    lmax = lmax_for(nside)
+    return pixel_window(nside, lmax) if observation["pixel_window"] else np.ones((lmax + 1, 3))
+
+
 def cmb_realisation(cls: dict, nside: int, seed: int, realisation: int) -> tuple[np.ndarray, np.ndarray]:
     """Unsmoothed CMB (T, E, B) alm and (T, Q, U) maps in uK_CMB."""
     lmax = lmax_for(nside)
@@ -54,7 +60,7 @@ def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nsi
     plus white noise.
     """
     lmax = lmax_for(nside)
-    pixwin = pixel_window(nside, lmax) if observation["pixel_window"] else np.ones((lmax + 1, 3))
+    pixwin = map_pixel_window(observation, nside)
     pixel_area = pixel_side_arcmin(nside) ** 2
     signal, maps = [], []
     for i, nu in enumerate(freqs):
@@ -64,13 +70,8 @@ def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nsi
         smoothed = smooth_alm(sky, gaussian_beam(observation["beam_fwhm_arcmin"][i], lmax))
         signal.append(smoothed)
         rng = rng_for(seed, "noise", realisation, float(nu))
-        noise = np.stack(
-            [
-                white_noise(12 * nside**2, observation["noise_T_uK_arcmin"][i], pixel_area, rng),
-                white_noise(12 * nside**2, observation["noise_P_uK_arcmin"][i], pixel_area, rng),
-                white_noise(12 * nside**2, observation["noise_P_uK_arcmin"][i], pixel_area, rng),
-            ]
-        )
+        levels = (observation["noise_T_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i])
+        noise = np.stack([white_noise(12 * nside**2, level, pixel_area, rng) for level in levels])
         tqu = alm_to_maps(smooth_alm(smoothed, pixwin), nside, lmax) + noise
         if observation["scalar_eb"]:
             import healpy as hp
@@ -133,10 +134,10 @@ def cut_realisation(
     if patches["method"] == "pixel":
         if maps is None:
             raise ValueError("the pixel method needs the observed maps")
-        pixwin = pixel_window(nside, lmax) if observation["pixel_window"] else np.ones((lmax + 1, 3))
-        label_maps = alm_to_maps(smooth_alm(label, pixwin), nside, lmax)
+        label_pixwin = smooth_alm(label, map_pixel_window(observation, nside))
+        label_maps = alm_to_maps(label_pixwin, nside, lmax)
         if any(f in ("E", "B") for f in fields):
-            label_maps = np.concatenate([label_maps, scalar_eb_maps(smooth_alm(label, pixwin), nside, lmax)])
+            label_maps = np.concatenate([label_maps, scalar_eb_maps(label_pixwin, nside, lmax)])
     chunk = patches["chunk"]
     for start in range(0, n, chunk):
         idx = np.arange(start, min(start + chunk, n))

@@ -78,13 +78,13 @@ def _resumable_callback_class():
     class ResumableCheckpoint(keras.callbacks.Callback):
         """Early stopping + checkpoint of model, optimiser and history at every epoch end."""
 
-        def __init__(self, directory: Path, patience: int, state: dict):
+        def __init__(self, directory: Path, patience: int, state: dict, n_train: int):
             super().__init__()
             self.directory = directory
             self.patience = patience
             self.state = state
+            self.n_train = n_train
             self.started = time.perf_counter()
-            self.n_train = 0
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
@@ -146,8 +146,7 @@ def fit_resumable(
             stale.unlink()
         state = {"fingerprint": fingerprint, "epoch": 0, "best": float("inf"), "best_epoch": -1, "wait": 0, "history": []}
         model = build_and_compile()
-    checkpoint = _resumable_callback_class()(checkpoint_dir, patience, state)
-    checkpoint.n_train = len(x)
+    checkpoint = _resumable_callback_class()(checkpoint_dir, patience, state, len(x))
     all_callbacks = [checkpoint, *callbacks]
     if tensorboard_dir is not None and keras.backend.backend() == "tensorflow":
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
