@@ -5,6 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cmbnn.config import validate_config  # noqa: E402
+from cmbnn.components import COMPONENTS as ALL_COMPONENTS, POINT_SOURCES  # noqa: E402
 from cmbnn.fields import FIELDS as ALL_FIELDS, GROUP_FIELDS, spectra_groups  # noqa: E402
 
 # Stops the run before any job with every problem named (key, value, what is allowed).
@@ -33,7 +34,7 @@ wildcard_constraints:
     realisation=r"\d+",
     split="|".join(SPLITS),
     field="|".join(ALL_FIELDS),
-    component="|".join(["dust", "synchrotron", "radio_sources", "infrared_sources"]),
+    component="|".join(ALL_COMPONENTS),
     freq=r"[0-9.]+GHz",
     group="|".join(GROUP_FIELDS),
     method="cenn|ilc",

@@ -64,8 +64,15 @@ def _message(error) -> str:
 
 
 def load_schema(path) -> dict:
+    """The schema, with the foreground component list filled in from :mod:`cmbnn.components` (its one owner)."""
+    from .components import COMPONENTS
+
     with open(path) as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    components = schema["properties"]["foregrounds"]["properties"]["components"]
+    components["items"]["enum"] = list(COMPONENTS)
+    components["default"] = list(COMPONENTS)
+    return schema
 
 
 def validate_config(config: dict, schema_path) -> dict:

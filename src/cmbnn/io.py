@@ -92,7 +92,10 @@ def read_h5(path) -> tuple[dict, dict]:
 
 
 def write_patches_h5(path, datasets: dict, attrs: dict) -> None:
-    """Write a patch set with the layout of DESIGN.md (M, M0, centers, [mask])."""
+    """Write a patch set (layout documented in README.md, table of rules, ``cut_patches``):
+    ``M`` (N, H, W, n_freq) float32 inputs, ``M0`` (N, H, W, 1) label, ``centers`` (N, 2)
+    lon/lat in degrees, and optionally ``mask`` (N, H, W) uint8 with 1 = masked pixel
+    (e.g. around bright point sources)."""
     missing = [name for name in PATCH_DATASETS if name not in datasets]
     if missing:
         raise ValueError(f"patch file {path} needs datasets {missing}")
@@ -104,7 +107,7 @@ read_predictions_h5 = read_h5
 
 
 def write_predictions_h5(path, net, patches: dict, patch_attrs: dict, patches_path, method: str, extra: dict | None = None) -> None:
-    """Predictions with the layout of DESIGN.md: ``net`` (output) and ``sim`` (label) in uK_CMB,
+    """Predictions (layout documented in README.md, rule ``predict_cenn``): ``net`` (output) and ``sim`` (label) in uK_CMB,
     plus the input channel at the label frequency, the centres and a reference to the patch file."""
     freqs = list(np.asarray(patch_attrs["frequencies_GHz"], dtype=float))
     channel = freqs.index(float(patch_attrs["label_frequency_GHz"]))

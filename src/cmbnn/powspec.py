@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ARCMIN = np.pi / 180 / 60
+from .sky import ARCMIN
 
 
 def apodized_mask(height: int, width: int, reso_arcmin: float, aposize_deg: float, border_px: int = 1, apotype: str = "C1") -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ARCMIN = np.pi / 180 / 60
+from .sky import ARCMIN
 
 
 def plane_offsets(height: int, width: int, reso_arcmin: float) -> tuple[np.ndarray, np.ndarray]:
