@@ -5,7 +5,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cmbnn.config import validate_config  # noqa: E402
-from cmbnn.components import COMPONENTS as ALL_COMPONENTS, POINT_SOURCES  # noqa: E402
+from cmbnn.components import COMPONENTS as ALL_COMPONENTS, DIFFUSE, POINT_SOURCES  # noqa: E402
 from cmbnn.fields import FIELDS as ALL_FIELDS, GROUP_FIELDS, spectra_groups  # noqa: E402
 
 # Stops the run before any job with every problem named (key, value, what is allowed).
@@ -15,13 +15,26 @@ FREQS = config["frequencies"]
 FREQ_TAGS = [f"{float(nu):g}GHz" for nu in FREQS]
 REALISATIONS = list(range(config["realisations"]))
 COMPONENTS = config["foregrounds"]["components"]
+SOURCE_COMPONENTS = [c for c in COMPONENTS if c in POINT_SOURCES]
 FIELDS = config["patches"]["fields"]
 SPLITS = ["train", "validation", "test"]
 EVAL_SPLITS = ["validation", "test"]
+# Every method writes predictions/{method}/{field}/{split}.h5 and is evaluated identically.
+METHODS = ["cenn", "ilc", "hilc", "hilc_wiener"]
 LMAX = 3 * config["nside"] - 1
 CENN_FIELDS = config["cenn"]["fields"]
 # Training settings without the field list: adding a field must not retrain the others.
 CENN_SETTINGS = {k: v for k, v in config["cenn"].items() if k != "fields"}
+# Trained networks and the fields each predicts: one joint Q/U network, or one per field.
+if config["cenn"]["mode"] == "joint":
+    if sorted(CENN_FIELDS) != ["Q", "U"]:
+        raise ValueError(f"cenn.mode 'joint' trains one Q/U network: cenn.fields must be [Q, U], got {CENN_FIELDS}")
+    CENN_MODELS = {"QU": ["Q", "U"]}
+else:
+    CENN_MODELS = {f: [f] for f in CENN_FIELDS}
+_uncut = [f for f in CENN_FIELDS if f not in FIELDS]
+if _uncut:
+    raise ValueError(f"cenn.fields {_uncut} are not cut: add them to patches.fields {FIELDS}")
 SPECTRA_GROUPS = spectra_groups(CENN_FIELDS)
 PATCH_GEOMETRY = {k: config["patches"][k] for k in ("height", "width", "reso_arcmin")}
 LABEL_BEAM_ARCMIN = config["observation"]["beam_fwhm_arcmin"][FREQS.index(config["label_frequency"])]
@@ -37,7 +50,8 @@ wildcard_constraints:
     component="|".join(ALL_COMPONENTS),
     freq=r"[0-9.]+GHz",
     group="|".join(GROUP_FIELDS),
-    method="cenn|ilc",
+    method="|".join(METHODS),
+    model="QU|" + "|".join(ALL_FIELDS),
 
 
 def sky_path(name, realisation="{realisation}"):
@@ -52,12 +66,26 @@ def patch_file(field, split):
     return f"results/patches/{field}/{split}.h5"
 
 
+def source_table(split):
+    return f"results/patches/sources_{split}.tsv"
+
+
 def all_patch_files():
-    return [patch_file(f, s) for f in FIELDS for s in SPLITS]
+    return [patch_file(f, s) for f in FIELDS for s in SPLITS] + [source_table(s) for s in SPLITS]
+
+
+def model_of(field):
+    """Name of the network that predicts a field: QU (joint) or the field itself."""
+    return next((m for m, fields in CENN_MODELS.items() if field in fields), field)
+
+
+def model_dir(model):
+    return f"results/models/cenn/{model}"
 
 
 def model_path(field):
-    return f"results/models/cenn/{field}/model.keras"
+    """The saved network that predicts ``field`` (results/models/cenn/QU/model.keras when joint)."""
+    return f"{model_dir(model_of(field))}/model.keras"
 
 
 def prediction_path(method, field, split):
@@ -73,6 +101,7 @@ def evaluation_outputs():
         *[model_path(f) for f in CENN_FIELDS],
         *[f"results/metrics/{f}/{s}.tsv" for f in CENN_FIELDS for s in EVAL_SPLITS],
         *[f"results/spectra/{g}/{s}.tsv" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
+        *[f"results/spectra/{g}/{s}_summary.tsv" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
     ]
 
 
@@ -81,6 +110,8 @@ def cut_inputs(wildcards):
     inputs = {
         "signal": [sky_path("signal_alm.h5", r) for r in REALISATIONS],
         "cmb": [sky_path("cmb_alm.h5", r) for r in REALISATIONS],
+        # Point-source catalogues, rendered at the patch pixels and masked (all realisations, in order).
+        "sources": [sky_path(f"foreground_{c}.h5", r) for r in REALISATIONS for c in SOURCE_COMPONENTS],
     }
     if config["patches"]["method"] == "pixel":
         inputs["maps"] = [m for r in REALISATIONS for m in observed_maps(r)]
@@ -95,7 +126,8 @@ def all_figures():
         "results/figures/cmb_mollweide.png",
         *[f"results/figures/observed_{tag}_mollweide.png" for tag in FREQ_TAGS],
         *[f"results/figures/patches_{field}.png" for field in FIELDS],
-        *[f"results/figures/cenn_history_{f}.png" for f in CENN_FIELDS],
+        *[f"results/figures/cenn_history_{m}.png" for m in CENN_MODELS],
         *[f"results/figures/predictions_{f}_{s}.png" for f in CENN_FIELDS for s in EVAL_SPLITS],
         *[f"results/figures/spectra_{g}_{s}.png" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
+        *[f"results/figures/transfer_residuals_{g}_{s}.png" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
     ]

@@ -5,7 +5,8 @@ rule cut_patches:
     input:
         unpack(cut_inputs),
     output:
-        [patch_file(field, "{split}") for field in FIELDS],
+        patches=[patch_file(field, "{split}") for field in FIELDS],
+        sources=source_table("{split}"),
     params:
         patches=config["patches"],
         observation=config["observation"],

@@ -22,10 +22,34 @@ rule cmb_map:
 
 rule foreground:
     output:
-        sky_path("foreground_{component}.h5"),
+        alm=sky_path("foreground_{component}.h5"),
+        amplitude=sky_path("foreground_{component}_amplitude.tsv"),
+    wildcard_constraints:
+        component="|".join(DIFFUSE),
     params:
         settings=lambda wildcards: config["foregrounds"][wildcards.component],
         nside=config["nside"],
+        freqs=FREQS,
+        seed=config["seed"],
+        # Amplitudes are defined (and the modulation normalised) on the patches' sky.
+        lat_cut_deg=config["patches"]["lat_cut_deg"],
+    log:
+        "results/logs/sky/r{realisation}/foreground_{component}.log",
+    benchmark:
+        "results/benchmarks/sky/r{realisation}/foreground_{component}.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/foreground.py"
+
+
+rule point_sources:
+    output:
+        sky_path("foreground_{component}.h5"),
+    wildcard_constraints:
+        component="|".join(POINT_SOURCES),
+    params:
+        settings=lambda wildcards: config["foregrounds"][wildcards.component],
         freqs=FREQS,
         seed=config["seed"],
     log:
@@ -35,7 +59,7 @@ rule foreground:
     conda:
         "../envs/sky.yaml"
     script:
-        "../workflow/scripts/foreground.py"
+        "../workflow/scripts/point_sources.py"
 
 
 rule observe:

@@ -94,11 +94,12 @@ def test_point_source_counts_and_flux_units():
         "polarization_fraction": 0.05,
         "reference_GHz": 100.0,
     }
-    nside = 32
-    alm = fg.point_source_alm(nside, 3 * nside - 1, [100.0, 217.0], population, rng_for(9, "ps"))
+    cat = fg.point_source_catalogue([100.0, 217.0], population, rng_for(9, "ps"))
     n_src = rng_for(9, "ps").poisson(20.0 * 4 * np.pi)
-    for i, nu in enumerate((100.0, 217.0)):
-        # The monopole carries the total flux: a_00 = sum(T) Omega_pix / sqrt(4 pi).
-        total_uk_sr = alm[i, 0, 0].real * np.sqrt(4 * np.pi)
-        total_jy = total_uk_sr / fg.jy_per_sr_to_uk_cmb(nu)
-        assert total_jy == pytest.approx(n_src * (nu / 100.0) ** -0.7, rel=1e-3)
+    assert len(cat["lon_deg"]) == n_src
+    np.testing.assert_allclose(cat["flux_Jy"][:, 1] / cat["flux_Jy"][:, 0], (217.0 / 100.0) ** -0.7, rtol=1e-12)
+    assert np.all(cat["pol_fraction"] == 0.05)
+    # Uniform on the sphere: sin(b) uniform in [-1, 1].
+    big = fg.point_source_catalogue([100.0], {**population, "density_per_sr": 2000.0}, rng_for(3, "ps"))
+    z = np.sin(np.radians(big["lat_deg"]))
+    assert abs(np.mean(z)) < 0.02 and np.mean(np.abs(z)) == pytest.approx(0.5, abs=0.02)

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from cmbnn import simulate
+from cmbnn.components import DIFFUSE, POINT_SOURCES
 from cmbnn.config import validate_config
 from cmbnn.io import write_patches_h5
 from cmbnn.patches import SPLITS, assign_regions
@@ -26,13 +27,18 @@ def make_patch_file(config, cls, path, split="train"):
     """The sky stages of the workflow in one process, ending in one patch file per field."""
     nside, seed, freqs = config["nside"], config["seed"], config["frequencies"]
     cmb_alm, _ = simulate.cmb_realisation(cls, nside, seed, 0)
-    components = [simulate.foreground_realisation(c, config["foregrounds"][c], nside, freqs, seed, 0) for c in config["foregrounds"]["components"]]
-    signal, maps = simulate.observe(cmb_alm, components, freqs, config["observation"], nside, seed, 0)
+    lat_cut = config["patches"]["lat_cut_deg"]
+    diffuse = [c for c in config["foregrounds"]["components"] if c in DIFFUSE]
+    components = [simulate.foreground_realisation(c, config["foregrounds"][c], nside, freqs, seed, 0, lat_cut)[:2] for c in diffuse]
+    sources = [simulate.source_catalogue(c, config["foregrounds"][c], freqs, seed, 0) for c in config["foregrounds"]["components"] if c in POINT_SOURCES]
+    signal, maps = simulate.observe(cmb_alm, components, freqs, config["observation"], nside, seed, 0, sources)
     label = simulate.label_alm(cmb_alm, freqs, config["label_frequency"], config["observation"], nside)
     centers = simulate.split_centers(config["patches"], seed, 0, split)
-    inputs, labels = simulate.cut_realisation(split, 0, centers, config["patches"], freqs, config["observation"], nside, seed, signal, label, maps)
-    write_patches_h5(path, {"M": inputs["Q"], "M0": labels["Q"], "centers": centers}, {"seed": seed})
-    return inputs, labels, centers
+    cut = simulate.cut_realisation(
+        split, 0, centers, config["patches"], freqs, config["observation"], nside, seed, signal, label, maps, sources, config["label_frequency"]
+    )
+    write_patches_h5(path, {"M": cut.inputs["Q"], "M0": cut.labels["Q"], "centers": centers, "mask": cut.mask}, {"seed": seed})
+    return cut.inputs, cut.labels, centers
 
 
 def test_same_seed_gives_byte_identical_patch_files(config, camb_cls, tmp_path):
@@ -55,7 +61,8 @@ def test_patch_noise_matches_depth_and_labels_are_noiseless(config, camb_cls):
     cmb_alm = np.zeros((3, hp.Alm.getsize(3 * nside - 1)), complex)
     signal, _ = simulate.observe(cmb_alm, [], freqs, cfg["observation"], nside, seed, 0)
     centers = simulate.split_centers(cfg["patches"], seed, 0, "train")
-    inputs, labels = simulate.cut_realisation("train", 0, centers, cfg["patches"], freqs, cfg["observation"], nside, seed, signal, cmb_alm, None)
+    cut = simulate.cut_realisation("train", 0, centers, cfg["patches"], freqs, cfg["observation"], nside, seed, signal, cmb_alm, None)
+    inputs, labels = cut.inputs, cut.labels
     reso = cfg["patches"]["reso_arcmin"]
     for i in range(len(freqs)):
         assert inputs["T"][..., i].std() == pytest.approx(cfg["observation"]["noise_T_uK_arcmin"][i] / reso, rel=0.05)
@@ -100,7 +107,7 @@ def test_pixel_method_agrees_with_exact_on_a_smooth_noiseless_sky(config, camb_c
     cfg["patches"].update(fields=["T", "Q", "U", "E", "B"], interpolation="bilinear", reso_arcmin=50.0, height=16, width=16)
     nside, seed, freqs = cfg["nside"], cfg["seed"], cfg["frequencies"]
     cmb_alm, _ = simulate.cmb_realisation(camb_cls, nside, seed, 0)
-    dust = simulate.foreground_realisation("dust", cfg["foregrounds"]["dust"], nside, freqs, seed, 0)
+    dust = simulate.foreground_realisation("dust", cfg["foregrounds"]["dust"], nside, freqs, seed, 0, 20.0)[:2]
     signal, maps = simulate.observe(cmb_alm, [dust], freqs, obs, nside, seed, 0)
     assert maps.shape[1] == 5  # T, Q, U and the scalar E, B maps
     label = simulate.label_alm(cmb_alm, freqs, cfg["label_frequency"], obs, nside)
@@ -110,7 +117,7 @@ def test_pixel_method_agrees_with_exact_on_a_smooth_noiseless_sky(config, camb_c
         cfg["patches"]["method"] = method
         outputs[method] = simulate.cut_realisation("train", 0, centers, cfg["patches"], freqs, obs, nside, seed, signal, label, maps)
     for field in ("T", "Q", "U", "E", "B"):
-        exact, pixel = outputs["exact"][0][field], outputs["pixel"][0][field]
+        exact, pixel = outputs["exact"].inputs[field], outputs["pixel"].inputs[field]
         rel = np.std(pixel - exact) / np.std(exact)
         assert rel < 0.05, (field, rel)
-        assert np.std(outputs["pixel"][1][field] - outputs["exact"][1][field]) < 0.05 * np.std(outputs["exact"][1][field])
+        assert np.std(outputs["pixel"].labels[field] - outputs["exact"].labels[field]) < 0.05 * np.std(outputs["exact"].labels[field])

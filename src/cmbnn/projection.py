@@ -63,17 +63,44 @@ def patch_geometry(centers_deg: np.ndarray, height: int, width: int, reso_arcmin
     vx /= norm
     vy /= norm
     vz /= norm
-    rho2 = vx * vx + vy * vy
-    theta = np.arctan2(np.sqrt(rho2), vz)
+    theta = np.arctan2(np.sqrt(vx * vx + vy * vy), vz)
     phi = np.mod(np.arctan2(vy, vx), 2 * np.pi)
-    # The patch's +y direction at v is the centre's north projected onto the tangent
-    # plane at v. Its components along local east and north, both times sin(theta):
-    #   east:  n_y v_x - n_x v_y
-    #   north: n_z (v_x^2 + v_y^2) - v_z (n_x v_x + n_y v_y)
-    along_east = n[:, 1] * vx - n[:, 0] * vy
-    along_north = n[:, 2] * rho2 - vz * (n[:, 0] * vx + n[:, 1] * vy)
-    psi = np.arctan2(along_east, along_north)
+    psi = frame_angle(n[:, 0], n[:, 1], n[:, 2], vx, vy, vz)
     return theta, phi, psi
+
+
+def frame_angle(nx, ny, nz, vx, vy, vz):
+    """Angle psi at unit vectors v from local north to the direction of the frame's +y axis.
+
+    The frame's +y at v is its centre's north n projected onto the tangent plane
+    at v. Its components along local east and north, both times sin(theta):
+      east:  n_y v_x - n_x v_y
+      north: n_z (v_x^2 + v_y^2) - v_z (n_x v_x + n_y v_y)
+    """
+    along_east = ny * vx - nx * vy
+    along_north = nz * (vx * vx + vy * vy) - vz * (nx * vx + ny * vy)
+    return np.arctan2(along_east, along_north)
+
+
+def unit_vectors(lon_deg, lat_deg) -> np.ndarray:
+    """Unit vectors (..., 3) of Galactic (lon, lat) in degrees."""
+    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def gnomonic_pixels(center_deg, vectors: np.ndarray, height: int, width: int, reso_arcmin: float):
+    """Fractional (row, col) of unit vectors (n, 3) in the patch about ``center_deg`` (lon, lat),
+    in the orientation of :func:`plane_offsets` (pixel centres at integers), and whether each
+    lies in front of the tangent plane. Inverse of the projection in :func:`patch_geometry`."""
+    centre, east, north = (a[0] for a in centre_frames([center_deg[0]], [center_deg[1]]))
+    depth = vectors @ centre
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_east = (vectors @ east) / depth
+        y_north = (vectors @ north) / depth
+    step = reso_arcmin * ARCMIN
+    row = y_north / step + (height - 1) / 2
+    col = -x_east / step + (width - 1) / 2
+    return row, col, depth > 0
 
 
 def rotate_qu(q: np.ndarray, u: np.ndarray, psi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

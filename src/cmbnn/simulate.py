@@ -7,6 +7,7 @@ scripts only read inputs, call one of these and write the outputs.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from . import foregrounds as fg
 from .patches import SPLITS, assign_regions, draw_centers, fields_from_alm, fields_from_maps, patch_noise
 from .projection import patch_geometry
 from .seeding import rng_for
+from .sources import PatchSources, bright_source_mask, merge, render_healpix, render_patches
 from .sky import (
     alm_to_maps,
     gaussian_beam,
@@ -45,23 +47,33 @@ def cmb_realisation(cls: dict, nside: int, seed: int, realisation: int) -> tuple
     return alm, alm_to_maps(alm, nside, lmax)
 
 
-def foreground_realisation(name: str, settings: dict, nside: int, freqs, seed: int, realisation: int):
-    """Templates (K, 3, nalm) and mixing matrix (n_freq, K) of one component, uK_CMB."""
+def foreground_realisation(name: str, settings: dict, nside: int, freqs, seed: int, realisation: int, lat_cut_deg: float = 0.0):
+    """A diffuse component: templates (K, 3, nalm), mixing matrix (n_freq, K), the SED
+    parameter fields' alm and the realised vs configured amplitudes, uK_CMB."""
     rng = rng_for(seed, "foreground", realisation, name)
-    return fg.component_alm(name, settings, nside, lmax_for(nside), freqs, rng)
+    return fg.component_alm(name, settings, nside, lmax_for(nside), freqs, rng, lat_cut_deg)
 
 
-def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nside: int, seed: int, realisation: int):
+def source_catalogue(name: str, settings: dict, freqs, seed: int, realisation: int) -> dict:
+    """Catalogue of one point-source population (see :func:`cmbnn.foregrounds.point_source_catalogue`)."""
+    return fg.point_source_catalogue(freqs, settings, rng_for(seed, "foreground", realisation, name))
+
+
+def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nside: int, seed: int, realisation: int, sources: list = ()):
     """Beam-smoothed signal alm per frequency and the observed full-sky maps.
 
-    components: list of (templates, sed) pairs. Returns (signal_alm
-    (n_freq, 3, nalm), maps (n_freq, 3 or 5, npix)): maps are T, Q, U
-    [, E, B] of CMB + foregrounds smoothed by the beam (and pixel window)
-    plus white noise.
+    components: list of (templates, sed) pairs of diffuse components;
+    sources: list of point-source catalogues. Returns (signal_alm
+    (n_freq, 3, nalm): CMB + diffuse foregrounds, beam-smoothed, no point
+    sources (patches render those directly); maps (n_freq, 3 or 5, npix): T,
+    Q, U [, E, B] of CMB + diffuse foregrounds smoothed by the beam (and pixel
+    window), plus the point sources with the beam profile at pixel centres,
+    plus white noise).
     """
     lmax = lmax_for(nside)
     pixwin = map_pixel_window(observation, nside)
     pixel_area = pixel_side_arcmin(nside) ** 2
+    point_sources = render_healpix(merge(list(sources)), freqs, observation["beam_fwhm_arcmin"], nside)
     signal, maps = [], []
     for i, nu in enumerate(freqs):
         sky = cmb_alm.copy()
@@ -72,7 +84,7 @@ def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nsi
         rng = rng_for(seed, "noise", realisation, float(nu))
         levels = (observation["noise_T_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i])
         noise = np.stack([white_noise(12 * nside**2, level, pixel_area, rng) for level in levels])
-        tqu = alm_to_maps(smooth_alm(smoothed, pixwin), nside, lmax) + noise
+        tqu = alm_to_maps(smooth_alm(smoothed, pixwin), nside, lmax) + point_sources[i] + noise
         if observation["scalar_eb"]:
             import healpy as hp
 
@@ -105,70 +117,115 @@ def split_centers(patches: dict, seed: int, realisation: int, split: str, mask: 
     )
 
 
-def cut_realisation(
-    split: str,
-    realisation: int,
-    centers: np.ndarray,
-    patches: dict,
-    freqs,
-    observation: dict,
-    nside: int,
-    seed: int,
-    signal_alm: np.ndarray,
-    label: np.ndarray,
-    maps: np.ndarray | None = None,
-    nthreads: int = 1,
-) -> tuple[dict, dict]:
-    """Inputs {field: (N, H, W, C)} and labels {field: (N, H, W, 1)} for one realisation.
+@dataclass
+class PatchSet:
+    """Patches of one realisation and split: inputs {field: (N, H, W, n_freq)}, labels
+    {field: (N, H, W, 1)} (CMB only), the bright-source mask (N, H, W) uint8 (1 = masked)
+    and the bright sources near each patch (rows of dicts, ``patch`` indexing these centres)."""
 
-    ``method: exact`` evaluates signal_alm at every patch pixel and adds white
-    noise drawn at the patch resolution; ``method: pixel`` interpolates the
-    observed HEALPix ``maps`` (n_freq, rows, npix), noise included.
+    inputs: dict
+    labels: dict
+    mask: np.ndarray
+    sources: list = field(default_factory=list)
+
+
+def _cut(centers, patches: dict, freqs, observation: dict, index: PatchSources, label_frequency, sample_inputs, sample_label) -> PatchSet:
+    """The loop shared by both methods: chunks of patches, inputs per frequency, label, mask.
+
+    sample_inputs(i_freq, idx, theta, phi, psi) -> {field: (n, H, W)} and
+    sample_label(idx, theta, phi, psi) -> {field: (n, H, W)}. Without a label
+    frequency the mask stays empty.
     """
     fields = patches["fields"]
     height, width, reso = patches["height"], patches["width"], patches["reso_arcmin"]
     n = len(centers)
     inputs = {f: np.empty((n, height, width, len(freqs)), np.float32) for f in fields}
     labels = {f: np.empty((n, height, width, 1), np.float32) for f in fields}
-    lmax = lmax_for(nside)
-    if patches["method"] == "pixel":
-        if maps is None:
-            raise ValueError("the pixel method needs the observed maps")
-        label_pixwin = smooth_alm(label, map_pixel_window(observation, nside))
-        label_maps = alm_to_maps(label_pixwin, nside, lmax)
-        if any(f in ("E", "B") for f in fields):
-            label_maps = np.concatenate([label_maps, scalar_eb_maps(label_pixwin, nside, lmax)])
+    mask = np.zeros((n, height, width), np.uint8)
+    table = []
     chunk = patches["chunk"]
     for start in range(0, n, chunk):
         idx = np.arange(start, min(start + chunk, n))
         theta, phi, psi = patch_geometry(centers[idx], height, width, reso)
-        for i, nu in enumerate(freqs):
-            if patches["method"] == "exact":
-                values = fields_from_alm(fields, signal_alm[i], lmax, theta, phi, psi, nthreads)
-                for f in fields:
-                    values[f] = values[f] + patch_noise(
-                        f,
-                        idx,
-                        height,
-                        width,
-                        observation["noise_T_uK_arcmin"][i],
-                        observation["noise_P_uK_arcmin"][i],
-                        reso,
-                        seed,
-                        (split, realisation, float(nu)),
-                    )
-            else:
-                values = fields_from_maps(fields, maps[i], theta, phi, psi, patches["interpolation"])
+        for i in range(len(freqs)):
+            values = sample_inputs(i, idx, theta, phi, psi)
             for f in fields:
                 inputs[f][idx, ..., i] = values[f]
-        if patches["method"] == "exact":
-            values = fields_from_alm(fields, label, lmax, theta, phi, psi, nthreads)
-        else:
-            values = fields_from_maps(fields, label_maps, theta, phi, psi, patches["interpolation"])
+        values = sample_label(idx, theta, phi, psi)
         for f in fields:
             labels[f][idx, ..., 0] = values[f]
-        log.info("%s realisation %d: %d/%d patches cut", split, realisation, idx[-1] + 1, n)
-    return inputs, labels
+        if label_frequency is not None:
+            i_label = list(freqs).index(label_frequency)
+            radius = patches["source_mask_radius_fwhm"] * observation["beam_fwhm_arcmin"][i_label]
+            mask[idx], rows = bright_source_mask(index, i_label, patches["source_mask_flux_Jy"], radius, centers[idx], theta, phi, reso)
+            table += [{**row, "patch": int(idx[row["patch"]])} for row in rows]
+        log.info("%d/%d patches cut", idx[-1] + 1, n)
+    return PatchSet(inputs, labels, mask, table)
+
+
+def cut_exact(split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources=(), label_frequency=None, nthreads=1) -> PatchSet:
+    """Patches by exact evaluation of signal_alm (CMB + diffuse foregrounds, beam-smoothed) at
+    every patch pixel, point sources rendered with each frequency's beam profile, and white
+    noise drawn at the patch resolution; the label is ``label`` (CMB alm) evaluated likewise."""
+    fields = patches["fields"]
+    height, width, reso = patches["height"], patches["width"], patches["reso_arcmin"]
+    lmax = lmax_for(nside)
+    index = PatchSources(merge(list(sources)))
+
+    def sample_inputs(i, idx, theta, phi, psi):
+        nu = freqs[i]
+        values = fields_from_alm(fields, signal_alm[i], lmax, theta, phi, psi, nthreads)
+        rendered = render_patches(index, [nu], [observation["beam_fwhm_arcmin"][i]], centers[idx], theta, phi, reso, fields)[0]
+        for f in fields:
+            values[f] = values[f] + rendered.get(f, 0.0)
+            values[f] = values[f] + patch_noise(
+                f,
+                idx,
+                height,
+                width,
+                observation["noise_T_uK_arcmin"][i],
+                observation["noise_P_uK_arcmin"][i],
+                reso,
+                seed,
+                (split, realisation, float(nu)),
+            )
+        return values
+
+    def sample_label(idx, theta, phi, psi):
+        return fields_from_alm(fields, label, lmax, theta, phi, psi, nthreads)
+
+    return _cut(centers, patches, freqs, observation, index, label_frequency, sample_inputs, sample_label)
+
+
+def cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources=(), label_frequency=None) -> PatchSet:
+    """Patches by interpolating the observed HEALPix ``maps`` (n_freq, rows, npix; noise and
+    point sources included); the label is ``label`` (CMB alm) synthesised as a map with the
+    same pixel window and sampled the same way."""
+    fields = patches["fields"]
+    lmax = lmax_for(nside)
+    label_pixwin = smooth_alm(label, map_pixel_window(observation, nside))
+    label_maps = alm_to_maps(label_pixwin, nside, lmax)
+    if any(f in ("E", "B") for f in fields):
+        label_maps = np.concatenate([label_maps, scalar_eb_maps(label_pixwin, nside, lmax)])
+
+    def sample_inputs(i, idx, theta, phi, psi):
+        return fields_from_maps(fields, maps[i], theta, phi, psi, patches["interpolation"])
+
+    def sample_label(idx, theta, phi, psi):
+        return fields_from_maps(fields, label_maps, theta, phi, psi, patches["interpolation"])
+
+    return _cut(centers, patches, freqs, observation, PatchSources(merge(list(sources))), label_frequency, sample_inputs, sample_label)
+
+
+def cut_realisation(
+    split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, maps=None, sources=(), label_frequency=None, nthreads=1
+) -> PatchSet:
+    """Patches of one realisation by ``patches['method']`` (see :func:`cut_exact`, :func:`cut_pixel`)."""
+    if patches["method"] == "exact":
+        return cut_exact(split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources, label_frequency, nthreads)
+    if maps is None:
+        raise ValueError("the pixel method needs the observed maps")
+    return cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources, label_frequency)
 
 
 __all__ = [
@@ -179,4 +236,8 @@ __all__ = [
     "label_alm",
     "split_centers",
     "cut_realisation",
+    "cut_exact",
+    "cut_pixel",
+    "PatchSet",
+    "source_catalogue",
 ]

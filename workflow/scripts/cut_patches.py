@@ -7,10 +7,11 @@ log = configure(smk, "cut_patches")
 
 import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 import cmbnn  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
-from cmbnn.io import read_alm_h5, write_patches_h5  # noqa: E402
+from cmbnn.io import atomic_output, read_alm_h5, read_h5, write_patches_h5  # noqa: E402
 from cmbnn.simulate import cut_realisation, label_alm, split_centers  # noqa: E402
 
 p = smk.params
@@ -19,8 +20,9 @@ patches = p.patches
 fields = patches["fields"]
 inputs = {f: [] for f in fields}
 labels = {f: [] for f in fields}
-centers, realisations = [], []
+centers, realisations, masks, source_rows = [], [], [], []
 mask = hp.read_map(smk.input.mask) if patches["mask"] else None
+n_source_files = len(smk.input.sources) // p.realisations
 for r in range(p.realisations):
     signal, _ = read_alm_h5(smk.input.signal[r])
     cmb, _ = read_alm_h5(smk.input.cmb[r])
@@ -29,11 +31,20 @@ for r in range(p.realisations):
     if patches["method"] == "pixel":
         paths = smk.input.maps[r * len(p.freqs) : (r + 1) * len(p.freqs)]
         maps = np.stack([np.atleast_2d(hp.read_map(path, field=None)) for path in paths])
+    catalogues = [read_h5(path)[0] for path in smk.input.sources[r * n_source_files : (r + 1) * n_source_files]]
     c = split_centers(patches, p.seed, r, split, mask)
-    x, y = cut_realisation(split, r, c, patches, p.freqs, p.observation, p.nside, p.seed, signal, label, maps, smk.threads)
+    cut = cut_realisation(split, r, c, patches, p.freqs, p.observation, p.nside, p.seed, signal, label, maps, catalogues, p.label_frequency, smk.threads)
     for f in fields:
-        inputs[f].append(x[f])
-        labels[f].append(y[f])
+        inputs[f].append(cut.inputs[f])
+        labels[f].append(cut.labels[f])
+    offset = sum(len(x) for x in centers)
+    for row in cut.sources:
+        flux = row.pop("flux_Jy")
+        row.update({"patch": row["patch"] + offset, "realisation": r})
+        row.update({f"flux_{nu:g}GHz_Jy": value for nu, value in zip(p.freqs, flux)})
+        source_rows.append(row)
+    masks.append(cut.mask)
+    log.info("realisation %d: %d bright sources, %.2f%% of pixels masked", r, len(cut.sources), 100 * cut.mask.mean())
     centers.append(c)
     realisations.append(np.full(len(c), r, dtype=np.int32))
 
@@ -51,7 +62,7 @@ provenance = {
     "orientation": "row 0 south, columns increase westward (healpy gnomview, flip='astro')",
     "polarisation": "Q/U rotated into the patch frame; flat-sky convention (Q>0 east-west, U>0 north-east) in which flat E/B equal healpy's",
 }
-for f, path in zip(fields, smk.output):
+for f, path in zip(fields, smk.output.patches):
     assert f"/{f}/" in path
     write_patches_h5(
         path,
@@ -60,7 +71,18 @@ for f, path in zip(fields, smk.output):
             "M0": np.concatenate(labels[f]),
             "centers": np.concatenate(centers).astype(np.float64),
             "realisation": np.concatenate(realisations),
+            "mask": np.concatenate(masks),
         },
         {**provenance, "field": f},
     )
     log.info("wrote %s (%d patches)", path, sum(len(c) for c in centers))
+columns = ["patch", "realisation", "source", "lon_deg", "lat_deg"] + [f"flux_{nu:g}GHz_Jy" for nu in p.freqs] + ["x", "y"]
+with atomic_output(smk.output.sources) as tmp:
+    with open(tmp, "w") as f:
+        f.write(
+            f"# point sources brighter than {patches['source_mask_flux_Jy']} Jy at {p.label_frequency:g} GHz near each patch of the {split} split "
+            f"(masked within {patches['source_mask_radius_fwhm']} label-beam FWHM); patch = index in the patch files; "
+            "x = column, y = row (fractional pixels, pixel centres at integers, row 0 south)\n"
+        )
+        pd.DataFrame(source_rows, columns=columns).to_csv(f, sep="\t", index=False, float_format="%.6g")
+log.info("wrote %s (%d rows)", smk.output.sources, len(source_rows))

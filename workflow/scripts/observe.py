@@ -7,23 +7,31 @@ log = configure(smk, "observe")
 
 import numpy as np  # noqa: E402
 
-from cmbnn.io import read_alm_h5, write_alm_h5, write_maps_fits  # noqa: E402
+from cmbnn.io import read_alm_h5, read_h5, write_alm_h5, write_maps_fits  # noqa: E402
 from cmbnn.simulate import lmax_for, observe  # noqa: E402
 
 p = smk.params
 realisation = int(smk.wildcards.realisation)
 cmb_alm, _ = read_alm_h5(smk.input.cmb)
-components = []
+components, sources = [], []
 for path in smk.input.foregrounds:
-    templates, attrs = read_alm_h5(path)
-    components.append((templates, np.asarray(attrs["sed"])))
-    log.info("foreground %s from %s", attrs["component"], path)
-signal, maps = observe(cmb_alm, components, p.freqs, p.observation, p.nside, p.seed, realisation)
+    datasets, attrs = read_h5(path)
+    if attrs["kind"] == "point_sources":
+        sources.append(datasets)
+        log.info("point sources %s from %s: %d sources", attrs["component"], path, len(datasets["lon_deg"]))
+    else:
+        components.append((datasets["alm"], np.asarray(attrs["sed"])))
+        log.info("foreground %s from %s (%d templates)", attrs["component"], path, len(datasets["alm"]))
+signal, maps = observe(cmb_alm, components, p.freqs, p.observation, p.nside, p.seed, realisation, sources)
 write_alm_h5(
     smk.output.signal,
     signal.astype(np.complex64),
     lmax_for(p.nside),
-    {"units": "uK_CMB", "frequencies_GHz": list(map(float, p.freqs)), "content": "beam-smoothed CMB + foregrounds, no noise"},
+    {
+        "units": "uK_CMB",
+        "frequencies_GHz": list(map(float, p.freqs)),
+        "content": "beam-smoothed CMB + diffuse foregrounds, no point sources (rendered at the patch pixels), no noise",
+    },
 )
 columns = ["T", "Q", "U", "E", "B"][: maps.shape[1]]
 for nu, tqu, path in zip(p.freqs, maps, smk.output.maps):
