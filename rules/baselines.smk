@@ -14,3 +14,55 @@ rule ilc:
         "../envs/sky.yaml"
     script:
         "../workflow/scripts/ilc.py"
+
+
+def group_of(field):
+    """The spectrum group a field is analysed in by the harmonic ILC: QU (spin 2) or the field itself."""
+    return next(g for g, fields in GROUP_FIELDS.items() if field in fields)
+
+
+HILC_PARAMS = dict(
+    settings=config["baselines"]["hilc"],
+    beams_arcmin=config["observation"]["beam_fwhm_arcmin"],
+    label_beam_arcmin=LABEL_BEAM_ARCMIN,
+    # The simulated sky is band-limited here: no CMB signal above it.
+    signal_lmax=LMAX,
+    **PATCH_GEOMETRY,
+)
+
+
+rule fit_hilc:
+    input:
+        train=lambda wildcards: [patch_file(f, "train") for f in GROUP_FIELDS[wildcards.group]],
+        cls=SPECTRA_TABLE,
+    output:
+        "results/baselines/hilc/{group}/weights.h5",
+    params:
+        **HILC_PARAMS,
+    log:
+        "results/logs/baselines/fit_hilc_{group}.log",
+    benchmark:
+        "results/benchmarks/baselines/fit_hilc_{group}.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/fit_hilc.py"
+
+
+rule hilc:
+    input:
+        weights=lambda wildcards: f"results/baselines/hilc/{group_of(wildcards.field)}/weights.h5",
+        # Q needs U (and U needs Q): the E/B modes mix both.
+        patches=lambda wildcards: [patch_file(f, wildcards.split) for f in GROUP_FIELDS[group_of(wildcards.field)]],
+    output:
+        prediction_path("{method}", "{field}", "{split}"),
+    wildcard_constraints:
+        method="hilc|hilc_wiener",
+    log:
+        "results/logs/baselines/{method}_{field}_{split}.log",
+    benchmark:
+        "results/benchmarks/baselines/{method}_{field}_{split}.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/hilc.py"

@@ -1,4 +1,4 @@
-# Evaluation: the same NaMaster spectra and pixel metrics for the network and the baseline.
+# Evaluation: the same NaMaster spectra and pixel metrics for the network and every baseline (METHODS).
 
 
 rule spectra_workspace:
@@ -19,8 +19,7 @@ rule spectra_workspace:
 
 rule spectra:
     input:
-        cenn=lambda wildcards: group_predictions("cenn", wildcards),
-        ilc=lambda wildcards: group_predictions("ilc", wildcards),
+        **{m: (lambda wildcards, m=m: group_predictions(m, wildcards)) for m in METHODS},
         cls=SPECTRA_TABLE,
         workspace="results/spectra/{group}/workspace.fits",
     output:
@@ -36,7 +35,22 @@ rule spectra:
             category="Spectra",
             subcategory="{group}",
         ),
+        transfer_plot=report(
+            "results/figures/transfer_residuals_{group}_{split}.png",
+            caption="../workflow/report/transfer_residuals.rst",
+            category="Spectra",
+            subcategory="{group}",
+        ),
+        summary=report(
+            "results/spectra/{group}/{split}_summary.tsv",
+            caption="../workflow/report/spectra_summary.rst",
+            category="Spectra",
+            subcategory="{group}",
+        ),
     params:
+        methods=METHODS,
+        # The aim of issue 6: residual BB below lensing BB in this multipole range.
+        aim_ell_range=[100.0, 1000.0],
         spectra=config["spectra"],
         label_beam_arcmin=LABEL_BEAM_ARCMIN,
         **PATCH_GEOMETRY,
@@ -52,8 +66,9 @@ rule spectra:
 
 rule metrics:
     input:
-        cenn=prediction_path("cenn", "{field}", "{split}"),
-        ilc=prediction_path("ilc", "{field}", "{split}"),
+        **{m: prediction_path(m, "{field}", "{split}") for m in METHODS},
+        # PSNR/SSIM data range: max - min of this field's training labels.
+        train=patch_file("{field}", "train"),
     output:
         table=report(
             "results/metrics/{field}/{split}.tsv",
@@ -68,6 +83,7 @@ rule metrics:
             subcategory="{field}",
         ),
     params:
+        methods=METHODS,
         n=config["figures"]["n_example_patches"],
     log:
         "results/logs/evaluation/metrics_{field}_{split}.log",

@@ -87,18 +87,23 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
         history = pd.read_csv(results / "models" / "cenn" / field / "history.tsv", sep="\t")
         assert list(history.epoch) == [0, 1] and {"loss", "val_loss", "patches_per_second"} <= set(history.columns)
         for split in ("validation", "test"):
-            for method in ("cenn", "ilc"):
+            for method in ("cenn", "ilc", "hilc", "hilc_wiener"):
                 with h5py.File(results / "predictions" / method / field / f"{split}.h5", "r") as f:
                     assert f["net"].shape == f["sim"].shape == f["input"].shape == (3, 16, 16, 1)
                     assert f.attrs["method"] == method and f.attrs["units"] == "uK_CMB"
                     assert f.attrs["inputs_file"].endswith(f"patches/{field}/{split}.h5")
                     assert np.all(np.isfinite(f["net"][...]))
-            metrics = pd.read_csv(results / "metrics" / field / f"{split}.tsv", sep="\t")
-            assert list(metrics.method) == ["input (label frequency)", "cenn", "ilc"]
-            assert {"MSE", "MAE", "PSNR", "SSIM", "R2"} <= set(metrics.columns)
+            metrics = pd.read_csv(results / "metrics" / field / f"{split}.tsv", sep="\t", comment="#")
+            assert list(metrics.method) == ["input (label frequency)", "cenn", "ilc", "hilc", "hilc_wiener"]
+            assert {"MSE", "MAE", "PSNR", "SSIM", "R2", "data_range_uK"} <= set(metrics.columns)
+            # One fixed PSNR/SSIM range per field, from the training labels, the same for every split.
+            with h5py.File(results / "patches" / field / "train.h5", "r") as f:
+                assert np.allclose(metrics.data_range_uK, np.ptp(f["M0"][...]), rtol=1e-5)
     spectra = pd.read_csv(results / "spectra" / "QU" / "test.tsv", sep="\t", comment="#")
     quantities = set(spectra.quantity)
-    assert {"input", "label", "cenn", "ilc", "cenn_residual", "ilc_residual", "cenn_x_label", "ilc_x_label", "theory"} <= quantities
+    for method in ("cenn", "ilc", "hilc", "hilc_wiener"):
+        assert {method, f"{method}_residual", f"{method}_x_label"} <= quantities, quantities
+    assert {"input", "label", "theory", "theory_lensing"} <= quantities
     assert set(spectra.spectrum) == {"EE", "EB", "BB"}
     # The label's EE is the CMB's: within a factor of a few of the binned theory on three patches.
     label = spectra[(spectra.quantity == "label") & (spectra.spectrum == "EE")].cl_mean.to_numpy()
@@ -106,13 +111,21 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
     assert np.all((label / theory > 0.2) & (label / theory < 5)), label / theory
     for figure in ("cenn_history_Q.png", "predictions_Q_test.png", "spectra_QU_test.png"):
         assert (results / "figures" / figure).stat().st_size > 10_000
+    # Every method's transfer function and residual spectra on one figure, and the residual-BB aim per method.
+    assert (results / "figures" / "transfer_residuals_QU_test.png").stat().st_size > 10_000
+    summary = pd.read_csv(results / "spectra" / "QU" / "test_summary.tsv", sep="\t", comment="#")
+    assert set(summary.method) == {"cenn", "ilc", "hilc", "hilc_wiener"} and set(summary.spectrum) == {"EE", "BB"}
+    assert "residual_below_lensing_BB" in summary.columns
+    # The harmonic ILC weights: one set per E/B bin, unit response to the CMB.
+    with h5py.File(results / "baselines" / "hilc" / "QU" / "weights.h5", "r") as f:
+        assert np.allclose(f["weights"][...].sum(axis=-1), 1.0)
 
 
 def test_report_has_every_figure_with_its_caption(tiny_run):
     report = tiny_run / "report.html"
     snakemake(tiny_run, "--configfile", TINY, "--report", str(report))
     html = report.read_text(errors="replace")
-    for text in ("CENN training history", "Flat-sky NaMaster bandpowers", "Pixel metrics", "Lensed CMB power spectra", "Example training patches"):
+    for text in ("CENN training history", "Flat-sky NaMaster bandpowers", "Pixel metrics", "Lensed CMB power spectra", "Example training patches", "Every method on one figure"):
         assert text in html, text
 
 
@@ -121,7 +134,7 @@ def test_changing_a_training_setting_reruns_training_not_the_sky(tiny_run):
     overlay.write_text(yaml.safe_dump({"cenn": {"epochs": 3}}))
     jobs = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay)).stdout)
     assert {"train_cenn", "predict_cenn", "spectra", "metrics"} <= set(jobs), jobs
-    assert not {"cut_patches", "observe", "ilc", "camb_spectra"} & set(jobs), jobs
+    assert not {"cut_patches", "observe", "ilc", "fit_hilc", "hilc", "camb_spectra"} & set(jobs), jobs
     until = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay), "--until", "train_cenn").stdout)
     assert "train_cenn" in until and "predict_cenn" not in until, until
     forced = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, "-R", "ilc").stdout)

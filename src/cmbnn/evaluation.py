@@ -35,22 +35,28 @@ def group_spectra(group: str, height: int, width: int, reso_arcmin: float, setti
     )
 
 
-def group_bandpowers(group: str, cenn_files, ilc_files, spectra: FlatSpectra):
-    """Bandpower table of input, label, CENN/ILC outputs, residuals and output x label.
+def group_bandpowers(group: str, files_by_method: dict, spectra: FlatSpectra):
+    """Bandpower table of input, label, and per method its output, residual and output x label.
 
+    files_by_method: {method: [prediction file per field of the group]}.
     Returns (table, spectrum names). One mask, binning and workspace serve
-    every patch and every quantity.
+    every patch, method and quantity; the quantities are ``input``, ``label``,
+    ``{method}``, ``{method}_residual`` (output - label) and ``{method}_x_label``.
     """
     spin = spectra.spin
-    cenn = [read_predictions_h5(f)[0] for f in cenn_files]
-    ilc = [read_predictions_h5(f)[0] for f in ilc_files]
-    label = _stack(cenn, "sim", spin)
-    maps = {"input": _stack(cenn, "input", spin), "label": label, "cenn": _stack(cenn, "net", spin), "ilc": _stack(ilc, "net", spin)}
-    maps["cenn_residual"] = maps["cenn"] - label
-    maps["ilc_residual"] = maps["ilc"] - label
-    bp = {name: bandpowers(spectra, m) for name, m in maps.items()}
-    bp["cenn_x_label"] = bandpowers(spectra, maps["cenn"], label)
-    bp["ilc_x_label"] = bandpowers(spectra, maps["ilc"], label)
+    predictions = {m: [read_predictions_h5(f)[0] for f in files] for m, files in files_by_method.items()}
+    first = next(iter(predictions.values()))
+    label = _stack(first, "sim", spin)
+    for method, preds in predictions.items():
+        # Every method must be judged on the very same patches.
+        if not np.array_equal(_stack(preds, "sim", spin), label):
+            raise ValueError(f"{method} predictions have other labels than {next(iter(predictions))}'s: not the same patches")
+    bp = {"input": bandpowers(spectra, _stack(first, "input", spin)), "label": bandpowers(spectra, label)}
+    for method, preds in predictions.items():
+        out = _stack(preds, "net", spin)
+        bp[method] = bandpowers(spectra, out)
+        bp[f"{method}_residual"] = bandpowers(spectra, out - label)
+        bp[f"{method}_x_label"] = bandpowers(spectra, out, label)
     names = ["EE", "EB", "BE", "BB"] if spin == 2 else [group * 2]
     table = summarise(bp, spectra, names)
     table = table[table.spectrum != "BE"].reset_index(drop=True)
@@ -66,22 +72,65 @@ def theory_bandpowers(spectra: FlatSpectra, cls: dict, beam_fwhm_arcmin: float, 
         b2 = beam[:, 1] ** 2
         zero = np.zeros(lmax + 1)
         binned = spectra.theory(ell, [cls["EE"] * b2, zero, zero, cls["BB"] * b2])
-        return {"EE": (spectra.ell, binned[0]), "BB": (spectra.ell, binned[3])}
+        lensing = spectra.theory(ell, [zero, zero, zero, cls.get("BB_lensing", cls["BB"]) * b2])
+        return {"EE": (spectra.ell, binned[0]), "BB": (spectra.ell, binned[3]), "BB_lensing": (spectra.ell, lensing[3])}
     column = {"T": ("TT", 0), "E": ("EE", 1), "B": ("BB", 2)}[group]
     binned = spectra.theory(ell, [cls[column[0]] * beam[:, column[1]] ** 2])
     return {names[0]: (spectra.ell, binned[0])}
 
 
-def metrics_table(predictions: dict, field: str, split: str):
-    """One row per method (and for the raw input at the label frequency) with every pixel metric."""
+def metrics_table(predictions: dict, field: str, split: str, data_range: float):
+    """One row per method (and for the raw input at the label frequency) with every pixel metric.
+
+    data_range: the field's fixed PSNR/SSIM range from its training labels
+    (:func:`cmbnn.metrics.label_data_range`), repeated in a column.
+    """
     import pandas as pd
 
     first = next(iter(predictions.values()))
-    rows = [{"method": "input (label frequency)", **pixel_metrics(first["input"], first["sim"])}]
+    rows = [{"method": "input (label frequency)", **pixel_metrics(first["input"], first["sim"], data_range)}]
     for method, data in predictions.items():
-        rows.append({"method": method, **pixel_metrics(data["net"], data["sim"])})
+        if not np.array_equal(data["sim"], first["sim"]):
+            raise ValueError(f"{method} predictions have other labels: not the same patches")
+        rows.append({"method": method, **pixel_metrics(data["net"], data["sim"], data_range)})
     table = pd.DataFrame(rows)
     table.insert(1, "field", field)
     table.insert(2, "split", split)
     table.insert(3, "n_patches", len(first["sim"]))
+    table["data_range_uK"] = data_range
     return table
+
+
+def spectra_summary(table, theory: dict, methods, ell_range=(100.0, 1000.0)):
+    """Per method and spectrum over bins with ell_range[0] < ell < ell_range[1]: mean transfer
+    (output x label / label), max residual / lensing BB, and whether residual BB < lensing BB everywhere."""
+    import pandas as pd
+
+    rows = []
+    lensing_name = "BB_lensing" if "BB_lensing" in theory else None
+    for spectrum in sorted(set(table.spectrum) - {"EB"}):
+        sub = table[table.spectrum == spectrum]
+        label = sub[sub.quantity == "label"].set_index("ell").cl_mean
+        sel = (label.index > ell_range[0]) & (label.index < ell_range[1])
+        for method in methods:
+            cross = sub[sub.quantity == f"{method}_x_label"].set_index("ell").cl_mean
+            resid = sub[sub.quantity == f"{method}_residual"].set_index("ell").cl_mean
+            out = sub[sub.quantity == method].set_index("ell").cl_mean
+            row = {
+                "method": method,
+                "spectrum": spectrum,
+                "ell_min": ell_range[0],
+                "ell_max": ell_range[1],
+                "n_bins": int(sel.sum()),
+                "transfer_mean": float(np.mean((cross / label)[sel])),
+                "output_over_label_mean": float(np.mean((out / label)[sel])),
+                "residual_over_label_max": float(np.max((resid / label)[sel])),
+            }
+            if spectrum == "BB" and lensing_name:
+                ell_t, cl_t = theory[lensing_name]
+                lens = np.interp(resid.index.to_numpy(), ell_t, cl_t)
+                ratio = resid.to_numpy() / lens
+                row["residual_over_lensing_BB_max"] = float(np.max(ratio[sel]))
+                row["residual_below_lensing_BB"] = bool(np.all(ratio[sel] < 1))
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -108,24 +108,42 @@ def plot_history(history, path, title="CENN training") -> None:
     plt.close(fig)
 
 
-SPECTRUM_STYLE = {
-    "label": ("k", "-", "CMB label"),
-    "input": ("0.6", "-", "input (label frequency)"),
-    "cenn": ("C0", "-", "CENN output"),
-    "ilc": ("C1", "-", "ILC"),
-    "cenn_residual": ("C0", ":", "CENN residual"),
-    "ilc_residual": ("C1", ":", "ILC residual"),
+METHOD_STYLE = {
+    "cenn": ("C0", "CENN"),
+    "ilc": ("C1", "pixel ILC"),
+    "hilc": ("C2", "harmonic ILC"),
+    "hilc_wiener": ("C3", "harmonic ILC + Wiener"),
 }
 
 
-def plot_spectra_comparison(table, theory: dict, spectrum_names, path, title="") -> None:
+def method_style(method: str) -> tuple[str, str]:
+    """(colour, label) of a method; unknown methods get the next free colours."""
+    if method not in METHOD_STYLE:
+        METHOD_STYLE[method] = (f"C{len(METHOD_STYLE) % 10}", method)
+    return METHOD_STYLE[method]
+
+
+def _spectrum_style(methods) -> dict:
+    style = {"label": ("k", "-", "CMB label"), "input": ("0.6", "-", "input (label frequency)")}
+    for m in methods:
+        colour, name = method_style(m)
+        style[m] = (colour, "-", f"{name} output")
+        style[f"{m}_residual"] = (colour, ":", f"{name} residual")
+    return style
+
+
+SPECTRUM_STYLE = _spectrum_style(["cenn", "ilc"])
+
+
+def plot_spectra_comparison(table, theory: dict, spectrum_names, path, title="", methods=("cenn", "ilc")) -> None:
     """D_ell of mean bandpowers +- scatter, theory curve, and a ratio-to-label panel per spectrum."""
     plt = _pyplot()
+    spectrum_style = _spectrum_style(methods)
     fig, axes = plt.subplots(2, len(spectrum_names), figsize=(5.5 * len(spectrum_names), 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
     for col, name in enumerate(spectrum_names):
         ax, rax = axes[0, col], axes[1, col]
         sub = table[table.spectrum == name]
-        for quantity, (colour, style, label) in SPECTRUM_STYLE.items():
+        for quantity, (colour, style, label) in spectrum_style.items():
             q = sub[sub.quantity == quantity]
             if q.empty:
                 continue
@@ -139,18 +157,75 @@ def plot_spectra_comparison(table, theory: dict, spectrum_names, path, title="")
         ax.set_ylabel(r"$D_\ell$ [$\mu K^2$]")
         ax.set_title(f"{title} {name}".strip())
         label_q = sub[sub.quantity == "label"]
-        for quantity, colour in (("cenn", "C0"), ("ilc", "C1")):
+        for quantity in methods:
+            colour, name = method_style(quantity)
             q = sub[sub.quantity == quantity]
             if q.empty or label_q.empty:
                 continue
             ratio = q.cl_mean.to_numpy() / label_q.cl_mean.to_numpy() - 1
             err = q.cl_error_of_mean.to_numpy() / np.abs(label_q.cl_mean.to_numpy())
-            rax.errorbar(q.ell, ratio, yerr=err, color=colour, marker="o", ms=3, capsize=2, label=quantity.upper())
+            rax.errorbar(q.ell, ratio, yerr=err, color=colour, marker="o", ms=3, capsize=2, label=name)
         rax.axhline(0, color="k", lw=0.8)
         rax.set_yscale("symlog", linthresh=1.0)
         rax.set_xlabel(r"$\ell$")
         rax.set_ylabel("output / label - 1")
     axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def plot_transfer_residuals(table, theory: dict, methods, path, title="", ell_range=(100.0, 1000.0)) -> None:
+    """Every method on one figure: per spectrum (rows: EE, BB or the scalar one), the transfer
+    function output x label / label, the output power against the label and theory, and the
+    residual power against lensing BB x beam^2 (the aim: residual BB below it in ell_range)."""
+    plt = _pyplot()
+    names = [n for n in ("EE", "BB") if n in set(table.spectrum)] or sorted(set(table.spectrum))
+    fig, axes = plt.subplots(len(names), 3, figsize=(15, 4.2 * len(names)), squeeze=False, sharex=True)
+    lensing = theory.get("BB_lensing")
+    for row, name in enumerate(names):
+        sub = table[table.spectrum == name]
+        label = sub[sub.quantity == "label"]
+        ell = label.ell.to_numpy()
+        dl = ell * (ell + 1) / (2 * np.pi)
+        ax_t, ax_o, ax_r = axes[row]
+        for m in methods:
+            colour, mname = method_style(m)
+            cross = sub[sub.quantity == f"{m}_x_label"].cl_mean.to_numpy()
+            out = sub[sub.quantity == m]
+            res = sub[sub.quantity == f"{m}_residual"]
+            if cross.size:
+                ax_t.plot(ell, cross / label.cl_mean.to_numpy(), color=colour, marker="o", ms=3, label=mname)
+            if not out.empty:
+                ax_o.errorbar(ell, dl * out.cl_mean, yerr=dl * out.cl_error_of_mean, color=colour, marker="o", ms=3, capsize=2, label=mname)
+            if not res.empty:
+                ax_r.errorbar(ell, dl * res.cl_mean, yerr=dl * res.cl_error_of_mean, color=colour, marker="o", ms=3, capsize=2, label=mname)
+        ax_o.errorbar(ell, dl * label.cl_mean, yerr=dl * label.cl_error_of_mean, color="k", marker="s", ms=3, capsize=2, label="CMB label")
+        if name in theory:
+            ell_t, cl_t = theory[name]
+            ax_o.plot(ell_t, ell_t * (ell_t + 1) / (2 * np.pi) * cl_t, "k--", lw=1, label="CAMB x beam^2")
+        if lensing is not None:
+            ell_t, cl_t = lensing
+            for ax in (ax_o, ax_r) if name == "BB" else (ax_r,):
+                ax.plot(ell_t, ell_t * (ell_t + 1) / (2 * np.pi) * cl_t, color="m", lw=2, alpha=0.7, label="lensing BB x beam^2")
+        ax_t.axhline(1, color="k", lw=0.8)
+        ax_t.axhline(0, color="0.6", lw=0.8)
+        ax_t.set_ylim(-0.5, 1.5)
+        ax_t.set_ylabel(f"transfer {name}: output x label / label")
+        ax_o.set_yscale("log")
+        ax_o.set_ylabel(rf"$D_\ell^{{{name}}}$ output [$\mu K^2$]")
+        ax_r.set_yscale("log")
+        ax_r.set_ylabel(rf"$D_\ell^{{{name}}}$ residual (output - label) [$\mu K^2$]")
+        for ax in (ax_t, ax_o, ax_r):
+            xlim = (0.0, 1.05 * ell.max())
+            ax.axvspan(*ell_range, color="0.93", zorder=-10)
+            ax.set_xlim(*xlim)  # the shaded aim range must not stretch the axis beyond the bins
+            ax.set_title(f"{title} {name}".strip(), fontsize=10)
+        axes[row, 0].legend(fontsize=7)
+        axes[row, 2].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel(r"$\ell$")
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=100)
