@@ -1,44 +1,49 @@
 # CENN: training (a GPU job when one is there) and predictions for the evaluation splits.
+# {model} is QU for the joint polarisation network, or a field for per-field networks.
 
 
 rule train_cenn:
     input:
-        train=patch_file("{field}", "train"),
-        validation=patch_file("{field}", "validation"),
+        train=lambda wildcards: [patch_file(f, "train") for f in CENN_MODELS[wildcards.model]],
+        validation=lambda wildcards: [patch_file(f, "validation") for f in CENN_MODELS[wildcards.model]],
     output:
-        model=model_path("{field}"),
-        history="results/models/cenn/{field}/history.tsv",
+        model="results/models/cenn/{model}/model.keras",
+        history="results/models/cenn/{model}/history.tsv",
         plot=report(
-            "results/figures/cenn_history_{field}.png",
+            "results/figures/cenn_history_{model}.png",
             caption="../workflow/report/cenn_history.rst",
             category="CENN",
             subcategory="Training",
         ),
-        tensorboard=directory("results/models/cenn/{field}/tensorboard"),
+        tensorboard=directory("results/models/cenn/{model}/tensorboard"),
     params:
         settings=CENN_SETTINGS,
         seed=config["seed"],
+        fields=lambda wildcards: CENN_MODELS[wildcards.model],
         # Not an output: it must survive a killed job so the rerun resumes from it.
-        checkpoint_dir=lambda wildcards: f"results/models/cenn/{wildcards.field}/checkpoint",
+        checkpoint_dir=lambda wildcards: f"results/models/cenn/{wildcards.model}/checkpoint",
     threads: 2
     resources:
         gpu=1,
     log:
-        "results/logs/cenn/train_{field}.log",
+        "results/logs/cenn/train_{model}.log",
     benchmark:
-        "results/benchmarks/cenn/train_{field}.tsv"
+        "results/benchmarks/cenn/train_{model}.tsv"
     conda:
         "../envs/ml.yaml"
     script:
         "../workflow/scripts/train_cenn.py"
 
 
+# One job per field and split: a joint network reads the Q and U patches and writes the field asked for.
 rule predict_cenn:
     input:
-        model=model_path("{field}"),
-        patches=patch_file("{field}", "{split}"),
+        model=lambda wildcards: model_path(wildcards.field),
+        patches=lambda wildcards: [patch_file(f, wildcards.split) for f in CENN_MODELS[model_of(wildcards.field)]],
     output:
         prediction_path("cenn", "{field}", "{split}"),
+    params:
+        fields=lambda wildcards: CENN_MODELS[model_of(wildcards.field)],
     log:
         "results/logs/cenn/predict_{field}_{split}.log",
     benchmark:

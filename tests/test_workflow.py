@@ -81,11 +81,13 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
     import pandas as pd
 
     results = tiny_run / "results"
+    # The default is one joint Q/U network, saved once, predicting both fields.
+    joint = results / "models" / "cenn" / "QU"
+    assert (joint / "model.keras").exists() and not (joint / "checkpoint").exists()
+    assert not (results / "models" / "cenn" / "Q").exists()
+    history = pd.read_csv(joint / "history.tsv", sep="\t")
+    assert list(history.epoch) == [0, 1] and {"loss", "val_loss", "patches_per_second"} <= set(history.columns)
     for field in ("Q", "U"):
-        assert (results / "models" / "cenn" / field / "model.keras").exists()
-        assert not (results / "models" / "cenn" / field / "checkpoint").exists()
-        history = pd.read_csv(results / "models" / "cenn" / field / "history.tsv", sep="\t")
-        assert list(history.epoch) == [0, 1] and {"loss", "val_loss", "patches_per_second"} <= set(history.columns)
         for split in ("validation", "test"):
             for method in ("cenn", "ilc", "hilc", "hilc_wiener"):
                 with h5py.File(results / "predictions" / method / field / f"{split}.h5", "r") as f:
@@ -109,7 +111,7 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
     label = spectra[(spectra.quantity == "label") & (spectra.spectrum == "EE")].cl_mean.to_numpy()
     theory = spectra[(spectra.quantity == "theory") & (spectra.spectrum == "EE")].cl_mean.to_numpy()
     assert np.all((label / theory > 0.2) & (label / theory < 5)), label / theory
-    for figure in ("cenn_history_Q.png", "predictions_Q_test.png", "spectra_QU_test.png"):
+    for figure in ("cenn_history_QU.png", "predictions_Q_test.png", "spectra_QU_test.png"):
         assert (results / "figures" / figure).stat().st_size > 10_000
     # Every method's transfer function and residual spectra on one figure, and the residual-BB aim per method.
     assert (results / "figures" / "transfer_residuals_QU_test.png").stat().st_size > 10_000

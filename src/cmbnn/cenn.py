@@ -1,11 +1,22 @@
 """CENN (Casas et al. 2022, arXiv:2205.05623): a convolutional encoder-decoder
 with skip connections that maps multi-frequency patches to the CMB.
 
+Two modes (``settings['mode']``):
+
+- ``per_field``: the paper's network, one per field (T, Q, U, E or B): stride-2
+  Conv2D encoder, Conv2DTranspose decoder with skips, a stride-2 last layer.
+- ``joint``: one network for polarisation, Q and U of every frequency in
+  (2 x n_freq channels: Q of each frequency, then U), Q and U of the CMB out,
+  so it can tell E from B. With ``full_res_filters`` > 0 a stride-1 stem keeps
+  full-resolution features that the decoder's last upsampling is concatenated
+  with before a linear 3x3 output layer (the paper's output comes from a
+  stride-2 transposed convolution alone). Training augments with the 8
+  symmetries of the square, with the spin-2 signs (see training.dihedral_signs).
+
 Built from Keras 3 layers only, so it trains on TensorFlow (the default),
 JAX or PyTorch through KERAS_BACKEND. The exported model carries its own
-normalisation: a Normalization layer with the training inputs' per-channel
-mean and variance in front, a Rescaling layer with the label's scale and
-offset behind, so it takes and returns uK_CMB.
+normalisation: a Normalization layer in front and a Rescaling layer behind,
+so it takes and returns uK_CMB.
 """
 
 from __future__ import annotations
@@ -16,57 +27,163 @@ import json
 import numpy as np
 
 PAPER = {
+    "mode": "per_field",
     "filters": [8, 16, 64, 128],
     "kernels": [9, 9, 7, 7],
+    "full_res_filters": 0,
     "leaky_slope": 0.2,
     "l2": 1e-6,
+    "optimizer": "adagrad",
     "learning_rate": 0.005,
+    "final_learning_rate": None,
     "batch_size": 32,
     "patience": 20,
+    "augment": False,
 }
 
+CHUNK = 64  # patches per streamed chunk for statistics and hashing
 
-def build_core(height: int, width: int, channels: int, filters=PAPER["filters"], kernels=PAPER["kernels"], leaky_slope=PAPER["leaky_slope"], l2=PAPER["l2"]):
-    """The network on normalised data: stride-2 Conv2D encoder, Conv2DTranspose decoder with skips."""
+
+def build_core(
+    height: int,
+    width: int,
+    channels: int,
+    filters=PAPER["filters"],
+    kernels=PAPER["kernels"],
+    leaky_slope=PAPER["leaky_slope"],
+    l2=PAPER["l2"],
+    outputs: int = 1,
+    full_res_filters: int = 0,
+):
+    """The network on normalised data.
+
+    Encoder: Conv2D(filters[i], kernels[i], stride 2) + LeakyReLU per stage.
+    Decoder: Conv2DTranspose with the encoder's filters in reverse and its kernels
+    in reverse, each (but the last) concatenated with the encoder output of the
+    same resolution. full_res_filters = 0 is the paper: the last transposed
+    convolution gives the ``outputs`` maps. full_res_filters > 0: a stride-1
+    3x3 stem at full resolution, the last transposed convolution gives
+    full_res_filters maps, concatenated with the stem, then a linear 3x3 Conv2D.
+    """
     import keras
     from keras import layers
 
     depth = len(filters)
+    if len(kernels) != depth:
+        raise ValueError(f"CENN needs one kernel per stage: {len(filters)} filters, {len(kernels)} kernels")
     if height % 2**depth or width % 2**depth:
         raise ValueError(f"CENN with {depth} stride-2 stages needs patch sides divisible by {2**depth}, got {height}x{width}")
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs = keras.Input((height, width, channels), name="normalised_maps")
     x = inputs
+    stem = None
+    if full_res_filters:
+        stem = layers.Conv2D(full_res_filters, 3, padding="same", kernel_regularizer=reg, name="full_res")(inputs)
+        stem = layers.LeakyReLU(negative_slope=leaky_slope, name="full_res_act")(stem)
     skips = []
     for i, (f, k) in enumerate(zip(filters, kernels)):
         x = layers.Conv2D(f, k, strides=2, padding="same", kernel_regularizer=reg, name=f"encode_{i}")(x)
         x = layers.LeakyReLU(negative_slope=leaky_slope, name=f"encode_{i}_act")(x)
         skips.append(x)
     # Decoder mirrors the encoder; each upsampled map is concatenated with the encoder map of its size.
-    up_filters = list(filters[-2::-1]) + [1]
+    up_filters = list(filters[-2::-1]) + [full_res_filters or outputs]
     up_kernels = list(kernels[::-1])
     for i, (f, k) in enumerate(zip(up_filters, up_kernels)):
         x = layers.Conv2DTranspose(f, k, strides=2, padding="same", kernel_regularizer=reg, name=f"decode_{i}")(x)
         if i < depth - 1:
             x = layers.LeakyReLU(negative_slope=leaky_slope, name=f"decode_{i}_act")(x)
             x = layers.Concatenate(name=f"skip_{i}")([x, skips[depth - 2 - i]])
+    if stem is not None:
+        x = layers.LeakyReLU(negative_slope=leaky_slope, name=f"decode_{depth - 1}_act")(x)
+        x = layers.Concatenate(name="skip_full_res")([x, stem])
+        x = layers.Conv2D(outputs, 3, padding="same", kernel_regularizer=reg, name="output")(x)
     return keras.Model(inputs, x, name="cenn_core")
 
 
-def normalisation_stats(inputs: np.ndarray, labels: np.ndarray) -> dict:
-    """Per-channel input mean/variance and label mean/std from training patches."""
-    axes = tuple(range(inputs.ndim - 1))
+def with_defaults(settings: dict) -> dict:
+    return {**PAPER, **settings}
+
+
+def _as_list(a):
+    return list(a) if isinstance(a, (list, tuple)) else [a]
+
+
+def _chunks(a, chunk=CHUNK):
+    for start in range(0, len(a), chunk):
+        yield a[start : start + chunk]
+
+
+def normalisation_stats(inputs, labels, mode: str = "per_field") -> dict:
+    """Normalisation from the training patches, streamed over float32 chunks.
+
+    inputs / labels: (N, H, W, c) arrays or lists of them (one per field).
+    per_field: per-channel input mean and scale (std), label mean and std.
+    joint: no offsets and one scale per frequency shared by Q and U (the rms of
+    both), one label scale for Q and U: a sign flip or a Q/U mix (spin-2
+    augmentation) commutes with it.
+    """
+    x_parts, y_parts = _as_list(inputs), _as_list(labels)
+    xs, ys = [_moments(a) for a in x_parts], [_moments(a) for a in y_parts]
+    if mode == "joint":
+        ms = np.mean([m["mean_square"] for m in xs], axis=0)
+        scale = np.sqrt(np.tile(ms, len(x_parts)))
+        return {
+            "input_offset": np.zeros_like(scale),
+            "input_scale": scale,
+            "label_offset": 0.0,
+            "label_scale": float(np.sqrt(np.mean([m["mean_square"] for m in ys]))),
+        }
+    if len(x_parts) != 1:
+        raise ValueError("per_field normalisation takes one field")
+    (mx,), (my,) = xs, ys
     return {
-        "input_mean": inputs.mean(axis=axes, dtype=np.float64),
-        "input_var": inputs.var(axis=axes, dtype=np.float64),
-        "label_mean": float(labels.mean(dtype=np.float64)),
-        "label_std": float(labels.std(dtype=np.float64)),
+        "input_offset": mx["mean"],
+        "input_scale": np.sqrt(mx["var"]),
+        "label_offset": float(my["mean"][0]),
+        "label_scale": float(np.sqrt(my["var"][0])),
     }
 
 
+def _moments(a) -> dict:
+    """Per-channel mean, variance and mean square of (N, H, W, c), two passes over chunks.
+
+    Each chunk is summed with a float64 accumulator; no float64 copy of the array exists.
+    """
+    n = 0
+    total = np.zeros(a.shape[-1])
+    for c in _chunks(a):
+        total += c.sum(axis=(0, 1, 2), dtype=np.float64)
+        n += c[..., 0].size
+    mean = total / n
+    sq = np.zeros(a.shape[-1])
+    centred = np.zeros(a.shape[-1])
+    for c in _chunks(a):
+        d = c - mean.astype(np.float32)
+        centred += np.square(d, out=d).sum(axis=(0, 1, 2), dtype=np.float64)
+        d = np.square(c, out=d)
+        sq += d.sum(axis=(0, 1, 2), dtype=np.float64)
+    var, ms = centred / n, sq / n
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
+        raise ValueError("training patches contain NaN or inf")
+    if np.any(var == 0):
+        raise ValueError("a training channel is constant; it cannot be normalised")
+    return {"mean": mean, "var": var, "mean_square": ms}
+
+
+def data_digest(*arrays) -> str:
+    """sha256 over the arrays' bytes, chunk by chunk (no copy of a whole array)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str((a.shape, a.dtype.str)).encode())
+        for c in _chunks(a):
+            h.update(memoryview(np.ascontiguousarray(c)).cast("B"))
+    return h.hexdigest()
+
+
 def normalise(inputs, labels, stats):
-    x = (inputs - stats["input_mean"]) / np.sqrt(stats["input_var"])
-    y = None if labels is None else (labels - stats["label_mean"]) / stats["label_std"]
+    """Normalised float32 copies (small arrays only: training streams batches instead)."""
+    x = (np.asarray(inputs, dtype=np.float32) - np.float32(stats["input_offset"])) / np.float32(stats["input_scale"])
+    y = None if labels is None else (np.asarray(labels, dtype=np.float32) - np.float32(stats["label_offset"])) / np.float32(stats["label_scale"])
     return x.astype(np.float32), None if y is None else y.astype(np.float32)
 
 
@@ -77,45 +194,91 @@ def export_model(core, stats: dict):
 
     h, w, c = core.input_shape[1:]
     inputs = keras.Input((h, w, c), name="maps_uK_CMB")
-    x = layers.Normalization(axis=-1, mean=stats["input_mean"], variance=stats["input_var"], name="input_normalisation")(inputs)
+    x = layers.Normalization(
+        axis=-1, mean=np.asarray(stats["input_offset"]), variance=np.square(stats["input_scale"]), name="input_normalisation"
+    )(inputs)
     x = core(x)
-    outputs = layers.Rescaling(scale=stats["label_std"], offset=stats["label_mean"], name="output_uK_CMB")(x)
+    outputs = layers.Rescaling(scale=stats["label_scale"], offset=stats["label_offset"], name="output_uK_CMB")(x)
     return keras.Model(inputs, outputs, name="cenn")
 
 
-def train(x_train, y_train, x_val, y_val, settings: dict, seed: int, checkpoint_dir, tensorboard_dir=None, callbacks=()):
+def joint_inputs(q: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Input of the joint model: Q of every frequency, then U, (N, H, W, 2 n_freq)."""
+    return np.concatenate([q, u], axis=-1)
+
+
+def optimizer(settings: dict, steps_per_epoch: int):
+    """Adagrad (paper) or Adam; with final_learning_rate a cosine decay to it over all epochs."""
+    import keras
+
+    lr = settings["learning_rate"]
+    if settings.get("final_learning_rate") is not None:
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, settings["epochs"] * steps_per_epoch), alpha=settings["final_learning_rate"] / lr
+        )
+    name = settings["optimizer"]
+    if name == "adagrad":
+        return keras.optimizers.Adagrad(learning_rate=lr)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    raise ValueError(f"cenn.optimizer must be 'adagrad' or 'adam', got {name!r}")
+
+
+def train(x_train, y_train, x_val, y_val, settings: dict, seed: int, checkpoint_dir, tensorboard_dir=None, callbacks=(), fields=None):
     """Train CENN; returns (exported model in uK_CMB, history).
 
-    settings: filters, kernels, leaky_slope, l2, learning_rate, batch_size,
-    epochs, patience. Checkpoints go to checkpoint_dir so a killed run resumes.
+    x_*, y_*: (N, H, W, c) float32 arrays, or lists of them, one per field
+    (joint mode: [Q, U]); fields names them (default: one scalar-like field 'T'
+    for per_field, ['Q', 'U'] for joint). settings: see PAPER and the schema's
+    ``cenn`` keys; missing keys take the paper's values. Checkpoints go to
+    checkpoint_dir so a killed run resumes.
     """
     import keras
 
-    from .training import distribution_scope, fit_resumable, set_seeds
+    from .training import PatchBatches, distribution_scope, fit_resumable, set_seeds
+
+    settings = with_defaults(settings)
+    mode = settings["mode"]
+    xs, ys, xvs, yvs = (_as_list(a) for a in (x_train, y_train, x_val, y_val))
+    if fields is None:
+        fields = ["Q", "U"] if mode == "joint" else ["T"]
+    if mode == "joint" and list(fields) != ["Q", "U"]:
+        raise ValueError(f"joint CENN takes fields [Q, U], got {fields}")
+    if mode not in ("joint", "per_field"):
+        raise ValueError(f"cenn.mode must be 'joint' or 'per_field', got {mode!r}")
 
     set_seeds(seed)
-    stats = normalisation_stats(x_train, y_train)
-    x, y = normalise(x_train, y_train, stats)
-    xv, yv = normalise(x_val, y_val, stats)
-    data_hash = hashlib.sha256(x_train.tobytes() + y_train.tobytes() + x_val.tobytes()).hexdigest()
-    fingerprint = hashlib.sha256(json.dumps([settings, seed, data_hash], sort_keys=True).encode()).hexdigest()[:16]
+    stats = normalisation_stats(xs, ys, mode)
+    fingerprint_data = data_digest(*xs, *ys, *xvs, *yvs)
+    fingerprint = hashlib.sha256(json.dumps([settings, seed, fingerprint_data, list(fields)], sort_keys=True).encode()).hexdigest()[:16]
+    batch_size = settings["batch_size"]
+    train_batches = PatchBatches(xs, ys, fields, stats, batch_size, seed, shuffle=True, augment=settings["augment"])
+    val_batches = PatchBatches(xvs, yvs, fields, stats, batch_size, seed, shuffle=False, augment=False)
+    height, width = xs[0].shape[1:3]
+    channels = sum(a.shape[-1] for a in xs)
+    outputs = sum(a.shape[-1] for a in ys)
 
     def build_and_compile():
         core = build_core(
-            x.shape[1], x.shape[2], x.shape[3], settings["filters"], settings["kernels"], settings["leaky_slope"], settings["l2"]
+            height,
+            width,
+            channels,
+            settings["filters"],
+            settings["kernels"],
+            settings["leaky_slope"],
+            settings["l2"],
+            outputs=outputs,
+            full_res_filters=settings["full_res_filters"],
         )
-        core.compile(optimizer=keras.optimizers.Adagrad(learning_rate=settings["learning_rate"]), loss="mse")
+        core.compile(optimizer=optimizer(settings, len(train_batches)), loss="mse")
         return core
 
     with distribution_scope():
         core, history = fit_resumable(
             build_and_compile,
-            x,
-            y,
-            xv,
-            yv,
+            train_batches,
+            val_batches,
             epochs=settings["epochs"],
-            batch_size=settings["batch_size"],
             patience=settings["patience"],
             checkpoint_dir=checkpoint_dir,
             fingerprint=fingerprint,

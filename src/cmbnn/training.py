@@ -72,11 +72,123 @@ def distribution_scope():
     return contextlib.nullcontext()
 
 
-def _resumable_callback_class():
+def dihedral(x: np.ndarray, code: int) -> np.ndarray:
+    """One of the 8 symmetries of the square on (H, W, C) pixels: code // 2 quarter turns, then a mirror if odd."""
+    x = np.rot90(x, code // 2, axes=(0, 1))
+    return x[:, ::-1] if code % 2 else x
+
+
+def dihedral_signs(fields, code: int) -> np.ndarray:
+    """Sign of each field's values under :func:`dihedral` (fields like ('Q', 'U')).
+
+    T, E and B are scalars on the patch: pixels move, values stay (B is a
+    pseudo-scalar, but B maps are not augmented: see ``augment_fields``).
+    Q and U are spin 2 with Q along the patch axes: a quarter turn moves the
+    reference axis by 90 degrees, P = Q + iU -> P exp(2i 90deg) = -P; a
+    mirror along either axis conjugates P, so U -> -U and Q stays.
+    """
+    turns, mirror = code // 2, code % 2
+    signs = []
+    for f in fields:
+        s = (-1) ** turns if f in ("Q", "U") else 1
+        signs.append(-s if (mirror and f == "U") else s)
+    return np.asarray(signs, dtype=np.float32)
+
+
+class PatchBatches:
+    """Batches of normalised float32 patches without a normalised copy of the whole set.
+
+    inputs / labels: lists of (N, H, W, c) float32 arrays, one per field,
+    concatenated along channels batch by batch. Normalisation is
+    (x - offset) * inv_scale per channel. Each epoch's order and (with
+    ``augment``) dihedral transforms come from rng_for(seed, 'cenn-epoch', epoch),
+    so a resumed run sees exactly the batches an uninterrupted one would.
+    Set ``epoch`` before iterating an epoch (see :class:`EpochSetter`).
+    """
+
+    def __init__(self, inputs, labels, fields, norm, batch_size, seed, shuffle=True, augment=False):
+        self.inputs, self.labels, self.fields = list(inputs), list(labels), list(fields)
+        self.n = len(self.inputs[0])
+        self.in_fields = [f for f, a in zip(self.fields, self.inputs) for _ in range(a.shape[-1])]
+        self.out_fields = [f for f, a in zip(self.fields, self.labels) for _ in range(a.shape[-1])]
+        self.in_offset = np.asarray(norm["input_offset"], dtype=np.float32)
+        self.in_inv = (1 / np.asarray(norm["input_scale"], dtype=np.float64)).astype(np.float32)
+        self.out_offset = np.float32(norm["label_offset"])
+        self.out_inv = np.float32(1 / norm["label_scale"])
+        self.batch_size, self.seed, self.shuffle, self.augment = int(batch_size), int(seed), shuffle, augment
+        if augment and (np.any(self.in_offset != 0) or self.out_offset != 0):
+            raise ValueError("sign-flipping augmentation needs zero normalisation offsets")
+        if augment and self.inputs[0].shape[1] != self.inputs[0].shape[2]:
+            raise ValueError("quarter-turn augmentation needs square patches")
+        self.epoch = 0
+        self._plan = None
+
+    def __len__(self):
+        return -(-self.n // self.batch_size)
+
+    def plan(self, epoch):
+        """(order, transform codes) of one epoch, a pure function of (seed, epoch)."""
+        if self._plan is None or self._plan[0] != epoch:
+            from .seeding import rng_for
+
+            rng = rng_for(self.seed, "cenn-epoch", epoch)
+            order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+            codes = rng.integers(0, 8, self.n) if self.augment else np.zeros(self.n, dtype=int)
+            self._plan = (epoch, order, codes)
+        return self._plan[1], self._plan[2]
+
+    def batch(self, i, epoch):
+        order, codes = self.plan(epoch)
+        idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+        # Sorted reads are faster (and h5py-friendly); the permutation is restored after.
+        sort = np.argsort(idx)
+        inv = np.empty_like(sort)
+        inv[sort] = np.arange(len(sort))
+        x = np.concatenate([a[idx[sort]] for a in self.inputs], axis=-1)[inv]
+        y = np.concatenate([a[idx[sort]] for a in self.labels], axis=-1)[inv]
+        x = (x - self.in_offset) * self.in_inv
+        y = (y - self.out_offset) * self.out_inv
+        if self.augment:
+            for j, code in enumerate(codes[idx]):
+                if code:
+                    x[j] = dihedral(x[j], code) * dihedral_signs(self.in_fields, code)
+                    y[j] = dihedral(y[j], code) * dihedral_signs(self.out_fields, code)
+        return x.astype(np.float32, copy=False), y.astype(np.float32, copy=False)
+
+
+def keras_batches(batches: PatchBatches):
+    """A keras.utils.PyDataset over :class:`PatchBatches` (shuffling and augmentation are its own)."""
     import keras
 
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.batches = batches
+
+        def __len__(self):
+            return len(batches)
+
+        def __getitem__(self, i):
+            return batches.batch(i, batches.epoch)
+
+    return _Batches()
+
+
+def _callback_classes():
+    import keras
+
+    class EpochSetter(keras.callbacks.Callback):
+        """Tells the data which epoch starts (before Keras iterates it)."""
+
+        def __init__(self, batches: PatchBatches):
+            super().__init__()
+            self.batches = batches
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.batches.epoch = epoch
+
     class ResumableCheckpoint(keras.callbacks.Callback):
-        """Early stopping + checkpoint of model, optimiser and history at every epoch end."""
+        """NaN guard, early stopping and a checkpoint of model, optimiser and history at every epoch end."""
 
         def __init__(self, directory: Path, patience: int, state: dict, n_train: int):
             super().__init__()
@@ -91,6 +203,13 @@ def _resumable_callback_class():
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
+            bad = {k: v for k, v in logs.items() if k in ("loss", "val_loss") and not np.isfinite(v)}
+            if bad:
+                # Before any checkpoint of this epoch: a rerun would resume from the last finite one.
+                raise NonFiniteLoss(
+                    f"training stopped at epoch {epoch}: non-finite {bad}; no model written. "
+                    "Lower the learning rate or check the inputs for NaN/inf."
+                )
             seconds = time.perf_counter() - self.started
             logs.update(epoch=epoch, seconds=seconds, patches_per_second=self.n_train / seconds if seconds else 0.0)
             state = self.state
@@ -116,18 +235,24 @@ def _resumable_callback_class():
                 log.info("early stopping: no improvement in %d epochs", self.patience)
                 self.model.stop_training = True
 
-    return ResumableCheckpoint
+    return EpochSetter, ResumableCheckpoint
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training or validation loss became NaN or infinite."""
 
 
 def fit_resumable(
-    build_and_compile, x, y, x_val, y_val, *, epochs, batch_size, patience, checkpoint_dir, fingerprint="", tensorboard_dir=None, callbacks=()
+    build_and_compile, train: PatchBatches, validation: PatchBatches, *, epochs, patience, checkpoint_dir, fingerprint="", tensorboard_dir=None, callbacks=()
 ):
     """Fit a model, resuming from ``checkpoint_dir`` when an earlier run was killed.
 
     build_and_compile: () -> compiled keras.Model, used when there is nothing to resume.
+    train, validation: :class:`PatchBatches` (per-epoch order and augmentation from the seed).
     fingerprint: identifies settings and data; a checkpoint with another one is discarded.
     Returns (model with the best weights restored, history list of per-epoch dicts).
-    The checkpoint is removed once training has finished.
+    The checkpoint is removed once training has finished; a non-finite loss raises
+    :class:`NonFiniteLoss` and leaves the last finite checkpoint.
     """
     import keras
 
@@ -146,19 +271,18 @@ def fit_resumable(
             stale.unlink()
         state = {"fingerprint": fingerprint, "epoch": 0, "best": float("inf"), "best_epoch": -1, "wait": 0, "history": []}
         model = build_and_compile()
-    checkpoint = _resumable_callback_class()(checkpoint_dir, patience, state, len(x))
-    all_callbacks = [checkpoint, *callbacks]
+    epoch_setter, resumable = _callback_classes()
+    train.epoch = state["epoch"]
+    all_callbacks = [epoch_setter(train), resumable(checkpoint_dir, patience, state, train.n), *callbacks]
     if tensorboard_dir is not None and keras.backend.backend() == "tensorflow":
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     if state["epoch"] < epochs and state["wait"] < patience:
         model.fit(
-            x,
-            y,
-            validation_data=(x_val, y_val),
+            keras_batches(train),
+            validation_data=keras_batches(validation),
             epochs=epochs,
             initial_epoch=state["epoch"],
-            batch_size=batch_size,
-            shuffle=True,
+            shuffle=False,  # the batches shuffle themselves, from (seed, epoch)
             verbose=0,
             callbacks=all_callbacks,
         )

@@ -1,4 +1,8 @@
-"""Rule predict_cenn: CENN predictions for one field and split, in uK_CMB."""
+"""Rule predict_cenn: CENN predictions for one field and split, in uK_CMB.
+
+A joint Q/U network takes the Q and U patches of the split together and
+returns both; this job keeps the field it was asked for.
+"""
 
 from _helpers import configure
 
@@ -6,11 +10,20 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "predict_cenn")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from cmbnn.io import read_patches_h5, write_predictions_h5  # noqa: E402
 
+fields = list(smk.params.fields)
+field = smk.wildcards.field
 model = keras.models.load_model(smk.input.model)
-data, attrs = read_patches_h5(smk.input.patches)
-net = model.predict(data["M"], batch_size=64, verbose=0)
-write_predictions_h5(smk.output[0], net, data, attrs, smk.input.patches, method="cenn")
-log.info("predicted %d %s patches of %s", len(net), smk.wildcards.split, smk.wildcards.field)
+patches = [read_patches_h5(path) for path in smk.input.patches]
+for (data, _), f in zip(patches, fields):
+    if not np.array_equal(data["centers"], patches[0][0]["centers"]):
+        raise ValueError(f"{f} patches of {smk.wildcards.split} are not at the {fields[0]} centres")
+inputs = np.concatenate([data["M"] for data, _ in patches], axis=-1)
+net = model.predict(inputs, batch_size=64, verbose=0)
+k = fields.index(field)
+data, attrs = patches[k]
+write_predictions_h5(smk.output[0], net[..., k : k + 1], data, attrs, smk.input.patches[k], method="cenn")
+log.info("predicted %d %s patches of %s with the %s network", len(net), smk.wildcards.split, field, "+".join(fields))
