@@ -84,3 +84,43 @@ def test_observation_noise_per_frequency_and_field():
 def test_negative_noise_level_is_refused():
     with pytest.raises(ValueError, match="noise level"):
         white_noise(10, -1.0, 1.0, rng_for(0, "x"))
+
+
+@pytest.mark.parametrize("scatter", [0.0, 0.1])
+def test_observe_mixes_foregrounds_by_their_seds(camb_cls, scatter):
+    """Observed signal minus CMB, per frequency, is the component scaled by its SED."""
+    from cmbnn import foregrounds as fg
+
+    nside, freqs = 32, [100.0, 143.0, 217.0, 353.0]
+    lmax = 3 * nside - 1
+    dust = {
+        "reference_GHz": 353.0, "beta": 1.6, "beta_scatter": scatter, "temperature_K": 20.0, "temperature_scatter_K": 10 * scatter,
+        "sed_lmax": 8, "d80_ee": 100.0, "alpha": -2.42, "bb_over_ee": 0.5, "tt_over_ee": 10.0, "te_correlation": 0.3,
+        "modulation_sigma": 0.3, "modulation_lmax": 4, "galactic_profile": False, "max_polarization_fraction": 0.2,
+    }  # fmt: skip
+    templates, sed, extra, _ = simulate.foreground_realisation("dust", dust, nside, freqs, 3, 0, 20.0)
+    cmb, _ = simulate.cmb_realisation(camb_cls, nside, 3, 0)
+    obs = {
+        "beam_fwhm_arcmin": [0.0] * 4,
+        "noise_T_uK_arcmin": [0.0] * 4,
+        "noise_P_uK_arcmin": [0.0] * 4,
+        "pixel_window": False,
+        "scalar_eb": False,
+    }
+    signal, _ = simulate.observe(cmb, [(templates, sed)], freqs, obs, nside, 3, 0)
+    dust_alm = signal - cmb[None]
+    ref = dust_alm[freqs.index(353.0)]
+    if scatter == 0:
+        # One template: every frequency is the 353 GHz sky times the mean modified black body.
+        for i, nu in enumerate(freqs):
+            np.testing.assert_allclose(dust_alm[i], fg.dust_sed(nu, 1.6, 20.0, 353.0) * ref, rtol=1e-6, atol=1e-9 * np.abs(ref).max())
+    else:
+        # Per-pixel SEDs: the map at nu over the 353 GHz map follows each pixel's own beta_d, T_d.
+        beta = hp.alm2map(extra["beta_alm"], nside, lmax=8)
+        temperature = hp.alm2map(extra["temperature_alm"], nside, lmax=8)
+        t_ref = hp.alm2map(np.ascontiguousarray(ref[0]), nside, lmax=lmax)
+        for i, nu in enumerate(freqs[:-1]):
+            t_nu = hp.alm2map(np.ascontiguousarray(dust_alm[i, 0]), nside, lmax=lmax)
+            own = fg.dust_sed(nu, beta, temperature, 353.0)
+            assert np.median(np.abs(t_nu / t_ref / own - 1)) < 0.01, nu
+            assert np.median(np.abs(t_nu / t_ref / fg.dust_sed(nu, 1.6, 20.0, 353.0) - 1)) > 0.03, nu
