@@ -61,6 +61,11 @@ provenance = {
     "code_version": cmbnn.__version__,
     "orientation": "row 0 south, columns increase westward (healpy gnomview, flip='astro')",
     "polarisation": "Q/U rotated into the patch frame; flat-sky convention (Q>0 east-west, U>0 north-east) in which flat E/B equal healpy's",
+    "mask": (
+        f"1 = within {patches['source_mask_radius_fwhm']} label-beam FWHM of a point source brighter than "
+        f"{patches['source_mask_flux_Jy']} Jy at {float(p.label_frequency):g} GHz (listed in sources_{split}.tsv)"
+    ),
+    "point_sources": "rendered in M with each frequency's beam profile (not band-limited); M0 is CMB only",
 }
 for f, path in zip(fields, smk.output.patches):
     assert f"/{f}/" in path
