@@ -171,13 +171,18 @@ def cut_exact(split, realisation, centers, patches, freqs, observation, nside, s
     height, width, reso = patches["height"], patches["width"], patches["reso_arcmin"]
     lmax = lmax_for(nside)
     index = PatchSources(merge(list(sources)))
+    if len(index.vec) and any(f in ("E", "B") for f in fields):
+        log.warning("scalar E/B patches carry no point sources (they are rendered in T, Q and U only)")
+
+    rendered = {}  # point sources of the current chunk, all frequencies at once
 
     def sample_inputs(i, idx, theta, phi, psi):
         nu = freqs[i]
         values = fields_from_alm(fields, signal_alm[i], lmax, theta, phi, psi, nthreads)
-        rendered = render_patches(index, [nu], [observation["beam_fwhm_arcmin"][i]], centers[idx], theta, phi, reso, fields)[0]
+        if rendered.get("start") != idx[0]:
+            rendered.update(start=idx[0], maps=render_patches(index, freqs, observation["beam_fwhm_arcmin"], centers[idx], theta, phi, reso, fields))
         for f in fields:
-            values[f] = values[f] + rendered.get(f, 0.0)
+            values[f] = values[f] + rendered["maps"][i].get(f, 0.0)
             values[f] = values[f] + patch_noise(
                 f,
                 idx,

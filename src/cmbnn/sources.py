@@ -159,12 +159,14 @@ def render_patches(index: PatchSources, freqs, fwhm_arcmin, centers, theta, phi,
         psi = frame_angle(north[0, 0], north[0, 1], north[0, 2], vs[:, 0], vs[:, 1], vs[:, 2])
         chi = cat["pol_angle_rad"][idx]
         q_frame, u_frame = rotate_qu(np.cos(2 * chi), np.sin(2 * chi), psi)
+        flat = (r * width + c).ravel()
         for i, nu in enumerate(freqs):
             t = cat["flux_Jy"][idx, i, None, None] * beam_profile(distance, fwhm[i]) * jy_per_sr_to_uk_cmb(nu) * valid
             p = cat["pol_fraction"][idx, None, None] * t
             parts = {"T": t, "Q": p * q_frame[:, None, None], "U": p * u_frame[:, None, None]}
             for f in want:
-                np.add.at(out[i][f][j], (r, c), parts[f])
+                # Boxes of neighbouring sources overlap: accumulate (bincount sums repeated pixels).
+                out[i][f][j] += np.bincount(flat, parts[f].ravel(), height * width).reshape(height, width)
     return out
 
 
