@@ -1,6 +1,5 @@
 """Point sources rendered with the beam profile: shape, position, polarisation, mask."""
 
-import healpy as hp
 import numpy as np
 import pytest
 
