@@ -138,7 +138,8 @@ def test_realised_diffuse_amplitude_matches_the_configured_one(settings, lat_cut
         maps = fg.diffuse_reference_maps(nside, lmax, spectra, modulation, rng_for(seed, "amp"), weight, settings["max_polarization_fraction"])
         ee, bb = measured_d80(maps, lat_cut, settings["alpha"])
         assert ee == pytest.approx(settings["d80_ee"], rel=0.1), (seed, ee)
-        assert bb == pytest.approx(settings["d80_ee"] * settings["bb_over_ee"], rel=0.1), (seed, bb)
+        # BB gets a little more: modulating Q/U turns some E into B (relatively more where BB/EE is small).
+        assert bb == pytest.approx(settings["d80_ee"] * settings["bb_over_ee"], rel=0.15), (seed, bb)
         # The rule's own measurement (logged and tabled; C_ell ratio fit, one iteration) agrees with this one.
         realised = fg.realised_d80(maps, weight, settings["alpha"])
         assert realised["EE"] == pytest.approx(ee, rel=0.05) and realised["BB"] == pytest.approx(bb, rel=0.05)
