@@ -43,7 +43,7 @@ def merge(catalogues: list) -> dict:
     return {k: np.concatenate([np.asarray(c[k]) for c in catalogues]) for k in keys}
 
 
-def render_healpix(catalogue: dict, freqs, fwhm_arcmin, nside: int) -> np.ndarray:
+def render_healpix(catalogue: dict, freqs, fwhm_arcmin, nside: int, batch: int = 20000) -> np.ndarray:
     """(n_freq, 3, npix) T, Q, U in uK_CMB (HEALPix's local Q/U frames) of every source, each
     frequency with its own beam, sampled at pixel centres (no pixel window)."""
     import healpy as hp
@@ -58,25 +58,27 @@ def render_healpix(catalogue: dict, freqs, fwhm_arcmin, nside: int) -> np.ndarra
     reach = REACH_SIGMA * fwhm.max() * ARCMIN * FWHM_TO_SIGMA
     vec = unit_vectors(catalogue["lon_deg"], catalogue["lat_deg"])
     _, _, north = centre_frames(catalogue["lon_deg"], catalogue["lat_deg"])
-    pixels, owners = [], []
-    for k in range(n):
-        pix = hp.query_disc(nside, vec[k], reach, inclusive=True)
-        pixels.append(pix)
-        owners.append(np.full(pix.size, k))
-    pix = np.concatenate(pixels)
-    src = np.concatenate(owners)
-    vpix = np.stack(hp.pix2vec(nside, pix), axis=-1)
-    distance = angular_distance(vpix, vec[src])
-    # Polarisation angle in each pixel's local frame: the source's angle (its local frame
-    # = its tangent frame at the source) minus the frame's rotation psi at the pixel.
-    psi = frame_angle(north[src, 0], north[src, 1], north[src, 2], vpix[:, 0], vpix[:, 1], vpix[:, 2])
-    angle = 2 * (catalogue["pol_angle_rad"][src] - psi)
-    for i, nu in enumerate(freqs):
-        t = catalogue["flux_Jy"][src, i] * beam_profile(distance, fwhm[i]) * jy_per_sr_to_uk_cmb(nu)
-        p = catalogue["pol_fraction"][src] * t
-        out[i, 0] = np.bincount(pix, t, npix)
-        out[i, 1] = np.bincount(pix, p * np.cos(angle), npix)
-        out[i, 2] = np.bincount(pix, p * np.sin(angle), npix)
+    # Batches of sources bound the memory of the (pixel, source) lists at high nside.
+    for start in range(0, n, batch):
+        pixels, owners = [], []
+        for k in range(start, min(start + batch, n)):
+            pix = hp.query_disc(nside, vec[k], reach, inclusive=True)
+            pixels.append(pix)
+            owners.append(np.full(pix.size, k))
+        pix = np.concatenate(pixels)
+        src = np.concatenate(owners)
+        vpix = np.stack(hp.pix2vec(nside, pix), axis=-1)
+        distance = angular_distance(vpix, vec[src])
+        # Polarisation angle in each pixel's local frame: the source's angle (its local frame
+        # = its tangent frame at the source) minus the frame's rotation psi at the pixel.
+        psi = frame_angle(north[src, 0], north[src, 1], north[src, 2], vpix[:, 0], vpix[:, 1], vpix[:, 2])
+        angle = 2 * (catalogue["pol_angle_rad"][src] - psi)
+        for i, nu in enumerate(freqs):
+            t = catalogue["flux_Jy"][src, i] * beam_profile(distance, fwhm[i]) * jy_per_sr_to_uk_cmb(nu)
+            p = catalogue["pol_fraction"][src] * t
+            out[i, 0] += np.bincount(pix, t, npix)
+            out[i, 1] += np.bincount(pix, p * np.cos(angle), npix)
+            out[i, 2] += np.bincount(pix, p * np.sin(angle), npix)
     return out
 
 
