@@ -16,11 +16,6 @@ rule ilc:
         "../workflow/scripts/ilc.py"
 
 
-def group_of(field):
-    """The spectrum group a field is analysed in by the harmonic ILC: QU (spin 2) or the field itself."""
-    return next(g for g, fields in GROUP_FIELDS.items() if field in fields)
-
-
 HILC_PARAMS = dict(
     settings=config["baselines"]["hilc"],
     beams_arcmin=config["observation"]["beam_fwhm_arcmin"],
@@ -51,9 +46,9 @@ rule fit_hilc:
 
 rule hilc:
     input:
-        weights=lambda wildcards: f"results/baselines/hilc/{group_of(wildcards.field)}/weights.h5",
+        weights=lambda wildcards: f"results/baselines/hilc/{field_group(wildcards.field)}/weights.h5",
         # Q needs U (and U needs Q): the E/B modes mix both.
-        patches=lambda wildcards: [patch_file(f, wildcards.split) for f in GROUP_FIELDS[group_of(wildcards.field)]],
+        patches=lambda wildcards: [patch_file(f, wildcards.split) for f in GROUP_FIELDS[field_group(wildcards.field)]],
     output:
         prediction_path("{method}", "{field}", "{split}"),
     wildcard_constraints:

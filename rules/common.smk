@@ -96,6 +96,11 @@ def group_predictions(method, wildcards):
     return [prediction_path(method, f, wildcards.split) for f in GROUP_FIELDS[wildcards.group]]
 
 
+def field_group(field):
+    """The group a field is analysed in (the harmonic ILC needs all its fields): QU or the field itself."""
+    return next(g for g, fields in GROUP_FIELDS.items() if field in fields)
+
+
 def evaluation_outputs():
     return [
         *[model_path(f) for f in CENN_FIELDS],
