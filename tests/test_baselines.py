@@ -225,6 +225,22 @@ def test_fourier_e_b_follow_the_patch_convention(camb_cls):
     np.testing.assert_allclose(u, ft["U"], atol=1e-9 * np.abs(ft["U"]).max())
 
 
+def test_harmonic_ilc_of_scalar_b_patches_uses_the_polarisation_beam():
+    """Scalar E or B patches are spin-0 maps smoothed by the polarisation beam (healpy's spin-2
+    factor); the group B fits and applies like T, with its own component name."""
+    rng = np.random.default_rng(9)
+    train_x, train_y = unequal_beam_sky(160, rng, 0)
+    test_x, test_y = unequal_beam_sky(5, rng, 0)
+    rename = lambda d: {"B": d["T"]}  # noqa: E731
+    s_cl = flat_theory(lambda l: cmb_cl(l) * gaussian_beam_ell(BEAMS[1], l, 2) ** 2)
+    hilc = HarmonicILC("B", BEAMS, BEAMS[1], RESO, SIDE, SIDE, edge="periodic", delta_ell=150).fit(rename(train_x), rename(train_y), {"B": s_cl})
+    assert hilc.components == ("B",)
+    ell, _ = fourier_grid(SIDE, SIDE, RESO)
+    np.testing.assert_allclose(hilc.to_label[..., 0], gaussian_beam_ell(BEAMS[1], ell, 2) / gaussian_beam_ell(BEAMS[0], ell, 2))
+    out = hilc.apply(rename(test_x))["B"]
+    assert np.std(out - test_y["T"]) / np.std(test_y["T"]) < 0.03
+
+
 @pytest.mark.parametrize("edge", ["periodic", "mirror", "zero"])
 def test_harmonic_ilc_state_round_trip_and_edges(edge):
     rng = np.random.default_rng(5)

@@ -59,7 +59,8 @@ def ilc(patches: np.ndarray, cmb_sed=None, deproject=None) -> tuple[np.ndarray, 
 
 ARCMIN = np.pi / 180 / 60
 EDGE_MODES = ("periodic", "mirror", "zero")
-COMPONENTS = {"QU": ("E", "B"), "T": ("T",)}
+# Field group -> the harmonic components analysed (scalar E/B patches are spin-0 maps of E and B).
+COMPONENTS = {"QU": ("E", "B"), "T": ("T",), "E": ("E",), "B": ("B",)}
 
 
 def gaussian_beam_ell(fwhm_arcmin: float, ell: np.ndarray, spin: int = 0) -> np.ndarray:
@@ -149,6 +150,9 @@ class HarmonicILC:
             raise ValueError(f"edge must be one of {EDGE_MODES}, not {edge!r}")
         self.group, self.components = group, COMPONENTS[group]
         self.spin = 2 if group == "QU" else 0
+        self.fields = ("Q", "U") if group == "QU" else (group,)
+        # E and B (as Q/U or as scalar maps) carry the polarisation beam, T the temperature beam.
+        beam_spin = 0 if group == "T" else 2
         self.beams = np.asarray(beams_arcmin, dtype=np.float64)
         self.label_beam = float(label_beam_arcmin)
         self.reso, self.height, self.width = float(reso_arcmin), int(height), int(width)
@@ -159,16 +163,15 @@ class HarmonicILC:
         n_sky = (self.height * self.width) if edge == "zero" else self.ell.size
         self.norm = (self.reso * ARCMIN) ** 2 / n_sky
         # Channel -> label beam, per mode; a deconvolution for channels with wider beams.
-        self.to_label = gaussian_beam_ell(self.label_beam, self.ell, self.spin)[..., None] / np.stack(
-            [gaussian_beam_ell(b, self.ell, self.spin) for b in self.beams], axis=-1
+        self.to_label = gaussian_beam_ell(self.label_beam, self.ell, beam_spin)[..., None] / np.stack(
+            [gaussian_beam_ell(b, self.ell, beam_spin) for b in self.beams], axis=-1
         )
         self.edges = None
 
     # -- Fourier modes -------------------------------------------------------
     def modes(self, maps: dict, channels: bool = True) -> np.ndarray:
         """Fourier modes (n_comp, N, H', W'[, C]) of {field: (N, H, W, C)} patches; channels at the label beam."""
-        fields = ("Q", "U") if self.spin == 2 else ("T",)
-        ft = [np.fft.fft2(pad_patches(np.asarray(maps[f], dtype=np.float64), self.edge, odd=(f == "U")), axes=(1, 2)) for f in fields]
+        ft = [np.fft.fft2(pad_patches(np.asarray(maps[f], dtype=np.float64), self.edge, odd=(f == "U")), axes=(1, 2)) for f in self.fields]
         if self.spin == 2:
             phi = self.phi[..., None]
             ft = list(qu_to_eb(ft[0], ft[1], phi))
@@ -238,7 +241,7 @@ class HarmonicILC:
         n = len(next(iter(inputs.values())))
         w_modes = self.weights[:, self._bin_index()]  # (n_comp, H', W', C)
         filt = self.wiener() if wiener else None
-        fields = ("Q", "U") if self.spin == 2 else ("T",)
+        fields = self.fields
         out = {f: np.empty((n, self.height, self.width, 1), np.float32) for f in fields}
         for start in range(0, n, chunk):
             sl = slice(start, start + chunk)

@@ -23,7 +23,7 @@ if len(fields) > 1 and not all(np.array_equal(data[f]["centers"], data[fields[0]
 cls = read_cls(smk.input.cls)
 lmax = min(p.signal_lmax, len(cls["TT"]) - 1)
 ell = np.arange(lmax + 1.0)
-spin = 2 if group == "QU" else 0
+spin = 0 if group == "T" else 2  # E and B carry the polarisation beam, as Q/U or as scalar maps
 # S = C_ell x label beam^2 (the label is the CMB at that beam, without a pixel window).
 b2 = gaussian_beam_ell(p.label_beam_arcmin, ell, spin) ** 2
 signal = {c: cls[{"T": "TT", "E": "EE", "B": "BB"}[c]][: lmax + 1] * b2 for c in COMPONENTS[group]}
