@@ -124,6 +124,7 @@ def spectra_summary(table, theory: dict, methods, ell_range=(100.0, 1000.0)):
         for method in methods:
             cross = sub[sub.quantity == f"{method}_x_label"].set_index("ell").cl_mean
             resid = sub[sub.quantity == f"{method}_residual"].set_index("ell").cl_mean
+            resid_err = sub[sub.quantity == f"{method}_residual"].set_index("ell").cl_error_of_mean
             out = sub[sub.quantity == method].set_index("ell").cl_mean
             row = {
                 "method": method,
@@ -141,5 +142,8 @@ def spectra_summary(table, theory: dict, methods, ell_range=(100.0, 1000.0)):
                 ratio = resid.to_numpy() / lens
                 row["residual_over_lensing_BB_max"] = float(np.max(ratio[sel]))
                 row["residual_below_lensing_BB"] = bool(np.all(ratio[sel] < 1))
+                # How far below (< 0) or above lensing BB the residual is, in errors of the mean.
+                z = (resid.to_numpy() - lens) / np.maximum(resid_err.to_numpy(), 1e-300)
+                row["residual_minus_lensing_BB_z_max"] = float(np.max(z[sel]))
             rows.append(row)
     return pd.DataFrame(rows)
