@@ -6,7 +6,7 @@ normalisation, per-epoch shuffle and, for the joint network, spin-2 augmentation
 the first epoch (graph tracing) is reported apart.
 
     --mode joint  the default network: Q and U of 3 frequencies in (6 channels), Q and U out,
-                  filters 16/32/64/128, kernels 5, full-resolution path, Adam
+                  filters 16/32/64/128, kernels 5, full-resolution path, linear 9x9 path, Adam
     --mode paper  Casas et al. 2022: 3 channels in, 1 out, filters 8/16/64/128, kernels 9/9/7/7, Adagrad
 
 Any Keras backend works: KERAS_BACKEND=jax .venv/bin/python benchmarks/training_throughput.py
@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 JOINT = {
-    "mode": "joint", "filters": [16, 32, 64, 128], "kernels": [5, 5, 5, 5], "full_res_filters": 16,
+    "mode": "joint", "filters": [16, 32, 64, 128], "kernels": [5, 5, 5, 5], "full_res_filters": 16, "linear_kernel": 9,
     "optimizer": "adam", "learning_rate": 0.002, "final_learning_rate": 1e-5, "augment": True, "l2": 0.0,
 }
 

@@ -147,8 +147,22 @@ def test_joint_network_has_a_full_resolution_path_and_q_u_outputs():
     out = core.get_layer("output")
     assert core.layers[-1] is out and out.filters == 2 and out.kernel_size == (3, 3) and out.strides == (1, 1)
     assert out.activation.__name__ == "linear"
+    assert "linear_path" not in [layer.name for layer in core.layers]
     with pytest.raises(ValueError, match="one kernel per stage"):
         cenn.build_core(64, 64, 6, [16, 32], [5])
+
+
+def test_linear_path_adds_a_convolution_of_the_inputs_to_the_output():
+    core = cenn.build_core(64, 64, 6, [16, 32, 64, 128], [5, 5, 5, 5], outputs=2, full_res_filters=16, linear_kernel=9)
+    linear = core.get_layer("linear_path")
+    assert linear.kernel_size == (9, 9) and linear.filters == 2 and linear.strides == (1, 1)
+    assert linear.activation.__name__ == "linear" and _inbound(core, "linear_path") == ["normalised_maps"]
+    assert _inbound(core, "output_sum") == ["output", "linear_path"] and core.layers[-1].name == "output_sum"
+    # With the nonlinear path's output layer zeroed the network is exactly that convolution.
+    out = core.get_layer("output")
+    out.set_weights([np.zeros_like(w) for w in out.get_weights()])
+    x = np.random.default_rng(0).standard_normal((2, 64, 64, 6)).astype(np.float32)
+    np.testing.assert_allclose(core.predict(x, verbose=0), linear(x), rtol=1e-5, atol=1e-5)
 
 
 # --- spin-2 augmentation --------------------------------------------------------------------

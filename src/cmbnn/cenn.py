@@ -31,6 +31,7 @@ PAPER = {
     "filters": [8, 16, 64, 128],
     "kernels": [9, 9, 7, 7],
     "full_res_filters": 0,
+    "linear_kernel": 0,
     "leaky_slope": 0.2,
     "l2": 1e-6,
     "optimizer": "adagrad",
@@ -54,6 +55,7 @@ def build_core(
     l2=PAPER["l2"],
     outputs: int = 1,
     full_res_filters: int = 0,
+    linear_kernel: int = 0,
 ):
     """The network on normalised data.
 
@@ -64,6 +66,9 @@ def build_core(
     convolution gives the ``outputs`` maps. full_res_filters > 0: a stride-1
     3x3 stem at full resolution, the last transposed convolution gives
     full_res_filters maps, concatenated with the stem, then a linear 3x3 Conv2D.
+    linear_kernel > 0 adds a linear Conv2D of that kernel on the inputs to the
+    output: a learned pixel-space ILC + Wiener-like filter, which the nonlinear
+    path then only has to correct.
     """
     import keras
     from keras import layers
@@ -97,6 +102,9 @@ def build_core(
         x = layers.LeakyReLU(negative_slope=leaky_slope, name=f"decode_{depth - 1}_act")(x)
         x = layers.Concatenate(name="skip_full_res")([x, stem])
         x = layers.Conv2D(outputs, 3, padding="same", kernel_regularizer=reg, name="output")(x)
+    if linear_kernel:
+        linear = layers.Conv2D(outputs, linear_kernel, padding="same", kernel_regularizer=reg, name="linear_path")(inputs)
+        x = layers.Add(name="output_sum")([x, linear])
     return keras.Model(inputs, x, name="cenn_core")
 
 
@@ -269,6 +277,7 @@ def train(x_train, y_train, x_val, y_val, settings: dict, seed: int, checkpoint_
             settings["l2"],
             outputs=outputs,
             full_res_filters=settings["full_res_filters"],
+            linear_kernel=settings["linear_kernel"],
         )
         core.compile(optimizer=optimizer(settings, len(train_batches)), loss="mse")
         return core
