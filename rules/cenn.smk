@@ -44,6 +44,7 @@ rule predict_cenn:
         prediction_path("cenn", "{field}", "{split}"),
     params:
         fields=lambda wildcards: CENN_MODELS[model_of(wildcards.field)],
+        test_time_augmentation=config["cenn"]["test_time_augmentation"],
     log:
         "results/logs/cenn/predict_{field}_{split}.log",
     benchmark:

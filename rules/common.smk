@@ -23,8 +23,10 @@ EVAL_SPLITS = ["validation", "test"]
 METHODS = ["cenn", "ilc", "hilc", "hilc_wiener"]
 LMAX = 3 * config["nside"] - 1
 CENN_FIELDS = config["cenn"]["fields"]
-# Training settings without the field list: adding a field must not retrain the others.
-CENN_SETTINGS = {k: v for k, v in config["cenn"].items() if k != "fields"}
+# Training settings without the field list (adding a field must not retrain the others)
+# and without prediction-only keys (changing them reruns predictions, not training).
+CENN_PREDICT_KEYS = ("test_time_augmentation",)
+CENN_SETTINGS = {k: v for k, v in config["cenn"].items() if k != "fields" and k not in CENN_PREDICT_KEYS}
 # Trained networks and the fields each predicts: one joint Q/U network, or one per field.
 if config["cenn"]["mode"] == "joint":
     if sorted(CENN_FIELDS) != ["Q", "U"]:

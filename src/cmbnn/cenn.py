@@ -215,6 +215,31 @@ def joint_inputs(q: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.concatenate([q, u], axis=-1)
 
 
+def predict_symmetrised(model, inputs: np.ndarray, input_fields, output_fields, batch_size: int = 64) -> np.ndarray:
+    """Mean prediction over the 8 symmetries of the square (test-time augmentation).
+
+    Each input is turned or mirrored with the spin-2 signs (as in training),
+    predicted, and the prediction mapped back by the inverse transform, so
+    the mean is exactly equivariant: a turned sky gives the turned output.
+    The network saw all 8 in training; averaging them lowers the variance of
+    its output. input_fields / output_fields name each channel ('Q', 'U', ...).
+    """
+    from .training import dihedral_signs
+
+    if "B" in list(input_fields) + list(output_fields):
+        raise ValueError("B is a pseudo-scalar: a mirror negates it, which dihedral_signs does not model")
+    total = None
+    for code in range(8):
+        turned = np.rot90(inputs, code // 2, axes=(1, 2))
+        turned = turned[:, :, ::-1] if code % 2 else turned
+        out = model.predict(np.ascontiguousarray(turned * dihedral_signs(input_fields, code)), batch_size=batch_size, verbose=0)
+        out = out * dihedral_signs(output_fields, code)  # the signs are their own inverse
+        out = out[:, :, ::-1] if code % 2 else out
+        out = np.rot90(out, -(code // 2), axes=(1, 2)).astype(np.float64)
+        total = out if total is None else total + out
+    return (total / 8).astype(np.float32)
+
+
 def optimizer(settings: dict, steps_per_epoch: int):
     """Adagrad (paper) or Adam; with final_learning_rate a cosine decay to it over all epochs."""
     import keras
