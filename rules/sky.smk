@@ -23,7 +23,12 @@ rule cmb_map:
 rule foreground:
     output:
         alm=sky_path("foreground_{component}.h5"),
-        amplitude=sky_path("foreground_{component}_amplitude.tsv"),
+        amplitude=report(
+            sky_path("foreground_{component}_amplitude.tsv"),
+            caption="../workflow/report/foreground_amplitude.rst",
+            category="Sky",
+            subcategory="Foreground amplitudes",
+        ),
     wildcard_constraints:
         component="|".join(DIFFUSE),
     params:

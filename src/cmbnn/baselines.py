@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .sky import ARCMIN
+
 
 def ilc_weights(cov: np.ndarray, cmb_sed: np.ndarray | None = None, deproject: np.ndarray | None = None) -> np.ndarray:
     """Weights (..., n_channels) for covariances (..., n_channels, n_channels).
@@ -56,8 +58,6 @@ def ilc(patches: np.ndarray, cmb_sed=None, deproject=None) -> tuple[np.ndarray, 
 # which is the convention under which flat-sky E/B of these patches equal
 # healpy's E/B (tested against scalar E/B patches of the same sky).
 # ---------------------------------------------------------------------------
-
-ARCMIN = np.pi / 180 / 60
 EDGE_MODES = ("periodic", "mirror", "zero")
 # Field group -> the harmonic components analysed (scalar E/B patches are spin-0 maps of E and B).
 COMPONENTS = {"QU": ("E", "B"), "T": ("T",), "E": ("E",), "B": ("B",)}

@@ -222,8 +222,8 @@ def plot_transfer_residuals(table, theory: dict, methods, path, title="", ell_ra
             ax.axvspan(*ell_range, color="0.93", zorder=-10)
             ax.set_xlim(*xlim)  # the shaded aim range must not stretch the axis beyond the bins
             ax.set_title(f"{title} {name}".strip(), fontsize=10)
-        axes[row, 0].legend(fontsize=7)
-        axes[row, 2].legend(fontsize=7)
+        for ax in axes[row]:
+            ax.legend(fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel(r"$\ell$")
     fig.tight_layout()
