@@ -1,0 +1,536 @@
+"""Readers for Planck Legacy Archive (PLA) files that respect what the files say.
+
+Everything returned is in thermodynamic uK_CMB (maps), uK_CMB^2 (covariances),
+RING ordering, and C_ell from ell = 0 in uK^2 (spectra), the pipeline's
+conventions. What the files say is read from them, never assumed:
+
+* columns are read **by name** (``TTYPEn``) from the first binary-table HDU
+  that has them (HDU 1 in every PLA map; the Commander CMB file keeps its
+  beams in HDU 2), never by position: CosmoVAE's ``field=-1`` read a mask
+  (PMASKINP) as if it were the CMB;
+* ordering from the ``ORDERING`` keyword: NESTED is reordered to RING with
+  :func:`healpy.reorder`, RING is kept, anything else is an error;
+* units from ``TUNITn`` per column (see :data:`UNIT_FACTORS` and
+  :func:`unit_factor`): K_CMB / mK_CMB / uK_CMB, their squares for the
+  ``*_COV`` columns, MJy/sr and Jy/sr (monochromatic thermodynamic
+  conversion at the map's frequency, or an explicit Planck coefficient),
+  K_RJ / uK_RJ; dimensionless columns (masks, HITS: blank, 'none', 'unitless')
+  pass unchanged. Anything else is an error naming the file, column and unit
+  (override with ``units={column: unit}`` if you know better than the header);
+* UNSEEN (``hp.UNSEEN`` = -1.6375e30, compared with a relative tolerance so
+  float32 storage matches), NaN, +-inf and integer ``TNULLn`` pixels are
+  invalid: they are counted and logged, set to ``hp.UNSEEN`` in the returned
+  float64 maps (so healpy recognises them) and reported in a boolean
+  ``valid`` array of the same shape (True = usable pixel).
+  :meth:`PlanckMaps.masked` gives the same as a ``numpy.ma.MaskedArray``.
+
+Column aliases (case-insensitive; an exact name always wins over an alias):
+the Stokes columns are called I_STOKES/Q_STOKES/U_STOKES in the HFI, LFI,
+Commander, SMICA and GNILC R3 files, ``I``/``Q``/``U`` in the GNILC R2.00
+545 GHz dust map, and TEMPERATURE/Q_POLARISATION/U_POLARISATION in files
+written by healpy; asking for any one name of a group finds the others (see
+:data:`COLUMN_ALIASES`). Masks (TMASK, PMASK, per-mask names such as
+GAL060) have no aliases: :func:`read_planck_mask` with ``column=None``
+takes the only column of a single-column file and otherwise lists the
+choices.
+
+Verified here only against files written by the tests in the archive's
+layout; column names, units strings and ordering of the real files are taken
+from the PLA documentation and the notes in REFERENCES.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .foregrounds import db_dt_cmb, jy_per_sr_to_uk_cmb, k_rj_to_k_cmb
+from .sky import gaussian_beam, pixel_window
+
+log = logging.getLogger(__name__)
+
+UNSEEN = -1.6375e30  # healpy.UNSEEN, the PLA's bad-pixel value
+
+# Each group: names that mean the same column in different PLA products.
+COLUMN_ALIASES = (
+    ("I_STOKES", "I", "TEMPERATURE", "T", "INTENSITY"),
+    ("Q_STOKES", "Q", "Q_POLARISATION", "Q_POLARIZATION", "Q-POLARISATION"),
+    ("U_STOKES", "U", "U_POLARISATION", "U_POLARIZATION", "U-POLARISATION"),
+)
+
+# Planck's own band-integrated coefficients (MJy/sr per K_CMB). 2015 release
+# (Planck 2015 results VIII): 545 GHz 58.04. Pass one as ``mjysr_per_kcmb`` to
+# match Planck's conversion instead of the monochromatic one.
+PLANCK_2015_MJYSR_PER_KCMB = {545: 58.04}
+
+# Normalised unit string -> (kind, factor to uK_CMB, power). kind "cmb": fixed
+# factor; "rj": factor times k_rj_to_k_cmb(nu); "intensity": factor in MJy/sr
+# times the MJy/sr -> uK_CMB conversion at nu; "none": dimensionless.
+_CMB = {"kcmb": 1e6, "k_cmb": 1e6, "mkcmb": 1e3, "mk_cmb": 1e3, "ukcmb": 1.0, "uk_cmb": 1.0, "muk_cmb": 1.0, "mukcmb": 1.0}
+_RJ = {"krj": 1e6, "k_rj": 1e6, "mkrj": 1e3, "mk_rj": 1e3, "ukrj": 1.0, "uk_rj": 1.0, "muk_rj": 1.0}
+_INTENSITY = {"mjy/sr": 1.0, "mjysr-1": 1.0, "mjy.sr-1": 1.0, "mjy.sr^-1": 1.0, "mjy/sr^1": 1.0, "jy/sr": 1e-6, "jysr-1": 1e-6, "jy.sr-1": 1e-6}
+_DIMENSIONLESS = {"", "none", "unitless", "dimensionless", "1", "counts", "hits", "n/a"}
+UNIT_FACTORS = {"cmb": _CMB, "rj": _RJ, "intensity": _INTENSITY, "none": _DIMENSIONLESS}
+
+
+def mjysr_to_uk_cmb(nu_ghz, mjysr_per_kcmb: float | None = None):
+    """uK_CMB per MJy/sr at frequency ``nu_ghz`` (multiply a MJy/sr map by this).
+
+    By default the monochromatic thermodynamic conversion at nu with
+    T_CMB = 2.7255 K, 1 / (dB_nu/dT), the same as astropy's
+    ``u.thermodynamic_temperature(nu, T_cmb=2.7255 K)`` equivalency (tested to
+    1e-6). Planck's own conversions integrate over the instrument bandpass
+    (and Planck's MJy/sr maps follow the IRAS nu I_nu = const convention), so
+    they differ from the monochromatic value: at 545 GHz the 2015 release
+    quotes 58.04 MJy/sr per K_CMB against 57.12 monochromatic (1.6 %); at
+    857 GHz the gap is tens of percent (2015 value about 2.27, not verified
+    here, against 1.44 monochromatic). See
+    :data:`PLANCK_2015_MJYSR_PER_KCMB`. To reproduce Planck's numbers pass
+    the band-integrated coefficient as ``mjysr_per_kcmb``: the result is then
+    1e6 / mjysr_per_kcmb and ``nu_ghz`` is not used.
+    """
+    if mjysr_per_kcmb is not None:
+        if mjysr_per_kcmb <= 0:
+            raise ValueError(f"mjysr_per_kcmb must be > 0, got {mjysr_per_kcmb}")
+        return 1e6 / float(mjysr_per_kcmb)
+    nu = np.asarray(nu_ghz, dtype=np.float64)
+    if np.any(nu <= 0):
+        raise ValueError(f"frequency must be > 0 GHz, got {nu_ghz}")
+    return 1e6 * jy_per_sr_to_uk_cmb(nu)
+
+
+def uk_cmb_to_mjysr(nu_ghz, mjysr_per_kcmb: float | None = None):
+    """MJy/sr per uK_CMB at ``nu_ghz``: the inverse of :func:`mjysr_to_uk_cmb`."""
+    return 1.0 / mjysr_to_uk_cmb(nu_ghz, mjysr_per_kcmb)
+
+
+def monochromatic_mjysr_per_kcmb(nu_ghz):
+    """Monochromatic MJy/sr per K_CMB at nu (dB_nu/dT at T_CMB), for comparison with Planck's tables."""
+    return db_dt_cmb(nu_ghz) / 1e-20
+
+
+def _normalise_unit(unit: str) -> tuple[str, int]:
+    """Lower-case, drop spaces, split off a square: ('k_cmb', 2) for 'K_CMB^2' or '(K_CMB)**2'."""
+    u = str(unit).strip().lower().replace(" ", "").replace("\u00b5", "u").replace("\u03bc", "u")
+    power = 1
+    squared = re.fullmatch(r"\(?(.+?)\)?(\^2|\*\*2)", u)
+    if squared:
+        u, power = squared.group(1), 2
+    elif u.endswith("2") and u[:-1] in (*_CMB, *_RJ):
+        u, power = u[:-1], 2
+    return u.strip("()[]"), power
+
+
+def unit_factor(unit: str, nu_ghz: float | None = None, mjysr_per_kcmb: float | None = None, where: str = "") -> float:
+    """Factor turning a column in ``unit`` into uK_CMB (uK_CMB^2 for squared units).
+
+    ``nu_ghz`` is needed for MJy/sr, Jy/sr and K_RJ only. Dimensionless units
+    ('', 'none', ...) give 1. An unknown unit raises ValueError naming
+    ``where`` (the file and column).
+    """
+    name, power = _normalise_unit(unit)
+    if name in _DIMENSIONLESS and power == 1:
+        return 1.0
+    if name in _CMB:
+        base = _CMB[name]
+    elif name in _RJ or name in _INTENSITY:
+        if nu_ghz is None and not (name in _INTENSITY and mjysr_per_kcmb is not None):
+            raise ValueError(
+                f"{where}: unit {unit!r} needs the map's frequency to convert to uK_CMB; none found in the header "
+                "(FREQ) or the file name: pass freq_ghz="
+            )
+        if name in _RJ:
+            base = _RJ[name] * float(k_rj_to_k_cmb(nu_ghz))
+        else:
+            base = _INTENSITY[name] * float(mjysr_to_uk_cmb(nu_ghz, mjysr_per_kcmb))
+    else:
+        known = sorted({*_CMB, *_RJ, *_INTENSITY} - {""})
+        raise ValueError(
+            f"{where}: unknown unit {unit!r} (TUNIT); known: {known}, their squares (e.g. K_CMB^2) and "
+            f"dimensionless ('', 'none'); pass units={{column: unit}} to override"
+        )
+    return base**power
+
+
+@dataclass
+class PlanckMaps:
+    """Maps read from a PLA file: RING, float64, uK_CMB (or as converted), invalid pixels = UNSEEN.
+
+    ``maps`` has shape (n_columns, npix); ``valid`` the same shape, True where a
+    pixel is usable. ``columns`` are the names asked for, ``file_columns`` the
+    names found in the file, ``units`` the TUNIT strings, ``factors`` what
+    each column was multiplied by.
+    """
+
+    path: str
+    maps: np.ndarray
+    valid: np.ndarray
+    columns: tuple
+    file_columns: tuple
+    units: tuple
+    factors: tuple
+    nside: int
+    ordering_in: str
+    freq_ghz: float | None
+    header: dict = field(repr=False, default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        for i, (asked, found) in enumerate(zip(self.columns, self.file_columns)):
+            if name.upper() in (asked.upper(), found.upper()):
+                return self.maps[i]
+        raise KeyError(f"{name!r} not read from {self.path} (read: {list(self.file_columns)})")
+
+    def masked(self) -> np.ma.MaskedArray:
+        """The maps as a masked array (mask True = invalid pixel)."""
+        return np.ma.MaskedArray(self.maps, mask=~self.valid)
+
+    @property
+    def n_invalid(self) -> dict:
+        return {c: int(np.sum(~v)) for c, v in zip(self.file_columns, self.valid)}
+
+
+def _alias_group(name: str) -> tuple:
+    for group in COLUMN_ALIASES:
+        if name.upper() in group:
+            return group
+    return (name.upper(),)
+
+
+def _resolve(name: str, available: list[str]) -> str | None:
+    upper = {c.upper(): c for c in available}
+    if name.upper() in upper:
+        return upper[name.upper()]
+    for alias in _alias_group(name):
+        if alias in upper:
+            return upper[alias]
+    return None
+
+
+def _find_table(hdul, columns, path):
+    """First binary table holding every requested column (by name or alias)."""
+    from astropy.io import fits
+
+    seen = []
+    for i, hdu in enumerate(hdul):
+        if not isinstance(hdu, fits.BinTableHDU):
+            continue
+        names = list(hdu.columns.names)
+        resolved = [_resolve(c, names) for c in columns]
+        if all(r is not None for r in resolved):
+            return i, hdu, resolved
+        missing = [c for c, r in zip(columns, resolved) if r is None]
+        seen.append(f"HDU {i} ({hdu.name}): missing {missing}, has {names}")
+    if not seen:
+        raise ValueError(f"{path}: no binary-table HDU (not a HEALPix FITS table)")
+    raise KeyError(f"{path}: column(s) {list(columns)} not found (aliases tried: see cmbnn.planck.COLUMN_ALIASES); " + "; ".join(seen))
+
+
+_FILENAME_FREQ = re.compile(r"(?:SkyMap_|[-_]F)(\d{2,3})(?=[_.-])", re.IGNORECASE)
+
+
+def _frequency(header, path) -> tuple[float | None, str]:
+    for key in ("FREQ", "FREQUENCY", "FREQ_GHZ", "NU_GHZ"):
+        if key in header:
+            match = re.match(r"\s*([0-9.]+)", str(header[key]))
+            if match:
+                return float(match.group(1)), f"header {key}"
+    match = _FILENAME_FREQ.search(Path(path).name)
+    if match:
+        return float(match.group(1)), "file name"
+    return None, "unknown"
+
+
+def invalid_pixels(values: np.ndarray) -> np.ndarray:
+    """True where a value is UNSEEN (relative tolerance 1e-5, so float32 matches), NaN or infinite."""
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating):
+        return np.zeros(values.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(values) | (np.abs(values - UNSEEN) <= 1e-5 * abs(UNSEEN))
+
+
+def read_planck_map(
+    path,
+    columns=("I_STOKES", "Q_STOKES", "U_STOKES"),
+    nside_out: int | None = None,
+    freq_ghz: float | None = None,
+    mjysr_per_kcmb: float | None = None,
+    units: dict | None = None,
+    dtype=np.float64,
+) -> PlanckMaps:
+    """Read named columns of a PLA HEALPix table as RING maps in uK_CMB.
+
+    ``columns``: names (or aliases, see :data:`COLUMN_ALIASES`) in any order;
+    the result follows the order asked for, whatever the order in the file.
+    ``freq_ghz``: frequency for MJy/sr and K_RJ columns; by default from the
+    header (FREQ, FREQUENCY) or the file name (``SkyMap_545``, ``-F545``).
+    ``mjysr_per_kcmb``: Planck's band-integrated coefficient to use instead of
+    the monochromatic conversion (see :func:`mjysr_to_uk_cmb`).
+    ``units``: {column: unit} overriding TUNIT.
+    ``nside_out``: change nside by pixel averaging (``healpy.ud_grade``,
+    invalid pixels ignored in the averages; a parent with no valid child stays
+    UNSEEN). Columns named ``*_COV`` are variances and are scaled as the
+    variance of a mean (power 2), HITS are summed (power -2). This changes
+    pixels, not beams: use :func:`change_resolution` for that.
+
+    Invalid pixels (UNSEEN, NaN, inf, TNULL) are logged, set to UNSEEN in
+    ``maps`` and False in ``valid`` (see :class:`PlanckMaps`).
+    Full-sky tables only; a partial-sky (explicit PIXEL index) table is an error.
+    """
+    import healpy as hp
+    from astropy.io import fits
+
+    if isinstance(columns, str):
+        columns = (columns,)
+    columns = tuple(columns)
+    path = str(path)
+    units = {k.upper(): v for k, v in (units or {}).items()}
+    with fits.open(path, memmap=True) as hdul:
+        index, hdu, file_columns = _find_table(hdul, columns, path)
+        header = hdu.header
+        primary = hdul[0].header
+        indxschm = str(header.get("INDXSCHM", "IMPLICIT")).strip().upper()
+        if indxschm == "EXPLICIT" or header.get("OBJECT", "").strip().upper() == "PARTIAL":
+            raise ValueError(f"{path}: partial-sky table (INDXSCHM={indxschm!r}); only full-sky maps are supported")
+        ordering = str(header.get("ORDERING", primary.get("ORDERING", ""))).strip().upper()
+        if ordering not in ("RING", "NESTED", "NEST"):
+            raise ValueError(f"{path}: ORDERING is {ordering or 'missing'!r} in HDU {index}; expected RING or NESTED")
+        if freq_ghz is None:
+            freq_ghz, freq_source = _frequency(header, path)
+            if freq_ghz is None:
+                freq_ghz, freq_source = _frequency(primary, path)
+        else:
+            freq_source = "argument"
+        maps, valid, tunits, factors = [], [], [], []
+        nside = None
+        for asked, name in zip(columns, file_columns):
+            col = hdu.columns.names.index(name) + 1
+            raw = np.asarray(hdu.data[name]).ravel()  # TFORM 'E' or '1024E': one or many pixels a row
+            npix = raw.size
+            if nside is None:
+                nside = hp.npix2nside(npix)  # raises for a size that is no HEALPix map
+                if "NSIDE" in header and int(header["NSIDE"]) != nside:
+                    raise ValueError(f"{path}: NSIDE={header['NSIDE']} but column {name} has {npix} pixels")
+            elif npix != hp.nside2npix(nside):
+                raise ValueError(f"{path}: column {name} has {npix} pixels, other columns {hp.nside2npix(nside)}")
+            bad = invalid_pixels(raw)
+            tnull = header.get(f"TNULL{col}")
+            if tnull is not None and not np.issubdtype(raw.dtype, np.floating):
+                bad |= raw == tnull
+            unit = units.get(name.upper(), units.get(asked.upper(), header.get(f"TUNIT{col}", "")))
+            where = f"{path}: column {name}"
+            factor = unit_factor(unit, freq_ghz, mjysr_per_kcmb, where=where)
+            values = raw.astype(dtype) * factor
+            values[bad] = UNSEEN
+            if bad.any():
+                log.info("%s: %d invalid pixels (UNSEEN/NaN/inf/TNULL) of %d", where, int(bad.sum()), npix)
+            maps.append(values)
+            valid.append(~bad)
+            tunits.append(str(unit))
+            factors.append(factor)
+        header_copy = dict(header)
+    maps = np.stack(maps)
+    valid = np.stack(valid)
+    if ordering.startswith("NEST"):
+        maps = np.asarray(hp.reorder(maps, n2r=True))
+        valid = np.asarray(hp.reorder(valid, n2r=True)).astype(bool)
+    if nside_out is not None and nside_out != nside:
+        out = []
+        for name, m in zip(file_columns, maps):
+            power = 2 if name.upper().endswith("_COV") else (-2 if name.upper() == "HITS" else None)
+            out.append(hp.ud_grade(m, nside_out, order_in="RING", order_out="RING", power=power, pess=False))
+        maps = np.stack(out).astype(dtype)
+        valid = ~invalid_pixels(maps)
+        nside = nside_out
+    log.info("%s: read %s (HDU %d, %s -> RING, units %s, frequency %s GHz from %s)", path, list(file_columns), index, ordering, tunits, freq_ghz, freq_source)
+    return PlanckMaps(
+        path=path,
+        maps=maps,
+        valid=valid,
+        columns=columns,
+        file_columns=tuple(file_columns),
+        units=tuple(tunits),
+        factors=tuple(factors),
+        nside=int(nside),
+        ordering_in=ordering,
+        freq_ghz=freq_ghz,
+        header=header_copy,
+    )
+
+
+def read_planck_mask(path, column: str | None = None, nside_out: int | None = None, as_bool: bool = False) -> np.ndarray:
+    """One mask column of a PLA mask file as a RING map (float64; 1 = kept).
+
+    ``column=None`` takes the only column of a single-column file and lists
+    the choices otherwise (the common masks carry TMASK or per-mask columns
+    such as GAL060). Invalid pixels count as masked (0). ``as_bool``: True
+    where the mask is > 0.5. ``nside_out`` degrades by averaging, giving the
+    kept fraction per pixel (threshold it yourself, or use ``as_bool``).
+    """
+    from astropy.io import fits
+
+    if column is None:
+        with fits.open(str(path), memmap=True) as hdul:
+            tables = [(i, list(h.columns.names)) for i, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU)]
+        if not tables:
+            raise ValueError(f"{path}: no binary-table HDU")
+        names = tables[0][1]
+        if len(names) != 1:
+            raise ValueError(f"{path}: several columns {names}: pass column= (one of them)")
+        column = names[0]
+    result = read_planck_map(path, (column,), nside_out=nside_out)
+    mask = np.where(result.valid[0], result.maps[0], 0.0)
+    if np.any(mask < 0) or np.any(mask > 1 + 1e-6):
+        log.warning("%s: mask column %s has values outside [0, 1] (min %g, max %g)", path, column, mask.min(), mask.max())
+    return mask > 0.5 if as_bool else mask
+
+
+def _transfer(beam, lmax: int, ncomp: int, name: str) -> np.ndarray:
+    """(lmax+1, ncomp) beam from a FWHM in arcmin or a b_ell array (lmax+1,) / (lmax+1, >=ncomp)."""
+    if np.ndim(beam) == 0:
+        bl = gaussian_beam(float(beam), lmax)
+    else:
+        bl = np.asarray(beam, dtype=np.float64)
+        if bl.shape[0] < lmax + 1:
+            raise ValueError(f"{name}: b_ell has {bl.shape[0]} multipoles, need lmax+1 = {lmax + 1}")
+        bl = bl[: lmax + 1]
+        bl = np.repeat(bl[:, None], 3, axis=1) if bl.ndim == 1 else bl
+    return bl[:, :ncomp] if ncomp == 1 else bl[:, :3]
+
+
+def change_resolution(
+    maps,
+    fwhm_in_arcmin,
+    fwhm_out_arcmin,
+    nside_out: int,
+    lmax: int | None = None,
+    pol: bool = True,
+    pixwin_in: bool = False,
+    pixwin_out: bool = False,
+    unseen: str = "raise",
+    iterations: int = 3,
+    min_beam: float = 1e-6,
+) -> np.ndarray:
+    """Change beam and nside in harmonic space: alm * b_out / b_in (* p_out / p_in).
+
+    ``maps``: one RING map (npix,) or (T, Q, U) (3, npix) in any unit; with
+    ``pol=True`` and three maps Q/U are treated as spin-2 (E/B beams).
+    ``fwhm_*_arcmin``: Gaussian FWHM in arcmin, or a b_ell array (lmax+1,) or
+    (lmax+1, 3) for T, E, B (e.g. the beam table of the Commander file).
+    ``lmax``: default min(3 nside_in, 3 nside_out) - 1. ``pixwin_in``: divide
+    by the input pixel window (the map carries it), ``pixwin_out``: multiply
+    by the output one. Multipoles where b_in < ``min_beam`` are set to zero
+    rather than amplified (deconvolution beyond what the map holds).
+    ``unseen``: 'raise' (default) refuses maps with UNSEEN/NaN pixels;
+    'zero' fills them with 0 before map2alm (logged; the filled region and
+    its surroundings are then wrong in the output, mask them afterwards).
+    ``iterations``: healpy map2alm Jacobi iterations. Returns RING maps at
+    ``nside_out`` with the input's shape convention.
+    """
+    import healpy as hp
+
+    maps = np.array(maps, dtype=np.float64)  # copy: filling must not touch the caller's maps
+    single = maps.ndim == 1
+    if single:
+        maps = maps[None]
+    nside_in = hp.npix2nside(maps.shape[-1])
+    if lmax is None:
+        lmax = min(3 * nside_in, 3 * nside_out) - 1
+    bad = invalid_pixels(maps)
+    if bad.any():
+        if unseen == "raise":
+            raise ValueError(f"{int(bad.sum())} UNSEEN/NaN pixels in the input maps: fill or mask them first, or pass unseen='zero'")
+        if unseen != "zero":
+            raise ValueError(f"unseen must be 'raise' or 'zero', got {unseen!r}")
+        log.warning("change_resolution: %d UNSEEN/NaN pixels set to 0 before map2alm", int(bad.sum()))
+        maps[bad] = 0.0
+    use_pol = pol and maps.shape[0] == 3
+    ncomp = 3 if use_pol else 1
+    b_in = _transfer(fwhm_in_arcmin, lmax, ncomp, "fwhm_in_arcmin")
+    b_out = _transfer(fwhm_out_arcmin, lmax, ncomp, "fwhm_out_arcmin")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        transfer = np.where(np.abs(b_in) >= min_beam, b_out / b_in, 0.0)
+    if pixwin_in:
+        transfer = transfer / pixel_window(nside_in, lmax)[:, :ncomp]
+    if pixwin_out:
+        transfer = transfer * pixel_window(nside_out, lmax)[:, :ncomp]
+    ell, _ = hp.Alm.getlm(lmax)
+    if use_pol:
+        alm = np.asarray(hp.map2alm(maps, lmax=lmax, pol=True, iter=iterations))
+        alm = alm * transfer.T[:, ell]
+        out = np.asarray(hp.alm2map(np.ascontiguousarray(alm), nside_out, lmax=lmax, pol=True))
+    else:
+        out = []
+        for m in maps:
+            alm = hp.map2alm(m, lmax=lmax, iter=iterations) * transfer[ell, 0]
+            out.append(hp.alm2map(alm, nside_out, lmax=lmax))
+        out = np.asarray(out)
+    return out[0] if single else out
+
+
+def read_planck_theory(path, lmax: int | None = None, check: bool = True) -> dict[str, np.ndarray]:
+    """Planck minimum-theory spectra (PR3 ``..._minimum-theory_R3.01.txt``) as C_ell from ell = 0.
+
+    The file has a header line starting with '#' naming the columns
+    (``L TT TE EE BB PP``) and whitespace-separated rows from L = 2 holding
+    D_ell = ell (ell+1) C_ell / 2 pi in uK^2. Returned: {'TT','TE','EE','BB': C_ell in
+    uK^2, 'PP': C_L^phiphi}, arrays indexed by ell from 0 with zeros at 0 and 1
+    (and at any multipole the file lacks). PP is taken to be
+    [L(L+1)]^2 C_L^phiphi / 2 pi (CAMB's convention; unverified for this
+    file). CosmoVAE used the D_ell column as C_ell: this converts.
+    ``check``: refuse a TT column whose largest value at ell 150-300 is not of
+    the order of the ~5700 uK^2 first acoustic peak (a C_ell or K^2 file
+    given by mistake).
+    """
+    path = str(path)
+    names = None
+    with open(path) as f:
+        for line in f:
+            s = line.strip()
+            if not s:
+                continue
+            if s.startswith("#"):
+                tokens = s.lstrip("#").split()
+                if tokens and tokens[0].upper() in ("L", "ELL"):
+                    names = [t.upper() for t in tokens]
+                continue
+            break
+    table = np.loadtxt(path, comments="#", ndmin=2)
+    if names is None:
+        names = ["L", "TT", "TE", "EE", "BB", "PP"][: table.shape[1]]
+        log.warning("%s: no '# L TT ...' header line; assuming columns %s", path, names)
+    if len(names) != table.shape[1]:
+        raise ValueError(f"{path}: header names {names} but rows have {table.shape[1]} columns")
+    ell = table[:, 0]
+    if np.any(ell != np.round(ell)) or np.any(ell < 0) or np.any(np.diff(ell) <= 0):
+        raise ValueError(f"{path}: the L column must hold increasing integer multipoles")
+    ell = ell.astype(int)
+    top = int(ell.max()) if lmax is None else int(lmax)
+    keep = ell <= top
+    ell_k = ell[keep]
+    out = {}
+    factor = np.zeros(ell_k.size)
+    nonzero = ell_k >= 1
+    factor[nonzero] = 2 * np.pi / (ell_k[nonzero] * (ell_k[nonzero] + 1.0))
+    for i, name in enumerate(names[1:], start=1):
+        cl = np.zeros(top + 1)
+        dl = table[keep, i]
+        if name == "PP":
+            cl[ell_k] = dl * factor / np.where(nonzero, ell_k * (ell_k + 1.0), 1.0)
+        else:
+            cl[ell_k] = dl * factor
+        cl[:2] = 0.0
+        out[name] = cl
+    if check and "TT" in names:
+        tt = table[:, names.index("TT")]
+        near_peak = (ell >= 150) & (ell <= 300)
+        peak = tt[near_peak].max() if near_peak.any() else tt.max()
+        if not 1e3 < peak < 1e5:
+            raise ValueError(
+                f"{path}: TT at the first acoustic peak (ell 150-300) is {peak:g}, not ~5700: is this D_ell in uK^2? (check=False to skip)"
+            )
+    return out
