@@ -12,6 +12,7 @@ import pytest
 from astropy.io import fits
 
 from cmbnn.planck import (
+    MissingColumnError,
     PLANCK_2015_MJYSR_PER_KCMB,
     UNSEEN,
     change_resolution,
@@ -23,7 +24,7 @@ from cmbnn.planck import (
     unit_factor,
     uk_cmb_to_mjysr,
 )
-from cmbnn.sky import gaussian_beam, synalm_teb
+from cmbnn.sky import gaussian_beam, pixel_window, synalm_teb
 
 NSIDE = 32
 NPIX = hp.nside2npix(NSIDE)
@@ -137,9 +138,22 @@ def test_columns_read_by_name_whatever_their_order(tmp_path, sky):
     np.testing.assert_array_equal(read_planck_mask(path, "TMASK"), (np.arange(NPIX) % 3 == 0).astype(float))
 
 
+def test_ordering_and_partial_sky_are_checked(tmp_path):
+    path = write_pla_table(tmp_path / "noorder.fits", [("I_STOKES", np.zeros(NPIX, np.float32), "K_CMB", "E")], ordering="SPIRAL")
+    with pytest.raises(ValueError, match=r"noorder\.fits: ORDERING is 'SPIRAL'"):
+        read_planck_map(path, "I_STOKES")
+    partial = write_pla_table(tmp_path / "partial.fits", [("I_STOKES", np.zeros(NPIX, np.float32), "K_CMB", "E")], header=[("INDXSCHM", "EXPLICIT")])
+    with pytest.raises(ValueError, match="partial-sky"):
+        read_planck_map(partial, "I_STOKES")
+    short = write_pla_table(tmp_path / "short.fits", [("I_STOKES", np.zeros(1000, np.float32), "K_CMB", "E")])
+    with pytest.raises(ValueError, match=r"short\.fits: column I_STOKES has 1000 pixels"):
+        read_planck_map(short, "I_STOKES")
+
+
 def test_missing_column_names_file_column_and_what_exists(hfi_file):
-    with pytest.raises(KeyError) as err:
+    with pytest.raises(MissingColumnError) as err:
         read_planck_map(hfi_file, ("I_STOKES", "TMASK"))
+    assert isinstance(err.value, KeyError)
     message = str(err.value)
     assert "HFI_SkyMap_143_2048_R3.01_full.fits" in message and "TMASK" in message
     for existing in ("I_STOKES", "HITS", "II_COV", "UU_COV"):
@@ -213,7 +227,7 @@ def test_unit_strings():
 
 def test_vector_columns_and_nside_out(tmp_path, sky):
     """1024 pixels per row (TFORM 1024E, healpy's layout); ud_grade keeps variances as variances."""
-    maps, _, cov, hits = sky
+    maps = sky[0]
     columns = [
         ("I_STOKES", to_file(maps[0], 1e6), "K_CMB", "E"),
         ("II_COV", to_file(np.full(NPIX, 4e-12), 1.0), "K_CMB^2", "E"),
@@ -239,8 +253,8 @@ def test_read_planck_mask_single_column_nested(tmp_path):
         read_planck_mask(two)
 
 
-def _maps_from_alm(alm, fwhm, nside, lmax):
-    bl = gaussian_beam(fwhm, lmax)
+def _maps_from_alm(alm, fwhm, nside, lmax, extra=None):
+    bl = gaussian_beam(fwhm, lmax) * (1.0 if extra is None else extra)
     ell = hp.Alm.getlm(lmax)[0]
     return hp.alm2map(np.ascontiguousarray(alm * bl.T[:, ell]), nside, lmax=lmax, pol=True)
 
@@ -258,13 +272,20 @@ def test_change_resolution_matches_direct_synthesis():
         assert np.max(np.abs(changed[i] - direct[i])) < 1e-3 * np.std(direct[i])
     # The test can fail: pixel averaging alone, or T's beam ratio on Q/U, misses by far more.
     assert np.std(hp.ud_grade(at_a[1], nside_out) - direct[1]) > 0.05 * np.std(direct[1])
-    lmax_b = lmax_sky
-    ratio_t = gaussian_beam(120.0, lmax_b)[:, 0] / gaussian_beam(60.0, lmax_b)[:, 0]
-    wrong = change_resolution(at_a, 60.0, np.stack([ratio_t * gaussian_beam(60.0, lmax_b)[:, 0]] * 3, axis=1), nside_out, lmax=lmax_sky)
-    assert np.max(np.abs(wrong[0] - direct[0])) < 1e-3 * np.std(direct[0])
+    # b_ell arrays work too: T's beam ratio given for all three components still gets T right.
+    t_beams = np.repeat(gaussian_beam(120.0, lmax_sky)[:, :1], 3, axis=1)
+    t_only_beams = change_resolution(at_a, np.repeat(gaussian_beam(60.0, lmax_sky)[:, :1], 3, axis=1), t_beams, nside_out, lmax=lmax_sky)
+    assert np.max(np.abs(t_only_beams[0] - direct[0])) < 1e-3 * np.std(direct[0])
     # Temperature alone, as a single map.
     t_only = change_resolution(at_a[0], 60.0, 120.0, nside_out, lmax=lmax_sky)
     assert np.max(np.abs(t_only - direct[0])) < 1e-3 * np.std(direct[0])
+    # Pixel windows: a map carrying the nside-64 window, changed to one carrying the nside-32 window.
+    pw = {n: pixel_window(n, lmax_sky) for n in (nside_in, nside_out)}
+    with_pw_in = _maps_from_alm(alm, 60.0, nside_in, lmax_sky, extra=pw[nside_in])
+    with_pw_out = _maps_from_alm(alm, 120.0, nside_out, lmax_sky, extra=pw[nside_out])
+    changed_pw = change_resolution(with_pw_in, 60.0, 120.0, nside_out, lmax=lmax_sky, pixwin_in=True, pixwin_out=True)
+    assert np.max(np.abs(changed_pw - with_pw_out)) < 1e-3 * np.std(with_pw_out)
+    assert np.max(np.abs(changed - with_pw_out)) > 1e-2 * np.std(with_pw_out)  # the windows matter at this level
     # A b_ell array is accepted for the input beam.
     bl = gaussian_beam(60.0, lmax_sky)
     np.testing.assert_allclose(change_resolution(at_a, bl, 120.0, nside_out, lmax=lmax_sky), changed, atol=1e-10)

@@ -193,6 +193,13 @@ class PlanckMaps:
         return {c: int(np.sum(~v)) for c, v in zip(self.file_columns, self.valid)}
 
 
+class MissingColumnError(KeyError):
+    """A requested column is in no table of the file; the message lists what each table has."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 def _alias_group(name: str) -> tuple:
     for group in COLUMN_ALIASES:
         if name.upper() in group:
@@ -226,7 +233,7 @@ def _find_table(hdul, columns, path):
         seen.append(f"HDU {i} ({hdu.name}): missing {missing}, has {names}")
     if not seen:
         raise ValueError(f"{path}: no binary-table HDU (not a HEALPix FITS table)")
-    raise KeyError(f"{path}: column(s) {list(columns)} not found (aliases tried: see cmbnn.planck.COLUMN_ALIASES); " + "; ".join(seen))
+    raise MissingColumnError(f"{path}: column(s) {list(columns)} not found (aliases tried: see cmbnn.planck.COLUMN_ALIASES); " + "; ".join(seen))
 
 
 _FILENAME_FREQ = re.compile(r"(?:SkyMap_|[-_]F)(\d{2,3})(?=[_.-])", re.IGNORECASE)
@@ -312,7 +319,9 @@ def read_planck_map(
             raw = np.asarray(hdu.data[name]).ravel()  # TFORM 'E' or '1024E': one or many pixels a row
             npix = raw.size
             if nside is None:
-                nside = hp.npix2nside(npix)  # raises for a size that is no HEALPix map
+                if not hp.isnpixok(npix):
+                    raise ValueError(f"{path}: column {name} has {npix} pixels, not a full HEALPix map (12 nside^2)")
+                nside = hp.npix2nside(npix)
                 if "NSIDE" in header and int(header["NSIDE"]) != nside:
                     raise ValueError(f"{path}: NSIDE={header['NSIDE']} but column {name} has {npix} pixels")
             elif npix != hp.nside2npix(nside):
@@ -455,7 +464,8 @@ def change_resolution(
     with np.errstate(divide="ignore", invalid="ignore"):
         transfer = np.where(np.abs(b_in) >= min_beam, b_out / b_in, 0.0)
     if pixwin_in:
-        transfer = transfer / pixel_window(nside_in, lmax)[:, :ncomp]
+        pw_in = pixel_window(nside_in, lmax)[:, :ncomp]  # polarisation window is 0 at ell < 2
+        transfer = np.divide(transfer, pw_in, out=np.zeros_like(transfer), where=pw_in > 0)
     if pixwin_out:
         transfer = transfer * pixel_window(nside_out, lmax)[:, :ncomp]
     ell, _ = hp.Alm.getlm(lmax)
