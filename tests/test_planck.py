@@ -168,6 +168,30 @@ def test_unknown_unit_is_an_error_naming_file_column_unit(tmp_path):
     assert read_planck_map(path, "I_STOKES", units={"I_STOKES": "uK_CMB"}).factors == (1.0,)
 
 
+def test_unitless_stokes_refused_and_cov_read_as_variance(tmp_path):
+    path = write_pla_table(
+        tmp_path / "bare.fits",
+        [("I_STOKES", np.ones(NPIX, np.float32), "", "E"), ("II_COV", np.full(NPIX, 2e-12, np.float32), "K_CMB", "E"), ("TMASK", np.ones(NPIX, np.float32), "", "E")],
+    )
+    with pytest.raises(ValueError, match=r"bare\.fits: column I_STOKES: a Stokes map with no unit"):
+        read_planck_map(path, "I_STOKES")
+    result = read_planck_map(path, ("II_COV", "TMASK"))
+    np.testing.assert_allclose(result.maps[0], 2.0, rtol=1e-6)  # uK^2, not 2e-6
+    np.testing.assert_array_equal(result.maps[1], 1.0)
+
+
+def test_reads_maps_written_by_cmbnn_io(tmp_path, sky):
+    """The pipeline's own FITS maps (healpy layout: RING, TEMPERATURE/Q_POLARISATION/..., uK_CMB) read back."""
+    from cmbnn.io import write_maps_fits
+
+    maps = sky[0]
+    path = tmp_path / "cmb.fits"
+    write_maps_fits(path, maps, ["TEMPERATURE", "Q_POLARISATION", "U_POLARISATION"])
+    result = read_planck_map(path)  # asks for I/Q/U_STOKES, finds the healpy names
+    assert result.ordering_in == "RING" and result.factors == (1.0, 1.0, 1.0)
+    np.testing.assert_allclose(result.maps, maps, rtol=1e-6, atol=1e-4)
+
+
 def test_gnilc_545_mjysr_alias_i_and_frequency_from_file_name(tmp_path):
     rng = np.random.default_rng(3)
     intensity = rng.lognormal(0.0, 1.0, NPIX)  # MJy/sr, RING

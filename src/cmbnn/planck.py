@@ -16,7 +16,10 @@ conventions. What the files say is read from them, never assumed:
   conversion at the map's frequency, or an explicit Planck coefficient),
   K_RJ / uK_RJ; dimensionless columns (masks, HITS: blank, 'none', 'unitless')
   pass unchanged. Anything else is an error naming the file, column and unit
-  (override with ``units={column: unit}`` if you know better than the header);
+  (override with ``units={column: unit}`` if you know better than the header).
+  A Stokes column without a unit is an error too (it would pass unconverted);
+  a ``*_COV`` column labelled with a plain temperature unit is read as that
+  unit squared (a variance), with a warning;
 * UNSEEN (``hp.UNSEEN`` = -1.6375e30, compared with a relative tolerance so
   float32 storage matches), NaN, +-inf and integer ``TNULLn`` pixels are
   invalid: they are counted and logged, set to ``hp.UNSEEN`` in the returned
@@ -67,12 +70,13 @@ COLUMN_ALIASES = (
 # match Planck's conversion instead of the monochromatic one.
 PLANCK_2015_MJYSR_PER_KCMB = {545: 58.04}
 
-# Normalised unit string -> (kind, factor to uK_CMB, power). kind "cmb": fixed
-# factor; "rj": factor times k_rj_to_k_cmb(nu); "intensity": factor in MJy/sr
-# times the MJy/sr -> uK_CMB conversion at nu; "none": dimensionless.
+# Normalised unit strings (lower case, no spaces) and their factor: "cmb" to
+# uK_CMB directly; "rj" to uK_RJ, then times k_rj_to_k_cmb(nu); "intensity" to
+# MJy/sr, then times the MJy/sr -> uK_CMB conversion at nu; dimensionless
+# (masks, hits) unchanged. A trailing ^2 / **2 squares the factor (covariances).
 _CMB = {"kcmb": 1e6, "k_cmb": 1e6, "mkcmb": 1e3, "mk_cmb": 1e3, "ukcmb": 1.0, "uk_cmb": 1.0, "muk_cmb": 1.0, "mukcmb": 1.0}
 _RJ = {"krj": 1e6, "k_rj": 1e6, "mkrj": 1e3, "mk_rj": 1e3, "ukrj": 1.0, "uk_rj": 1.0, "muk_rj": 1.0}
-_INTENSITY = {"mjy/sr": 1.0, "mjysr-1": 1.0, "mjy.sr-1": 1.0, "mjy.sr^-1": 1.0, "mjy/sr^1": 1.0, "jy/sr": 1e-6, "jysr-1": 1e-6, "jy.sr-1": 1e-6}
+_INTENSITY = {"mjy/sr": 1.0, "mjysr-1": 1.0, "mjy.sr-1": 1.0, "mjy.sr^-1": 1.0, "mjysr^-1": 1.0, "jy/sr": 1e-6, "jysr-1": 1e-6, "jy.sr-1": 1e-6}
 _DIMENSIONLESS = {"", "none", "unitless", "dimensionless", "1", "counts", "hits", "n/a"}
 UNIT_FACTORS = {"cmb": _CMB, "rj": _RJ, "intensity": _INTENSITY, "none": _DIMENSIONLESS}
 
@@ -332,6 +336,12 @@ def read_planck_map(
                 bad |= raw == tnull
             unit = units.get(name.upper(), units.get(asked.upper(), header.get(f"TUNIT{col}", "")))
             where = f"{path}: column {name}"
+            unit_name, power = _normalise_unit(unit)
+            if unit_name in _DIMENSIONLESS and _alias_group(name) != (name.upper(),):
+                raise ValueError(f"{where}: a Stokes map with no unit (TUNIT{col}={unit!r}); pass units={{{name!r}: 'K_CMB'}} or similar")
+            if name.upper().endswith("_COV") and power == 1 and unit_name not in _DIMENSIONLESS:
+                log.warning("%s: covariance labelled %r, read as its square (%s^2)", where, unit, unit)
+                unit = f"({unit})^2"
             factor = unit_factor(unit, freq_ghz, mjysr_per_kcmb, where=where)
             values = raw.astype(dtype) * factor
             values[bad] = UNSEEN
