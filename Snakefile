@@ -17,6 +17,7 @@ include: "rules/figures.smk"
 include: "rules/cenn.smk"
 include: "rules/baselines.smk"
 include: "rules/evaluation.smk"
+include: "rules/planck.smk"
 
 
 rule all:

@@ -1,0 +1,36 @@
+# Planck Legacy Archive downloads: one file per job, from the manifest (config planck.manifest).
+# Nothing in `rule all` asks for these: a job runs only when a target (a Planck preset's rule,
+# or the command line, e.g. `snakemake resources/planck/HFI_SkyMap_143_2048_R3.01_full.fits`)
+# needs a file. The script streams to <name>.part and renames only after the size and
+# checksum match, so --keep-incomplete is not needed; a rerun resumes the .part (HTTP Range).
+import re
+
+from cmbnn.download import download_params, find_manifest, load_manifest
+
+PLANCK = config["planck"]
+PLANCK_MANIFEST = load_manifest(find_manifest(PLANCK["manifest"], workflow.basedir))
+# Rules that read a Planck file take it as input from PLANCK_DIR, so download_planck makes it.
+PLANCK_DIR = str(Path(PLANCK["resources_dir"]))
+
+
+rule download_planck:
+    output:
+        f"{PLANCK_DIR}/{{filename}}",
+    wildcard_constraints:
+        filename="|".join(re.escape(name) for name in PLANCK_MANIFEST),
+    params:
+        download=lambda wildcards: download_params(PLANCK_MANIFEST, PLANCK, wildcards.filename),
+    log:
+        "results/logs/planck/download_{filename}.log",
+    benchmark:
+        "results/benchmarks/planck/download_{filename}.tsv"
+    # A whole-job retry after the script's own retries: it resumes the .part file.
+    retries: 2
+    # Cluster compute nodes often have no internet: download on the submitting host.
+    localrule: True
+    resources:
+        downloads=1,  # `--resources downloads=2` caps parallel downloads
+    conda:
+        "../envs/download.yaml"
+    script:
+        "../workflow/scripts/download_planck.py"

@@ -1,0 +1,276 @@
+"""Verified, resumable downloads against a local HTTP server on 127.0.0.1 (no other host)."""
+
+import hashlib
+import http.server
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cmbnn.download import ChecksumError, DownloadError, OfflineError, fetch, file_url, load_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = dict(retries=3, backoff=0.001, backoff_max=0.01, timeout=(2.0, 5.0))
+
+
+class Archive(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (URL path -> bytes) with Range support; records every request.
+
+    ``drop_after``: URL path -> number of requests (counting from the first) whose body is
+    cut at half (the full Content-Length is announced, then the connection is closed).
+    ``ignore_range``: answer 200 with the whole file even when a Range is asked for.
+    """
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.files, self.requests, self.drop_after, self.ignore_range = {}, [], {}, False
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        srv = self.server
+        rng = self.headers.get("Range")
+        srv.requests.append((self.path, rng))
+        data = srv.files.get(self.path)
+        if data is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        start = 0
+        if rng and not srv.ignore_range:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        drops = srv.drop_after.get(self.path, 0)
+        if drops:
+            srv.drop_after[self.path] = drops - 1
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture()
+def archive():
+    srv = Archive()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+
+
+def payload(n=300_000, seed=1):
+    return hashlib.shake_256(str(seed).encode()).digest(n)
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def test_download_completes_and_verifies(archive, tmp_path, caplog):
+    data = payload()
+    archive.files["/maps/a.fits"] = data
+    dest = tmp_path / "planck" / "a.fits"
+    with caplog.at_level(logging.INFO):
+        fetch(archive.url + "maps/a.fits", dest, size=len(data), md5=md5(data), chunk=16384, every_percent=20, **FAST)
+    assert dest.read_bytes() == data
+    assert not (tmp_path / "planck" / "a.fits.part").exists()
+    assert archive.requests == [("/maps/a.fits", None)]
+    text = caplog.text
+    assert "100.0%" in text and "/s" in text and "ETA" in text and "verified" in text
+
+
+def test_progress_goes_to_a_terminal_stream(archive, tmp_path):
+    import io
+
+    data = payload(50_000)
+    archive.files["/a.txt"] = data
+    tty = io.StringIO()
+    fetch(archive.url + "a.txt", tmp_path / "a.txt", md5=md5(data), tty=tty, chunk=8192, **FAST)
+    assert "\r" in tty.getvalue() and "100.0%" in tty.getvalue() and tty.getvalue().endswith("\n")
+
+
+def test_a_corrupted_byte_is_a_checksum_error_and_leaves_nothing_finished(archive, tmp_path):
+    data = bytearray(payload())
+    good = md5(bytes(data))
+    data[1234] ^= 0xFF
+    archive.files["/a.fits"] = bytes(data)
+    dest = tmp_path / "a.fits"
+    with pytest.raises(ChecksumError, match=r"a\.fits.*corrupt.*md5"):
+        fetch(archive.url + "a.fits", dest, size=len(data), md5=good, **FAST)
+    assert not dest.exists()
+    assert list(tmp_path.iterdir()) == []  # the corrupt .part is removed, never resumed
+    # A server announcing another size is refused before anything is written.
+    with pytest.raises(ChecksumError, match="announces"):
+        fetch(archive.url + "a.fits", dest, size=len(data) + 1, md5=good, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dropped_connection_resumes_with_range(archive, tmp_path, caplog):
+    data = payload(400_000)
+    archive.files["/a.fits"] = data
+    archive.drop_after["/a.fits"] = 2  # two drops: at 1/2, then at 3/4
+    dest = tmp_path / "a.fits"
+    with caplog.at_level(logging.INFO):
+        fetch(archive.url + "a.fits", dest, size=len(data), md5=md5(data), chunk=4096, **FAST)
+    assert dest.read_bytes() == data
+    # Two resumes, each from where the .part ended (a little short of the drop: urllib3's buffer).
+    ranges = [r for _, r in archive.requests]
+    assert ranges[0] is None and len(ranges) == 3
+    starts = [int(r[len("bytes="):-1]) for r in ranges[1:]]
+    assert 150_000 < starts[0] <= 200_000 < starts[1] <= 300_000
+    assert f"resuming at byte {starts[0]}" in caplog.text
+
+
+def test_a_part_left_by_an_earlier_run_is_resumed_and_a_server_without_ranges_restarts(archive, tmp_path):
+    data = payload()
+    archive.files["/a.fits"] = data
+    dest = tmp_path / "a.fits"
+    (tmp_path / "a.fits.part").write_bytes(data[:1000])
+    fetch(archive.url + "a.fits", dest, md5=md5(data), **FAST)
+    assert dest.read_bytes() == data and archive.requests[-1] == ("/a.fits", "bytes=1000-")
+    dest.unlink()
+    archive.ignore_range = True
+    (tmp_path / "a.fits.part").write_bytes(b"x" * 1000)  # would corrupt the file if appended to
+    fetch(archive.url + "a.fits", dest, md5=md5(data), **FAST)
+    assert dest.read_bytes() == data
+
+
+def test_retries_of_drops_are_bounded(archive, tmp_path):
+    data = payload()
+    archive.files["/a.fits"] = data
+    archive.drop_after["/a.fits"] = 100
+    with pytest.raises(DownloadError, match=r"a\.fits.*failed after 3 attempts.*kept in"):
+        fetch(archive.url + "a.fits", tmp_path / "a.fits", md5=md5(data), **{**FAST, "retries": 2})
+    assert len(archive.requests) == 3
+    assert not (tmp_path / "a.fits").exists() and (tmp_path / "a.fits.part").exists()
+
+
+def test_no_server_gives_the_offline_message(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    url = f"http://127.0.0.1:{port}/release_3/a.fits"
+    dest = tmp_path / "planck" / "a.fits"
+    with pytest.raises(OfflineError) as err:
+        fetch(url, dest, md5="0" * 32, **FAST)
+    text = str(err.value)
+    assert "a.fits" in text and url in text and str(dest.resolve()) in text and "by hand" in text
+    assert not dest.exists()
+
+
+def test_http_errors_name_the_file_and_url(archive, tmp_path):
+    with pytest.raises(DownloadError, match=r"missing\.fits.*HTTP 404"):
+        fetch(archive.url + "missing.fits", tmp_path / "missing.fits", **FAST)
+
+
+def test_a_verified_file_in_place_is_not_fetched_and_a_wrong_one_is_kept_with_advice(archive, tmp_path):
+    data = payload()
+    archive.files["/a.fits"] = data
+    dest = tmp_path / "a.fits"
+    dest.write_bytes(data)
+    fetch(archive.url + "a.fits", dest, size=len(data), md5=md5(data), **FAST)
+    assert archive.requests == []
+    dest.write_bytes(data[:-1] + b"!")
+    with pytest.raises(ChecksumError, match=r"already there.*md5.*left as it is.*Move it aside"):
+        fetch(archive.url + "a.fits", dest, md5=md5(data), **FAST)
+    assert archive.requests == [] and dest.read_bytes() == data[:-1] + b"!"
+
+
+def test_the_manifest_names_every_issue_file_with_urls_per_mirror():
+    manifest = load_manifest(ROOT / "workflow" / "planck_manifest.yaml")
+    for nu in (100, 143, 217):
+        for kind in ("full", "halfmission-1", "halfmission-2"):
+            assert f"HFI_SkyMap_{nu}_2048_R3.01_{kind}.fits" in manifest
+    for name in (
+        "COM_CMB_IQU-commander_2048_R3.00_full.fits",
+        "COM_CMB_IQU-smica_2048_R3.00_full.fits",
+        "COM_Mask_CMB-common-Mask-Int_2048_R3.00.fits",
+        "COM_Mask_CMB-common-Mask-Pol_2048_R3.00.fits",
+        "COM_Mask_CMB-Inpainting-Mask-Int_2048_R3.00.fits",
+        "COM_CompMap_IQU-thermaldust-gnilc-unires_2048_R3.00.fits",
+        "COM_CompMap_Dust-GNILC-F545_2048_R2.00.fits",
+        "COM_CompMap_QU-synchrotron-commander_2048_R3.00_full.fits",
+        "COM_PowerSpect_CMB-base-plikHM-TTTEEE-lowl-lowE-lensing-minimum-theory_R3.01.txt",
+    ):
+        assert name in manifest
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["planck"]
+    for name, entry in manifest.items():
+        assert entry["md5"] is None or len(entry["md5"]) == 32
+        url = file_url(name, entry, config["base_urls"], "irsa")
+        assert url.startswith("https://irsa.ipac.caltech.edu/data/Planck/release_") and url.endswith("/" + name)
+        assert file_url(name, entry, config["base_urls"], "pla").endswith("=" + name)
+        assert file_url(name, entry, {"mine": "http://host/planck/"}, "mine") == "http://host/planck/" + name
+    assert manifest["COM_Mask_CMB-common-Mask-Int_2048_R3.00.fits"]["md5"] == "b607003f2b30af87f43f4f76ca044055"
+
+
+def test_snakemake_downloads_a_manifest_file_from_the_configured_mirror(archive, tmp_path):
+    """The rule, end to end: config base URL -> local server, IRSA layout, manifest checksum."""
+    name = "HFI_SkyMap_143_2048_R3.01_full.fits"
+    data = payload(200_000, seed=7)
+    entry = load_manifest(ROOT / "workflow" / "planck_manifest.yaml")[name]
+    archive.files["/" + entry["paths"]["irsa"]] = data
+    archive.drop_after["/" + entry["paths"]["irsa"]] = 1
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({"files": {name: {**entry, "size": len(data), "md5": md5(data)}}}))
+    config = tmp_path / "planck.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"planck": {"manifest": str(manifest), "mirror": "irsa", "base_urls": {"irsa": archive.url}, "backoff_s": 0.001}}
+        )
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, PYTHONWARNINGS="ignore", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1",
+         "--configfile", str(ROOT / "config" / "config.yaml"), str(config), "--", f"resources/planck/{name}"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = work / "resources" / "planck" / name
+    assert md5(out.read_bytes()) == md5(data)
+    log = (work / "results" / "logs" / "planck" / f"download_{name}.log").read_text()
+    ranges = [r for _, r in archive.requests]
+    assert ranges[0] is None and len(ranges) == 2 and ranges[1].startswith("bytes=")
+    assert f"resuming at byte {int(ranges[1][6:-1])}" in log and "verified" in log
+    assert (work / "results" / "benchmarks" / "planck" / f"download_{name}.tsv").exists()
