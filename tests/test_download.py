@@ -32,6 +32,7 @@ class Archive(http.server.ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), Handler)
         self.files, self.requests, self.drop_after, self.ignore_range = {}, [], {}, False
+        self.unavailable = {}  # URL path -> number of 503 answers before serving
 
     @property
     def url(self):
@@ -49,6 +50,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         srv.requests.append((self.path, rng))
         data = srv.files.get(self.path)
+        if srv.unavailable.get(self.path, 0):
+            srv.unavailable[self.path] -= 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if data is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -183,6 +190,31 @@ def test_retries_of_drops_are_bounded(archive, tmp_path):
         fetch(archive.url + "a.fits", tmp_path / "a.fits", md5=md5(data), **{**FAST, "retries": 2})
     assert len(archive.requests) == 3
     assert not (tmp_path / "a.fits").exists() and (tmp_path / "a.fits.part").exists()
+
+
+def test_server_errors_are_retried_with_a_bound(archive, tmp_path):
+    data = payload()
+    archive.files["/a.fits"] = data
+    archive.unavailable["/a.fits"] = 2
+    fetch(archive.url + "a.fits", tmp_path / "a.fits", md5=md5(data), **FAST)
+    assert (tmp_path / "a.fits").read_bytes() == data and len(archive.requests) == 3
+    archive.requests.clear()
+    archive.unavailable["/a.fits"] = 100
+    with pytest.raises(DownloadError, match=r"b\.fits.*HTTP 503"):
+        fetch(archive.url + "a.fits", tmp_path / "b.fits", md5=md5(data), **{**FAST, "retries": 2})
+    assert len(archive.requests) == 3 and not (tmp_path / "b.fits").exists()
+
+
+def test_a_full_size_corrupt_part_is_removed_not_resumed_forever(archive, tmp_path):
+    data = payload()
+    archive.files["/a.fits"] = data
+    dest = tmp_path / "a.fits"
+    (tmp_path / "a.fits.part").write_bytes(b"\0" * len(data))
+    with pytest.raises(ChecksumError, match="corrupt"):
+        fetch(archive.url + "a.fits", dest, size=len(data), md5=md5(data), **FAST)
+    assert list(tmp_path.iterdir()) == [] and archive.requests == []
+    fetch(archive.url + "a.fits", dest, size=len(data), md5=md5(data), **FAST)
+    assert dest.read_bytes() == data
 
 
 def test_no_server_gives_the_offline_message(tmp_path):

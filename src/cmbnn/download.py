@@ -169,6 +169,8 @@ def make_session(retries=5, backoff=1.0, backoff_max=120.0) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "cmbnn-download (+requests)"
+    # Byte ranges and sizes refer to the file itself, never to a compressed transfer of it.
+    session.headers["Accept-Encoding"] = "identity"
     return session
 
 
