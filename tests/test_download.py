@@ -4,6 +4,7 @@ import hashlib
 import http.server
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ class Archive(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.files, self.requests, self.drop_after, self.ignore_range = {}, [], {}, False
         self.unavailable = {}  # URL path -> number of 503 answers before serving
+        self.html = set()  # URL paths answered as text/html (an archive's error page)
 
     @property
     def url(self):
@@ -76,6 +78,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "text/html" if self.path in srv.html else "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         drops = srv.drop_after.get(self.path, 0)
@@ -233,6 +236,11 @@ def test_no_server_gives_the_offline_message(tmp_path):
 def test_http_errors_name_the_file_and_url(archive, tmp_path):
     with pytest.raises(DownloadError, match=r"missing\.fits.*HTTP 404"):
         fetch(archive.url + "missing.fits", tmp_path / "missing.fits", **FAST)
+    archive.files["/page.fits"] = b"<html>product not found</html>"
+    archive.html.add("/page.fits")
+    with pytest.raises(DownloadError, match=r"page\.fits.*web page"):
+        fetch(archive.url + "page.fits", tmp_path / "page.fits", **FAST)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_verified_file_in_place_is_not_fetched_and_a_wrong_one_is_kept_with_advice(archive, tmp_path):
@@ -275,6 +283,44 @@ def test_the_manifest_names_every_issue_file_with_urls_per_mirror():
     assert manifest["COM_Mask_CMB-common-Mask-Int_2048_R3.00.fits"]["md5"] == "b607003f2b30af87f43f4f76ca044055"
 
 
+def run_snakemake(work, configs, *targets, flags=()):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1",
+         *flags, "--configfile", str(ROOT / "config" / "config.yaml"), *map(str, configs), "--", *targets],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_only_a_target_that_asks_for_a_planck_file_plans_a_download(tmp_path):
+    default = run_snakemake(tmp_path, [], flags=["-n"])
+    assert default.returncode == 0, default.stderr[-3000:]
+    assert "download_planck" not in default.stdout + default.stderr
+    one = run_snakemake(tmp_path, [], "resources/planck/HFI_SkyMap_143_2048_R3.01_full.fits", flags=["-n"])
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert re.search(r"^download_planck\s+1$", one.stdout + one.stderr, re.M)
+    assert re.search(r"^total\s+1$", one.stdout + one.stderr, re.M)
+    assert not (tmp_path / "resources").exists()
+
+
+def test_snakemake_offline_fails_with_the_manual_copy_advice(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "planck.yaml"
+    base = f"http://127.0.0.1:{port}/"
+    config.write_text(yaml.safe_dump({"planck": {"base_urls": {"irsa": base}, "retries": 0, "backoff_s": 0.001}}))
+    name = "COM_Mask_CMB-common-Mask-Int_2048_R3.00.fits"
+    work = tmp_path / "work"
+    proc = run_snakemake(work, [config], f"resources/planck/{name}")
+    assert proc.returncode != 0
+    url = base + "release_3/ancillary-data/masks/" + name
+    dest = str((work / "resources" / "planck" / name).resolve())
+    for text in (proc.stderr, (work / "results" / "logs" / "planck" / f"download_{name}.log").read_text()):
+        assert "OfflineError" in text and url in text and dest in text and "b607003f2b30af87f43f4f76ca044055" in text
+    assert not (work / "resources" / "planck" / name).exists()
+
+
 def test_snakemake_downloads_a_manifest_file_from_the_configured_mirror(archive, tmp_path):
     """The rule, end to end: config base URL -> local server, IRSA layout, manifest checksum."""
     name = "HFI_SkyMap_143_2048_R3.01_full.fits"
@@ -291,13 +337,7 @@ def test_snakemake_downloads_a_manifest_file_from_the_configured_mirror(archive,
         )
     )
     work = tmp_path / "work"
-    work.mkdir()
-    env = dict(os.environ, PYTHONWARNINGS="ignore", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1",
-         "--configfile", str(ROOT / "config" / "config.yaml"), str(config), "--", f"resources/planck/{name}"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
+    proc = run_snakemake(work, [config], f"resources/planck/{name}")
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = work / "resources" / "planck" / name
     assert md5(out.read_bytes()) == md5(data)

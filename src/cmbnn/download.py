@@ -345,6 +345,12 @@ def _transfer(session, url, part, size, timeout, chunk, logger, tty, every_perce
                 f"cannot download {name} from {url}: HTTP {resp.status_code} {resp.reason}. "
                 + manual_copy_hint(part.with_name(name), url)
             )
+        if "text/html" in resp.headers.get("Content-Type", "") and not name.endswith((".html", ".htm")):
+            raise DownloadError(
+                f"cannot download {name} from {url}: the server answered with a web page (text/html), not the "
+                "file: a wrong URL, a login or an error page. Check the URL in a browser. "
+                + manual_copy_hint(part.with_name(name), url)
+            )
         mode, start = "wb", 0
         if have and resp.status_code == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
