@@ -256,6 +256,21 @@ def test_a_verified_file_in_place_is_not_fetched_and_a_wrong_one_is_kept_with_ad
     assert archive.requests == [] and dest.read_bytes() == data[:-1] + b"!"
 
 
+def test_verify_command_checks_copies_fetched_by_hand(tmp_path):
+    data = payload(1000)
+    manifest = tmp_path / "m.yaml"
+    entry = {"paths": {}, "size": len(data), "md5": md5(data), "sha256": None, "used_for": "test"}
+    manifest.write_text(yaml.safe_dump({"files": {"good.fits": entry, "bad.fits": entry, "new.fits": {**entry, "size": None, "md5": None}}}))
+    (tmp_path / "good.fits").write_bytes(data)
+    (tmp_path / "bad.fits").write_bytes(data[::-1])
+    (tmp_path / "new.fits").write_bytes(data)
+    cmd = [sys.executable, "-m", "cmbnn.download", "verify", "--manifest", str(manifest)]
+    ok = subprocess.run([*cmd, str(tmp_path / "good.fits"), str(tmp_path / "new.fits")], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK") and "UNPINNED" in ok.stdout and md5(data) in ok.stdout
+    bad = subprocess.run([*cmd, "--dir", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "WRONG" in bad.stdout and "bad.fits" in bad.stdout and "OK" in bad.stdout
+
+
 def test_the_manifest_names_every_issue_file_with_urls_per_mirror():
     manifest = load_manifest(ROOT / "workflow" / "planck_manifest.yaml")
     for nu in (100, 143, 217):
@@ -318,6 +333,7 @@ def test_snakemake_offline_fails_with_the_manual_copy_advice(tmp_path):
     dest = str((work / "resources" / "planck" / name).resolve())
     for text in (proc.stderr, (work / "results" / "logs" / "planck" / f"download_{name}.log").read_text()):
         assert "OfflineError" in text and url in text and dest in text and "b607003f2b30af87f43f4f76ca044055" in text
+        assert "python -m cmbnn.download verify" in text
     assert not (work / "resources" / "planck" / name).exists()
 
 

@@ -176,10 +176,11 @@ def make_session(retries=5, backoff=1.0, backoff_max=120.0) -> requests.Session:
 
 def manual_copy_hint(dest, url, md5=None, sha256=None) -> str:
     dest = Path(dest).resolve()
-    check = f"md5 {md5}" if md5 else f"sha256 {sha256}" if sha256 else "its size"
+    check = f"md5 {md5}" if md5 else f"sha256 {sha256}" if sha256 else "no checksum known yet"
     return (
         f"Fetch it by hand where there is internet (e.g. curl -fLC - -o {dest.name} '{url}') and put it at "
-        f"{dest}; the next run checks {check} and uses it without downloading. "
+        f"{dest} ({check}); Snakemake then uses it without running the download, so check it first with "
+        f"`python -m cmbnn.download verify {dest}`. "
         "Or point the base URL (config planck.base_urls / planck.mirror) at a reachable mirror."
     )
 
@@ -435,3 +436,47 @@ def download_params(manifest: dict, planck: dict, name: str) -> dict:
         "backoff_s": planck["backoff_s"],
         "timeout_s": planck["timeout_s"],
     }
+
+
+def verify_files(paths, manifest: dict) -> list[str]:
+    """Check files against their manifest entries (by file name); one line per file,
+    starting with OK, WRONG, MISSING, UNPINNED (no size/checksum known) or UNKNOWN."""
+    lines = []
+    for path in map(Path, paths):
+        entry = manifest.get(path.name)
+        if entry is None:
+            lines.append(f"UNKNOWN  {path}: not in the manifest")
+        elif not path.exists():
+            lines.append(f"MISSING  {path}")
+        else:
+            problems, digests = check_file(path, entry["size"], entry["md5"], entry["sha256"])
+            if problems:
+                lines.append(f"WRONG    {path}: {'; '.join(problems)}")
+            elif entry["md5"] or entry["sha256"]:
+                lines.append(f"OK       {path}")
+            else:
+                pinned = ", ".join(f"{a} {v}" for a, v in digests.items())
+                lines.append(f"UNPINNED {path}: nothing to check it against; pin after checking it: {pinned}")
+    return lines
+
+
+def main(argv=None) -> int:
+    """``python -m cmbnn.download verify [FILE ...]``: check Planck files against the manifest."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m cmbnn.download", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify", help="check files (default: all of --dir) against the manifest")
+    verify.add_argument("files", nargs="*", type=Path)
+    verify.add_argument("--manifest", type=Path, default=Path(__file__).resolve().parents[2] / "workflow" / "planck_manifest.yaml")
+    verify.add_argument("--dir", type=Path, default=Path("resources/planck"), help="folder checked when no file is named")
+    args = parser.parse_args(argv)
+    manifest = load_manifest(args.manifest)
+    files = args.files or sorted(p for p in args.dir.glob("*") if p.name in manifest)
+    lines = verify_files(files, manifest)
+    print("\n".join(lines) if lines else f"no manifest files in {args.dir}")
+    return 1 if any(line.startswith(("WRONG", "MISSING", "UNKNOWN")) for line in lines) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
