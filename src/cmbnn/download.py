@@ -229,8 +229,8 @@ def fetch(
     ``size``/``md5``/``sha256``: expected values, None where unknown (then the
     size the server announces is enforced and the digests are logged so they
     can be pinned). ``retries``: attempts after the first, both for the
-    session's connection/status retries and for mid-stream drops; the wait
-    before retry n is ``backoff * 2**n`` s (capped at ``backoff_max``).
+    session's connection/status retries and for mid-stream drops; waits grow
+    as ``backoff * 2**n`` s (capped at ``backoff_max``).
     ``tty``: stream for the live progress line; default stderr when it is a
     terminal. Returns ``dest``.
     """
@@ -275,7 +275,7 @@ def fetch(
                     f"retry {attempt}/{retries} in {wait:.3g} s, resuming from byte {have}"
                 )
                 time.sleep(wait)
-        logger.info(f"{name}: verifying {_human(total)}")
+        logger.info(f"{name}: verifying {_human(part.stat().st_size)}")
         problems, digests = check_file(part, size if size is not None else total, md5, sha256)
         if problems:
             part.unlink()
