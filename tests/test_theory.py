@@ -53,3 +53,92 @@ def test_table_round_trip_and_ell_checks(tmp_path, camb_cls):
     shifted.write_text("\n".join(lines[:3] + lines[5:]) + "\n")
     with pytest.raises(ValueError, match="ell column"):
         read_cls(shifted)
+
+
+PR3_NAME = "COM_PowerSpect_CMB-base-plikHM-TTTEEE-lowl-lowE-lensing-minimum-theory_R3.01.txt"
+
+
+def write_pr3_file(path, lmax):
+    """A tiny file in the PR3 minimum-theory layout: '# L TT TE EE BB PP', D_ell in uK^2 from ell = 2."""
+    ell = np.arange(2, lmax + 1)
+    dl = {
+        "TT": 1000 + 4700 * np.exp(-0.5 * ((ell - 220) / 80.0) ** 2),
+        "TE": 100 * np.sin(ell / 50.0),
+        "EE": 0.05 + 40 * np.exp(-0.5 * ((ell - 1000) / 300.0) ** 2),
+        "BB": 0.01 + 0.1 * ell / lmax,
+        "PP": 1e-7 * np.ones(ell.size),
+    }
+    with open(path, "w") as f:
+        f.write("#    L    TT             TE             EE             BB             PP\n")
+        for i, l in enumerate(ell):
+            f.write(f"{l:6d}" + "".join(f"   {dl[n][i]:.8E}" for n in ("TT", "TE", "EE", "BB", "PP")) + "\n")
+    return ell, dl
+
+
+def test_planck_pr3_table_is_the_files_d_ell_as_c_ell(tmp_path):
+    from cmbnn.theory import planck_pr3_spectra
+
+    path = tmp_path / PR3_NAME
+    ell, dl = write_pr3_file(path, 400)
+    lmax = 3 * 64 - 1
+    table = tmp_path / "cls.tsv"
+    write_cls(table, planck_pr3_spectra(path, lmax), 0.0, source="Planck PR3 test")
+    cls = read_cls(table)
+    assert set(cls) == {"TT", "EE", "BB", "TE", "BB_lensing", "BB_tensor"}
+    keep = ell <= lmax
+    for name in ("TT", "TE", "EE", "BB"):
+        assert cls[name].size == lmax + 1 and cls[name][0] == 0 and cls[name][1] == 0
+        np.testing.assert_allclose(cls[name][2:], dl[name][keep] * 2 * np.pi / (ell[keep] * (ell[keep] + 1)), rtol=1e-8)
+    np.testing.assert_array_equal(cls["BB_lensing"], cls["BB"])
+    assert np.all(cls["BB_tensor"] == 0)
+    assert open(table).readline().startswith("# Planck PR3 test")
+
+
+def test_planck_pr3_refuses_r_and_a_short_file(tmp_path):
+    from cmbnn.theory import planck_pr3_spectra
+
+    path = tmp_path / PR3_NAME
+    write_pr3_file(path, 400)
+    with pytest.raises(ValueError, match="r must be 0"):
+        planck_pr3_spectra(path, 300, r=0.01)
+    with pytest.raises(ValueError, match="end at ell = 400.*up to 511"):
+        planck_pr3_spectra(path, 511)
+
+
+def _snakemake(work, *args, configs=()):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(work), "--cores", "1",
+         "--configfile", str(root / "config" / "config.yaml"), str(root / "config" / "tiny.yaml"), *map(str, configs), *args],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_planck_pr3_source_plans_the_download_and_writes_the_table(tmp_path):
+    import re
+
+    dry = _snakemake(tmp_path, "-n", "--config", "theory={source: planck_pr3}", "--", "results/theory/cls.tsv")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-3000:]
+    assert re.search(r"^download_planck\s+1$", out, re.M) and re.search(r"^planck_pr3_spectra\s+1$", out, re.M)
+    assert "resources/planck/" + PR3_NAME in out and "camb_spectra" not in out
+    # With the file in place nothing is downloaded and the table is the file's C_ell.
+    (tmp_path / "resources" / "planck").mkdir(parents=True)
+    ell, dl = write_pr3_file(tmp_path / "resources" / "planck" / PR3_NAME, 300)
+    run = _snakemake(tmp_path, "--config", "theory={source: planck_pr3}", "--", "results/theory/cls.tsv")
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert "download_planck" not in run.stdout + run.stderr
+    cls = read_cls(tmp_path / "results" / "theory" / "cls.tsv")
+    lmax = 3 * 64 - 1
+    np.testing.assert_allclose(cls["EE"][2:], (dl["EE"] * 2 * np.pi / (ell * (ell + 1)))[: lmax - 1], rtol=1e-8)
+    # r > 0 is refused before anything runs.
+    overlay = tmp_path / "r.yaml"
+    overlay.write_text("theory: {source: planck_pr3, r: 0.01}\n")
+    bad = _snakemake(tmp_path, "-n", configs=[overlay])
+    assert bad.returncode != 0 and "theory.r must be 0" in bad.stdout + bad.stderr

@@ -58,14 +58,58 @@ def camb_spectra(lmax: int, r: float = 0.0, cosmology: dict | None = None) -> di
     return out
 
 
-def write_cls(path, cls: dict[str, np.ndarray], r: float) -> None:
-    """Write spectra as a tab-separated table with an explicit ell column."""
+def planck_pr3_spectra(path, lmax: int, r: float = 0.0) -> dict[str, np.ndarray]:
+    """Lensed C_ell (uK^2, ell = 0..lmax) from the Planck PR3 minimum-theory file.
+
+    The file (``COM_PowerSpect_CMB-base-plikHM-TTTEEE-lowl-lowE-lensing-minimum-theory_R3.01.txt``)
+    holds D_ell of the Planck 2018 best-fit LCDM, lensed, from ell = 2 (read
+    with :func:`cmbnn.planck.read_planck_theory`). Its BB column is lensing
+    BB only (no tensors), so ``BB_lensing`` = BB and ``BB_tensor`` = 0, and
+    only ``r = 0`` is accepted: the file carries no tensor spectrum to scale.
+    A file ending below ``lmax`` is refused (ValueError) rather than padded
+    with zeros: a zero tail would silently remove small-scale CMB power from
+    the simulations (the PR3 file ends at ell = 2508, enough for nside <= 836;
+    use ``theory.source: camb`` above that).
+    """
+    from .planck import read_planck_theory
+
+    if r != 0:
+        raise ValueError(
+            f"theory.source planck_pr3: the PR3 minimum-theory file has no tensor spectrum, so r must be 0 (got r = {r}); "
+            "use theory.source: camb for r > 0"
+        )
+    table = read_planck_theory(path)
+    missing = [n for n in SPECTRA if n not in table]
+    if missing:
+        raise ValueError(f"{path}: no {missing} column(s) (found {sorted(table)})")
+    file_lmax = len(table["TT"]) - 1
+    if file_lmax < lmax:
+        raise ValueError(
+            f"{path}: spectra end at ell = {file_lmax}, the simulation needs ell up to {lmax} (3 nside - 1); "
+            "refusing to pad with zeros (it would remove small-scale power): lower nside or use theory.source: camb"
+        )
+    out = {n: np.ascontiguousarray(table[n][: lmax + 1], dtype=np.float64) for n in SPECTRA}
+    out["BB_lensing"] = out["BB"].copy()
+    out["BB_tensor"] = np.zeros(lmax + 1)
+    for cl in out.values():
+        cl[:2] = 0.0
+    return out
+
+
+def write_cls(path, cls: dict[str, np.ndarray], r: float, source: str | None = None) -> None:
+    """Write spectra as a tab-separated table with an explicit ell column.
+
+    ``source``: the first header line (default: the CAMB Planck 2018 line).
+    """
     from .io import atomic_output
 
     ell = np.arange(len(cls["TT"]))
     names = [n for n in (*SPECTRA, "BB_lensing", "BB_tensor") if n in cls]
     with atomic_output(path) as tmp, open(tmp, "w") as f:
-        f.write("# CAMB lensed CMB power spectra, Planck 2018 best-fit LCDM, r = %g\n" % r)
+        if source is None:
+            f.write("# CAMB lensed CMB power spectra, Planck 2018 best-fit LCDM, r = %g\n" % r)
+        else:
+            f.write("# %s\n" % source.replace("\n", " "))
         f.write("# C_ell (not D_ell) in uK_CMB^2; rows start at ell = 0 (monopole and dipole are 0)\n")
         f.write("\t".join(["ell", *names]) + "\n")
         for i in ell:
