@@ -192,8 +192,14 @@ def sed_parameter_field(nside: int, mean: float, scatter: float, lmax_field: int
     return alm, hp.alm2map(alm, nside, lmax=lmax_field)
 
 
-def diffuse_component(name: str, settings: dict, nside: int, lmax: int, freqs_ghz, lat_cut_deg: float, rng):
+def diffuse_component(name: str, settings: dict, nside: int, lmax: int, freqs_ghz, lat_cut_deg: float, rng, template_maps=None):
     """One diffuse component: (templates, sed, extra datasets, realised amplitudes).
+
+    ``template_maps``: a real-sky template at the reference frequency (RING,
+    uK_CMB, nside), (T, Q, U) or (Q, U), used instead of the modelled
+    Gaussian field: no modulation, no polarisation-fraction cap; a (Q, U)
+    template keeps the modelled intensity. The amplitude table then gives
+    configured_d80 = NaN and realised_d80 measured on the template.
 
     With every SED scatter 0 the component is one template at the reference
     frequency (K = 1) times its mean SED. Otherwise each pixel has its own SED
@@ -208,8 +214,15 @@ def diffuse_component(name: str, settings: dict, nside: int, lmax: int, freqs_gh
     spectra = {k: settings[k] for k in ("d80_ee", "alpha", "bb_over_ee", "tt_over_ee", "te_correlation")}
     modulation = {"sigma": settings["modulation_sigma"], "lmax_mod": settings["modulation_lmax"], "galactic_profile": settings["galactic_profile"]}
     ref = diffuse_reference_maps(nside, lmax, spectra, modulation, rng, weight, settings["max_polarization_fraction"])
-    realised = realised_d80(ref, weight, settings["alpha"])
     configured = {"EE": settings["d80_ee"], "BB": settings["d80_ee"] * settings["bb_over_ee"]}
+    if template_maps is not None:
+        # The modelled field is still drawn, so the SED fields below are those of the Gaussian model.
+        template_maps = np.asarray(template_maps, dtype=np.float64)
+        if template_maps.shape not in ((3, ref.shape[1]), (2, ref.shape[1])):
+            raise ValueError(f"{name} template has shape {template_maps.shape}; expected (3 or 2, {ref.shape[1]}) RING maps at nside {nside}")
+        ref = np.concatenate([ref[:1], template_maps]) if template_maps.shape[0] == 2 else template_maps.copy()
+        configured = {"EE": float("nan"), "BB": float("nan")}
+    realised = realised_d80(ref, weight, settings["alpha"])
     amplitudes = [{"spectrum": k, "configured_d80": configured[k], "realised_d80": realised[k]} for k in ("EE", "BB")]
     nu_ref = settings["reference_GHz"]
     # One field per SED parameter, drawn in a fixed order from this component's generator.
@@ -288,9 +301,28 @@ def point_source_catalogue(freqs_ghz, population: dict, rng) -> dict:
 
 def component_alm(name: str, settings: dict, nside: int, lmax: int, freqs_ghz, rng, lat_cut_deg: float = 0.0):
     """A diffuse component: templates (K, 3, nalm), mixing matrix (n_freq, K), extra datasets
-    (the SED parameter fields' alm) and realised amplitudes; see :func:`diffuse_component`."""
+    (the SED parameter fields' alm) and realised amplitudes; see :func:`diffuse_component`.
+
+    With ``settings["template"]`` other than 'gaussian' (dust: gnilc, synchrotron: commander)
+    the Planck template in ``settings["template_file"]`` (set by the foreground rule) is read
+    (:func:`cmbnn.planck.read_foreground_template`, beam ``template_fwhm_arcmin`` kept) and
+    scaled with the component's SED; ``reference_GHz`` must be the template's frequency.
+    """
     if name in DIFFUSE:
-        return diffuse_component(name, settings, nside, lmax, freqs_ghz, lat_cut_deg, rng)
+        template = settings.get("template", "gaussian")
+        maps = None
+        if template != "gaussian":
+            from .planck import foreground_template_info, read_foreground_template
+
+            info = foreground_template_info(name, template)
+            if float(settings["reference_GHz"]) != info["freq_GHz"]:
+                raise ValueError(
+                    f"foregrounds.{name}.reference_GHz is {settings['reference_GHz']} but the {template} template is at {info['freq_GHz']:g} GHz: set reference_GHz: {info['freq_GHz']:g}"
+                )
+            if not settings.get("template_file"):
+                raise ValueError(f"foregrounds.{name}.template {template}: no template_file ({info['file']}) given")
+            maps = read_foreground_template(settings["template_file"], info["columns"], info["freq_GHz"], nside, settings["template_fwhm_arcmin"])
+        return diffuse_component(name, settings, nside, lmax, freqs_ghz, lat_cut_deg, rng, template_maps=maps)
     raise ValueError(f"{name!r} is not a diffuse foreground component; diffuse: {', '.join(DIFFUSE)}")
 
 

@@ -492,6 +492,57 @@ def change_resolution(
     return out[0] if single else out
 
 
+# Planck foreground templates usable in the simulation (config foregrounds.<component>.template):
+# file, Stokes columns, frequency of the map (GHz; the component's reference_GHz must match).
+FOREGROUND_TEMPLATES = {
+    "dust": {
+        "gnilc": {
+            "file": "COM_CompMap_IQU-thermaldust-gnilc-unires_2048_R3.00.fits",
+            "columns": ("I_STOKES", "Q_STOKES", "U_STOKES"),
+            "freq_GHz": 353.0,
+        },
+    },
+    "synchrotron": {
+        "commander": {
+            "file": "COM_CompMap_QU-synchrotron-commander_2048_R3.00_full.fits",
+            "columns": ("Q_STOKES", "U_STOKES"),
+            "freq_GHz": 30.0,
+        },
+    },
+}
+
+
+def foreground_template_info(component: str, template: str) -> dict:
+    """The :data:`FOREGROUND_TEMPLATES` entry of a component's Planck template (ValueError if none)."""
+    choices = FOREGROUND_TEMPLATES.get(component, {})
+    if template not in choices:
+        raise ValueError(f"foregrounds.{component}.template: {template!r} is not a Planck template for {component}; choose gaussian or one of {sorted(choices)}")
+    return choices[template]
+
+
+def read_foreground_template(path, columns, freq_ghz: float, nside_out: int, fwhm_arcmin: float) -> np.ndarray:
+    """A Planck foreground template as RING maps in uK_CMB at ``nside_out``, one row per column.
+
+    Read with :func:`read_planck_map` (columns by name, NESTED -> RING, TUNIT ->
+    uK_CMB at ``freq_ghz``), then resampled in harmonic space with
+    :func:`change_resolution` keeping the template's own beam (``fwhm_arcmin``
+    in and out: no deconvolution, band limit min(3 nside) - 1). Q/U-only
+    templates are treated as spin 2 (with a zero intensity alongside).
+    Invalid pixels are set to 0 before the transform (logged).
+    """
+    pm = read_planck_map(path, columns, freq_ghz=freq_ghz)
+    maps = np.where(pm.valid, pm.maps, 0.0)
+    if (~pm.valid).any():
+        log.warning("%s: %d invalid template pixels set to 0", path, int((~pm.valid).sum()))
+    names = [c.upper() for c in pm.columns]
+    if len(names) == 3:
+        return change_resolution(maps, fwhm_arcmin, fwhm_arcmin, nside_out, pol=True)
+    if names == ["Q_STOKES", "U_STOKES"]:
+        iqu = np.stack([np.zeros_like(maps[0]), maps[0], maps[1]])
+        return change_resolution(iqu, fwhm_arcmin, fwhm_arcmin, nside_out, pol=True)[1:]
+    raise ValueError(f"{path}: a template needs I/Q/U or Q/U columns, got {list(pm.columns)}")
+
+
 def read_planck_theory(path, lmax: int | None = None, check: bool = True) -> dict[str, np.ndarray]:
     """Planck minimum-theory spectra (PR3 ``..._minimum-theory_R3.01.txt``) as C_ell from ell = 0.
 
