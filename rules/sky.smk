@@ -1,4 +1,5 @@
 # Sky: CMB realisations, foreground components, and the observation (beams + noise) per frequency.
+from cmbnn.planck import foreground_rule_settings, foreground_template_file
 
 
 rule cmb_map:
@@ -20,33 +21,10 @@ rule cmb_map:
         "../workflow/scripts/cmb_map.py"
 
 
-TEMPLATE_KEYS = ("template", "template_fwhm_arcmin")
-
-
-def foreground_template_file(component):
-    """resources/planck/<file> of the component's Planck template ([] for the Gaussian model)."""
-    from cmbnn.planck import foreground_template_info
-
-    settings = config["foregrounds"][component]
-    if settings.get("template", "gaussian") == "gaussian":
-        return []
-    info = foreground_template_info(component, settings["template"])
-    return str(Path(config["planck"]["resources_dir"]) / info["file"])
-
-
-def foreground_settings(component):
-    """The component's settings; the template keys only when a Planck template is used
-    (so the Gaussian model's params and output attributes are those of before), with
-    template_file added for cmbnn.foregrounds.component_alm."""
-    settings = dict(config["foregrounds"][component])
-    if settings.get("template", "gaussian") == "gaussian":
-        return {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
-    return {**settings, "template_file": foreground_template_file(component)}
-
-
 rule foreground:
     input:
-        template=lambda wildcards: foreground_template_file(wildcards.component),
+        # resources/planck/<file> of a Planck template (download_planck makes it); none for the Gaussian model.
+        template=lambda wildcards: foreground_template_file(config, wildcards.component),
     output:
         alm=sky_path("foreground_{component}.h5"),
         amplitude=report(
@@ -58,7 +36,7 @@ rule foreground:
     wildcard_constraints:
         component="|".join(DIFFUSE),
     params:
-        settings=lambda wildcards: foreground_settings(wildcards.component),
+        settings=lambda wildcards: foreground_rule_settings(config, wildcards.component),
         nside=config["nside"],
         freqs=FREQS,
         seed=config["seed"],

@@ -520,6 +520,28 @@ def foreground_template_info(component: str, template: str) -> dict:
     return choices[template]
 
 
+TEMPLATE_KEYS = ("template", "template_fwhm_arcmin")
+
+
+def foreground_template_file(config: dict, component: str):
+    """<planck.resources_dir>/<file> of a component's Planck template; [] for the Gaussian model."""
+    settings = config["foregrounds"][component]
+    if settings.get("template", "gaussian") == "gaussian":
+        return []
+    info = foreground_template_info(component, settings["template"])
+    return str(Path(config["planck"]["resources_dir"]) / info["file"])
+
+
+def foreground_rule_settings(config: dict, component: str) -> dict:
+    """The foreground rule's settings: without the template keys for the Gaussian model (so its
+    params and output attributes are those of before the templates existed); with a Planck
+    template, plus ``template_file`` for :func:`cmbnn.foregrounds.component_alm`."""
+    settings = dict(config["foregrounds"][component])
+    if settings.get("template", "gaussian") == "gaussian":
+        return {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}
+    return {**settings, "template_file": foreground_template_file(config, component)}
+
+
 def read_foreground_template(path, columns, freq_ghz: float, nside_out: int, fwhm_arcmin: float) -> np.ndarray:
     """A Planck foreground template as RING maps in uK_CMB at ``nside_out``, one row per column.
 
