@@ -1,3 +1,5 @@
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +13,21 @@ sys.path.insert(0, str(ROOT / "src"))
 @pytest.fixture(scope="session")
 def root():
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_snakemake():
+    """Run snakemake in `work` on the default + tiny configs (plus overlay files `configs`); returns the process."""
+
+    def run(work, *args, configs=()):
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        return subprocess.run(
+            [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1",
+             "--configfile", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "tiny.yaml"), *map(str, configs), *args],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,7 @@
 """Planck foreground templates in the simulation (foregrounds.dust.template: gnilc,
 foregrounds.synchrotron.template: commander), on tiny files written in the archive's layout."""
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import healpy as hp
@@ -96,29 +93,20 @@ def test_a_template_at_another_reference_frequency_is_refused(tmp_path):
         fg.component_alm("dust", settings, NSIDE, LMAX, [100.0], rng_for(1, "fg"))
 
 
-def snakemake(work, *args, configs=()):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1",
-         "--configfile", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "tiny.yaml"), *map(str, configs), *args],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-
-
-def test_gnilc_dust_plans_the_template_download_and_runs_with_a_copy_in_place(tmp_path):
+def test_gnilc_dust_plans_the_template_download_and_runs_with_a_copy_in_place(tmp_path, tiny_snakemake):
     overlay = tmp_path / "gnilc.yaml"
     overlay.write_text(yaml.safe_dump({"foregrounds": {"dust": {"template": "gnilc"}}}))
     target = "results/sky/r0/foreground_dust.h5"
-    dry = snakemake(tmp_path, "-n", "--", target, configs=[overlay])
+    dry = tiny_snakemake(tmp_path, "-n", "--", target, configs=[overlay])
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
     assert re.search(r"^download_planck\s+1$", out, re.M) and "resources/planck/" + GNILC in out
     # The default (Gaussian) dust plans no download.
-    plain = snakemake(tmp_path, "-n", "--", target)
+    plain = tiny_snakemake(tmp_path, "-n", "--", target)
     assert plain.returncode == 0 and "download_planck" not in plain.stdout + plain.stderr
     (tmp_path / "resources" / "planck").mkdir(parents=True)
     write_template(tmp_path / "resources" / "planck" / GNILC, ("I_STOKES", "Q_STOKES", "U_STOKES"), smooth_maps(3, 3, scale=1e-4), "K_CMB")
-    run = snakemake(tmp_path, "--", target, configs=[overlay])
+    run = tiny_snakemake(tmp_path, "--", target, configs=[overlay])
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     import pandas as pd
 

@@ -105,25 +105,10 @@ def test_planck_pr3_refuses_r_and_a_short_file(tmp_path):
         planck_pr3_spectra(path, 511)
 
 
-def _snakemake(work, *args, configs=()):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "-d", str(work), "--cores", "1",
-         "--configfile", str(root / "config" / "config.yaml"), str(root / "config" / "tiny.yaml"), *map(str, configs), *args],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-
-
-def test_planck_pr3_source_plans_the_download_and_writes_the_table(tmp_path):
+def test_planck_pr3_source_plans_the_download_and_writes_the_table(tmp_path, tiny_snakemake):
     import re
 
-    dry = _snakemake(tmp_path, "-n", "--config", "theory={source: planck_pr3}", "--", "results/theory/cls.tsv")
+    dry = tiny_snakemake(tmp_path, "-n", "--config", "theory={source: planck_pr3}", "--", "results/theory/cls.tsv")
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
     assert re.search(r"^download_planck\s+1$", out, re.M) and re.search(r"^planck_pr3_spectra\s+1$", out, re.M)
@@ -131,7 +116,7 @@ def test_planck_pr3_source_plans_the_download_and_writes_the_table(tmp_path):
     # With the file in place nothing is downloaded and the table is the file's C_ell.
     (tmp_path / "resources" / "planck").mkdir(parents=True)
     ell, dl = write_pr3_file(tmp_path / "resources" / "planck" / PR3_NAME, 300)
-    run = _snakemake(tmp_path, "--config", "theory={source: planck_pr3}", "--", "results/theory/cls.tsv")
+    run = tiny_snakemake(tmp_path, "--config", "theory={source: planck_pr3}", "--", "results/theory/cls.tsv")
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     assert "download_planck" not in run.stdout + run.stderr
     cls = read_cls(tmp_path / "results" / "theory" / "cls.tsv")
@@ -140,5 +125,5 @@ def test_planck_pr3_source_plans_the_download_and_writes_the_table(tmp_path):
     # r > 0 is refused before anything runs.
     overlay = tmp_path / "r.yaml"
     overlay.write_text("theory: {source: planck_pr3, r: 0.01}\n")
-    bad = _snakemake(tmp_path, "-n", configs=[overlay])
+    bad = tiny_snakemake(tmp_path, "-n", configs=[overlay])
     assert bad.returncode != 0 and "theory.r must be 0" in bad.stdout + bad.stderr
