@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/resources.smk"
 include: "rules/theory.smk"
 include: "rules/sky.smk"
 include: "rules/patches.smk"

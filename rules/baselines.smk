@@ -6,6 +6,9 @@ rule ilc:
         patches=patch_file("{field}", "{split}"),
     output:
         prediction_path("ilc", "{field}", "{split}"),
+    resources:
+        mem_mb=patches_mem_mb(one_split, 1),
+        runtime=scaled(30),
     log:
         "results/logs/baselines/ilc_{field}_{split}.log",
     benchmark:
@@ -34,6 +37,9 @@ rule fit_hilc:
         "results/baselines/hilc/{group}/weights.h5",
     params:
         **HILC_PARAMS,
+    resources:
+        mem_mb=patches_mem_mb(["train"], group_fields),
+        runtime=scaled(60),
     log:
         "results/logs/baselines/fit_hilc_{group}.log",
     benchmark:
@@ -53,6 +59,9 @@ rule hilc:
         prediction_path("{method}", "{field}", "{split}"),
     wildcard_constraints:
         method="hilc|hilc_wiener",
+    resources:
+        mem_mb=patches_mem_mb(one_split, field_group_fields),
+        runtime=scaled(30),
     log:
         "results/logs/baselines/{method}_{field}_{split}.log",
     benchmark:

@@ -24,6 +24,8 @@ rule train_cenn:
         checkpoint_dir=lambda wildcards: f"results/models/cenn/{wildcards.model}/checkpoint",
     threads: 2
     resources:
+        mem_mb=patches_mem_mb(["train", "validation"], cenn_model_fields, base=_TF_BASE_MB),
+        runtime=train_runtime,
         gpu=1,
     log:
         "results/logs/cenn/train_{model}.log",
@@ -45,6 +47,9 @@ rule predict_cenn:
     params:
         fields=lambda wildcards: CENN_MODELS[model_of(wildcards.field)],
         test_time_augmentation=config["cenn"]["test_time_augmentation"],
+    resources:
+        mem_mb=patches_mem_mb(one_split, cenn_field_model_fields, base=_TF_BASE_MB),
+        runtime=scaled(60),
     log:
         "results/logs/cenn/predict_{field}_{split}.log",
     benchmark:

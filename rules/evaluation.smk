@@ -7,6 +7,9 @@ rule spectra_workspace:
     params:
         spectra=config["spectra"],
         **PATCH_GEOMETRY,
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
     log:
         "results/logs/evaluation/spectra_workspace_{group}.log",
     benchmark:
@@ -54,6 +57,10 @@ rule spectra:
         spectra=config["spectra"],
         label_beam_arcmin=LABEL_BEAM_ARCMIN,
         **PATCH_GEOMETRY,
+    resources:
+        # every method's one-channel predictions weigh about one patch file per field
+        mem_mb=patches_mem_mb(one_split, group_fields),
+        runtime=scaled(60),
     log:
         "results/logs/evaluation/spectra_{group}_{split}.log",
     benchmark:
@@ -85,6 +92,9 @@ rule metrics:
     params:
         methods=METHODS,
         n=config["figures"]["n_example_patches"],
+    resources:
+        mem_mb=patches_mem_mb(lambda wildcards: [wildcards.split, "train"], 1),
+        runtime=scaled(30),
     log:
         "results/logs/evaluation/metrics_{field}_{split}.log",
     conda:

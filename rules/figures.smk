@@ -12,6 +12,9 @@ rule plot_spectra:
         ),
     params:
         r=config["theory"]["r"],
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(10),
     log:
         "results/logs/figures/plot_spectra.log",
     conda:
@@ -38,6 +41,9 @@ rule plot_sky:
     params:
         freqs=FREQS,
         nside_out=config["figures"]["mollweide_nside"],
+    resources:
+        mem_mb=sky_mem_mb,
+        runtime=scaled(30),
     log:
         "results/logs/figures/plot_sky.log",
     conda:
@@ -57,6 +63,9 @@ rule plot_patches:
         ),
     params:
         n=config["figures"]["n_example_patches"],
+    resources:
+        mem_mb=patches_mem_mb(["train"], 1),
+        runtime=scaled(10),
     log:
         "results/logs/figures/plot_patches_{field}.log",
     conda:

@@ -16,6 +16,9 @@ rule cut_patches:
         seed=config["seed"],
         realisations=config["realisations"],
     threads: 2
+    resources:
+        mem_mb=cut_mem_mb,
+        runtime=cut_runtime,
     log:
         "results/logs/patches/cut_{split}.log",
     benchmark:

@@ -11,6 +11,9 @@ rule cmb_map:
     params:
         nside=config["nside"],
         seed=config["seed"],
+    resources:
+        mem_mb=sky_mem_mb,
+        runtime=sky_runtime,
     log:
         "results/logs/sky/r{realisation}/cmb_map.log",
     benchmark:
@@ -42,6 +45,9 @@ rule foreground:
         seed=config["seed"],
         # Amplitudes are defined (and the modulation normalised) on the patches' sky.
         lat_cut_deg=config["patches"]["lat_cut_deg"],
+    resources:
+        mem_mb=sky_mem_mb,
+        runtime=sky_runtime,
     log:
         "results/logs/sky/r{realisation}/foreground_{component}.log",
     benchmark:
@@ -61,6 +67,9 @@ rule point_sources:
         settings=lambda wildcards: config["foregrounds"][wildcards.component],
         freqs=FREQS,
         seed=config["seed"],
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
     log:
         "results/logs/sky/r{realisation}/foreground_{component}.log",
     benchmark:
@@ -83,6 +92,9 @@ rule observe:
         freqs=FREQS,
         nside=config["nside"],
         seed=config["seed"],
+    resources:
+        mem_mb=sky_mem_mb,
+        runtime=sky_runtime,
     log:
         "results/logs/sky/r{realisation}/observe.log",
     benchmark:

@@ -11,6 +11,9 @@ rule camb_spectra:
     params:
         theory=THEORY_PARAMS,
         lmax=LMAX,
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
     log:
         "results/logs/theory/camb_spectra.log",
     benchmark:
@@ -39,6 +42,9 @@ if THEORY_SOURCE == "planck_pr3":
         params:
             theory=THEORY_PARAMS,
             lmax=LMAX,
+        resources:
+            mem_mb=scaled(1000),
+            runtime=scaled(10),
         log:
             "results/logs/theory/planck_pr3_spectra.log",
         benchmark:

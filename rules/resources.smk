@@ -1,0 +1,105 @@
+# Job resources that follow from the config (memory from nside and patch counts, training time
+# from epochs). Every function takes `attempt`, so with `--retries N` (set in the SLURM profiles)
+# a job killed for memory or time is resubmitted with proportionally more of both.
+# They are estimates: profiles/*/config.yaml can override any of them per rule (set-resources).
+
+# Rough peak factor over the arrays a job holds at once (copies in numpy/healpy/TensorFlow).
+_WORKING_COPIES = 3
+# Interpreter + numpy/healpy (or TensorFlow) imports.
+_BASE_MB = 1000
+_TF_BASE_MB = 3000
+
+
+def _mb(n_bytes):
+    return int(n_bytes / 2**20)
+
+
+def _sky_bytes():
+    """IQU maps at nside plus IQU alm to lmax, float64, for every frequency of one realisation."""
+    npix = 12 * config["nside"] ** 2
+    n_alm = (LMAX + 1) * (LMAX + 2) // 2
+    return len(FREQS) * 3 * (npix * 8 + n_alm * 16)
+
+
+def _patch_bytes(split, n_fields):
+    """One split's patches of n_fields: a channel per frequency plus the label, float64."""
+    p = config["patches"]
+    return p["counts"][split] * n_fields * p["height"] * p["width"] * (len(FREQS) + 1) * 8
+
+
+def sky_mem_mb(wildcards, attempt):
+    """Full-sky map/alm rules: memory grows with nside^2 and the number of frequencies."""
+    return (_BASE_MB + _WORKING_COPIES * _mb(_sky_bytes())) * attempt
+
+
+def cut_mem_mb(wildcards, attempt):
+    """cut_patches: one realisation's sky at a time plus the whole split's patches of every field."""
+    patches = _patch_bytes(wildcards.split, len(FIELDS))
+    return (_BASE_MB + _WORKING_COPIES * _mb(_sky_bytes()) + 2 * _mb(patches)) * attempt
+
+
+def patches_mem_mb(splits, n_fields=None, base=_BASE_MB):
+    """Rules that read whole patch files: memory from the patch counts of `splits`.
+
+    n_fields: a number, or a function of the wildcards (e.g. the fields of one CENN model);
+    the default is every cut field.
+    """
+
+    def mem_mb(wildcards, attempt):
+        n = n_fields(wildcards) if callable(n_fields) else (n_fields or len(FIELDS))
+        split_list = splits(wildcards) if callable(splits) else splits
+        patches = sum(_patch_bytes(s, n) for s in split_list)
+        return (base + _WORKING_COPIES * _mb(patches)) * attempt
+
+    return mem_mb
+
+
+def cenn_model_fields(wildcards):
+    return len(CENN_MODELS[wildcards.model])
+
+
+def cenn_field_model_fields(wildcards):
+    return len(CENN_MODELS[model_of(wildcards.field)])
+
+
+def one_split(wildcards):
+    return [wildcards.split]
+
+
+# Throughput assumed for the runtime estimate of training: patch pixels through the network
+# per minute on one GPU (a CPU is ~20x slower: raise runtime in the profile for CPU training).
+_TRAIN_PIXELS_PER_MIN = 2e9
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes for train_cenn: every epoch passes over the training and validation patches."""
+    p = config["patches"]
+    pixels = (p["counts"]["train"] + p["counts"]["validation"]) * p["height"] * p["width"]
+    pixels *= cenn_model_fields(wildcards)
+    return int(30 + config["cenn"]["epochs"] * pixels / _TRAIN_PIXELS_PER_MIN) * attempt
+
+
+def sky_runtime(wildcards, attempt):
+    """Minutes for the spherical-harmonic rules: ~lmax^3 work, about 10 min per frequency at nside 2048."""
+    return int(10 + 10 * len(FREQS) * (config["nside"] / 2048) ** 3) * attempt
+
+
+def cut_runtime(wildcards, attempt):
+    """Minutes for cut_patches: exact alm evaluation at every patch pixel, all realisations."""
+    p = config["patches"]
+    pixels = p["counts"][wildcards.split] * p["height"] * p["width"] * config["realisations"]
+    # ~1e5 alm evaluations per second per lmax-thousand; a generous bound.
+    return int(10 + pixels * (LMAX / 1000) / 1e5 / 60) * attempt
+
+
+def scaled(value):
+    """A fixed amount (MB or minutes) that grows with the attempt."""
+    return lambda wildcards, attempt: value * attempt
+
+
+def group_fields(wildcards):
+    return len(GROUP_FIELDS[wildcards.group])
+
+
+def field_group_fields(wildcards):
+    return len(GROUP_FIELDS[field_group(wildcards.field)])
