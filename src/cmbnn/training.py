@@ -101,12 +101,16 @@ class PatchBatches:
     inputs / labels: lists of (N, H, W, c) float32 arrays, one per field,
     concatenated along channels batch by batch. Normalisation is
     (x - offset) * inv_scale per channel. Each epoch's order and (with
-    ``augment``) dihedral transforms come from rng_for(seed, 'cenn-epoch', epoch),
-    so a resumed run sees exactly the batches an uninterrupted one would.
-    Set ``epoch`` before iterating an epoch (see :class:`EpochSetter`).
+    ``augment``) dihedral transforms come from rng_for(seed, stage, epoch)
+    (stage 'cenn-epoch' by default), so a resumed run sees exactly the batches
+    an uninterrupted one would. Set ``epoch`` before iterating an epoch (see
+    :class:`EpochSetter`). ``hook(x, y, idx, epoch) -> (x, y)``, if given, is
+    applied last to every normalised batch (idx: the patch indices of the
+    batch); it must itself be a pure function of its arguments (e.g. CosmoVAE
+    draws masks from (seed, epoch)) to keep resumed runs exact.
     """
 
-    def __init__(self, inputs, labels, fields, norm, batch_size, seed, shuffle=True, augment=False):
+    def __init__(self, inputs, labels, fields, norm, batch_size, seed, shuffle=True, augment=False, stage="cenn-epoch", hook=None):
         self.inputs, self.labels, self.fields = list(inputs), list(labels), list(fields)
         self.n = len(self.inputs[0])
         self.in_fields = [f for f, a in zip(self.fields, self.inputs) for _ in range(a.shape[-1])]
@@ -116,6 +120,7 @@ class PatchBatches:
         self.out_offset = np.float32(norm["label_offset"])
         self.out_inv = np.float32(1 / norm["label_scale"])
         self.batch_size, self.seed, self.shuffle, self.augment = int(batch_size), int(seed), shuffle, augment
+        self.stage, self.hook = stage, hook
         if augment and (np.any(self.in_offset != 0) or self.out_offset != 0):
             raise ValueError("sign-flipping augmentation needs zero normalisation offsets")
         if augment and self.inputs[0].shape[1] != self.inputs[0].shape[2]:
@@ -131,7 +136,7 @@ class PatchBatches:
         if self._plan is None or self._plan[0] != epoch:
             from .seeding import rng_for
 
-            rng = rng_for(self.seed, "cenn-epoch", epoch)
+            rng = rng_for(self.seed, self.stage, epoch)
             order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
             codes = rng.integers(0, 8, self.n) if self.augment else np.zeros(self.n, dtype=int)
             self._plan = (epoch, order, codes)
@@ -153,6 +158,8 @@ class PatchBatches:
                 if code:
                     x[j] = dihedral(x[j], code) * dihedral_signs(self.in_fields, code)
                     y[j] = dihedral(y[j], code) * dihedral_signs(self.out_fields, code)
+        if self.hook is not None:
+            x, y = self.hook(x, y, idx, epoch)
         return x.astype(np.float32, copy=False), y.astype(np.float32, copy=False)
 
 
