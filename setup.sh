@@ -2,7 +2,7 @@
 # One-command set-up for cmbnn on Debian (Python 3.11):
 #   ./setup.sh          install system packages (if missing) and the .venv
 #   ./setup.sh run ...  set up, then run the default pipeline (extra args go to snakemake)
-#   ./setup.sh test ... set up, then run the test suite (extra args go to pytest)
+#   ./setup.sh test ... set up (plus SLURM and munge for the SLURM test), then run the test suite (extra args go to pytest)
 # Idempotent: a second call only checks. Needs only the Debian and PyPI registries.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,9 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 PYMASTER_VERSION=3.0.1
 DEBIAN_PACKAGES=(build-essential pkg-config libgsl-dev libfftw3-dev libcfitsio-dev libchealpix-dev)
+# `./setup.sh test` also installs a SLURM for tests/test_slurm.py (a private single-node cluster,
+# started and stopped by the test; the packages' own services are not used).
+SLURM_TEST_PACKAGES=(slurmctld slurmd slurm-client munge)
 say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -93,6 +96,7 @@ install_pixel_windows() {
     rm -rf "$build"
 }
 
+if [ "${1:-}" = test ]; then DEBIAN_PACKAGES+=("${SLURM_TEST_PACKAGES[@]}"); fi
 install_system_packages
 check_python
 install_python_packages
