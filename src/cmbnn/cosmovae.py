@@ -579,5 +579,27 @@ def paper_geometry() -> dict:
 __all__ = [
     "PAPER", "LOSS_TERMS", "prior_variance", "kl_divergence", "loss_terms", "total_variation", "dilate", "perceptual_loss",
     "build_encoder", "build_decoder", "build_cosmovae", "vgg_features", "masked_input", "MaskSampler", "train", "inpaint",
-    "parameter_count", "truth_scale",
+    "parameter_count", "truth_scale", "write_inpainting",
 ]
+
+
+def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_path, method: str, extra_attrs: dict | None = None) -> None:
+    """Inpainting predictions, the layout of io.write_predictions_h5 where it fits: ``net`` (the
+    composite: observed pixels kept, holes estimated) and ``std`` (0 on observed pixels),
+    (N, H, W, 1) float32 uK_CMB; ``sim`` the truth, ``input`` the masked truth (holes 0),
+    ``mask`` (N, H, W) uint8 1 = missing, ``centers``, ``realisation``."""
+    from .io import write_h5
+
+    sim = np.asarray(patches["M0"], dtype=np.float32)
+    mask = np.asarray(patches["mask"], dtype=np.uint8)
+    datasets = {
+        "net": np.asarray(net, dtype=np.float32).reshape(sim.shape),
+        "std": np.asarray(std, dtype=np.float32).reshape(sim.shape),
+        "sim": sim,
+        "input": sim * (1 - mask[..., None]).astype(np.float32),
+        "mask": mask,
+        "centers": patches["centers"],
+        "realisation": patches["realisation"],
+    }
+    attrs = {**patch_attrs, "method": method, "inputs_file": str(patches_path), "units": "uK_CMB", **(extra_attrs or {})}
+    write_h5(path, datasets, attrs)

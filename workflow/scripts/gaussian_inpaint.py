@@ -1,0 +1,27 @@
+"""Rule gaussian_inpaint: the exact Gaussian baseline: conditional mean (`net`) and std (`std`) of
+the holes given the observed pixels, from CAMB TT x label beam^2 x pixel window^2, uK_CMB."""
+
+from _helpers import configure
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, "gaussian_inpaint")
+
+import numpy as np  # noqa: E402
+
+from cmbnn.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std  # noqa: E402
+from cmbnn.cosmovae import write_inpainting  # noqa: E402
+from cmbnn.io import read_h5  # noqa: E402
+from cmbnn.theory import read_cls  # noqa: E402
+
+p = smk.params
+data, attrs = read_h5(smk.input.patches)
+g = p.geometry
+cov = FlatSkyCovariance(read_cls(smk.input.cls)["TT"], g["height"], g["width"], g["reso_arcmin"], beam_fwhm_arcmin=p.beam_fwhm_arcmin, pixwin_nside=p.pixwin_nside)
+truth = data["M0"][..., 0].astype(np.float64)
+mean = conditional_mean(truth, data["mask"], cov, method=p.method_mean)
+std = conditional_std(data["mask"], cov, method=p.method_std)
+write_inpainting(
+    smk.output[0], mean[..., None], std[..., None], data, attrs, smk.input.patches, "gaussian",
+    {"covariance": f"CAMB TT x beam {p.beam_fwhm_arcmin} arcmin x pixel window nside {p.pixwin_nside}, flat-sky separations", "pixel_variance_uK2": cov.variance},
+)
+log.info("conditional mean and std of %d patches (pixel rms of the model %.2f uK)", len(mean), np.sqrt(cov.variance))

@@ -1,0 +1,43 @@
+"""Rule inpainting_patches: T truth patches of one split with their real holes (the sky mask's
+Galactic part at the patch pixels OR the patch file's source holes), uK_CMB float32."""
+
+from _helpers import configure
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, "inpainting_patches")
+
+import healpy as hp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import cmbnn  # noqa: E402
+from cmbnn import masks  # noqa: E402
+from cmbnn.config import digest  # noqa: E402
+from cmbnn.io import read_patches_h5, write_h5  # noqa: E402
+
+p = smk.params
+g = p.geometry
+data, attrs = read_patches_h5(smk.input.patches)
+galactic = np.zeros(data["mask"].shape, dtype=np.uint8)
+for r, path in enumerate(smk.input.masks):
+    keep = data["realisation"] == r
+    if keep.any():
+        sky = hp.read_map(path, field=1).astype(np.uint8)
+        galactic[keep] = masks.sample_at_patches(sky, data["centers"][keep], g["height"], g["width"], g["reso_arcmin"])
+holes = masks.patch_holes(galactic, data["mask"])
+write_h5(
+    smk.output[0],
+    {"M0": data["M0"], "mask": holes, "mask_galactic": galactic, "mask_sources": data["mask"], "centers": data["centers"], "realisation": data["realisation"]},
+    {
+        **{k: v for k, v in attrs.items() if k not in ("mask", "config_digest", "method")},
+        "field": "T",
+        "units": "uK_CMB",
+        "mask": "1 = missing: dust above the realisation's threshold (results/inpainting/r*/mask.fits, nearest pixel) or a bright-source hole",
+        "truth": "M0: the CMB at the label beam (no foregrounds, no noise), hole-free",
+        "inputs_file": str(smk.input.patches),
+        "inpainting_config_digest": digest(dict(p.inpainting)),
+        "config_digest": digest({"inpainting": dict(p.inpainting), "patches": attrs.get("config_digest", "")}),
+        "code_version": cmbnn.__version__,
+    },
+)
+log.info("%s: %d patches, hole fraction %.4f (galactic %.4f, sources %.4f), %d with holes",
+         smk.wildcards.split, len(holes), holes.mean(), galactic.mean(), data["mask"].mean(), int((holes.reshape(len(holes), -1).max(axis=1) > 0).sum()))
