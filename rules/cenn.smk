@@ -24,7 +24,7 @@ rule train_cenn:
         checkpoint_dir=lambda wildcards: f"results/models/cenn/{wildcards.model}/checkpoint",
     threads: 2
     resources:
-        mem_mb=patches_mem_mb(["train", "validation"], cenn_model_fields, base=_TF_BASE_MB),
+        mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=1,
     log:
