@@ -65,13 +65,40 @@ def snakemake(workdir, *args, env=None, timeout=240):
     return finish(start_snakemake(workdir, *args, env=env), timeout)
 
 
-def slurm_job_ids(output):
-    """rule -> SLURM job ids, from the plugin's 'Job N has been submitted with SLURM jobid J' lines."""
-    jobs = {}
-    for m in re.finditer(r"SLURM jobid (\d+) \(log: (\S+)\)", output):
-        rule = re.search(r"/rule_(\w+)/", m.group(2))
-        jobs.setdefault(rule.group(1) if rule else "?", []).append(int(m.group(1)))
-    return jobs
+def submitted_jobs(output):
+    """SLURM job id -> (rule, resources Snakemake printed for it), from a run's output.
+
+    Snakemake prints each job as a `rule NAME:` block (with `jobid: N` and `resources: k=v, ...`);
+    the SLURM plugin then logs `Job N has been submitted with SLURM jobid J (log: ...)`.
+    """
+    blocks = {}
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", output, re.M):
+        jobid = re.search(r"^    jobid: (\d+)$", m.group(2), re.M)
+        res = re.search(r"^    resources: (.*)$", m.group(2), re.M)
+        resources = dict(kv.split("=", 1) for kv in res.group(1).split(", ")) if res else {}
+        threads = re.search(r"^    threads: (\d+)$", m.group(2), re.M)
+        resources["threads"] = threads.group(1) if threads else "1"
+        blocks[int(jobid.group(1))] = (m.group(1), resources)
+    return {int(slurm): blocks[int(job)] for job, slurm in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", output)}
+
+
+def by_rule(jobs):
+    rules = {}
+    for slurm_id, (rule, _) in jobs.items():
+        rules.setdefault(rule, []).append(slurm_id)
+    return rules
+
+
+def assert_sbatch_got_the_rule_resources(jobs, records):
+    """Each job finished, with the rule's mem_mb, runtime and threads as SLURM's --mem, --time, --cpus-per-task."""
+    for slurm_id, (rule, resources) in jobs.items():
+        record = records[slurm_id]
+        assert record["JobState"] == "COMPLETED", (rule, record)
+        assert record["MinMemoryNode"] == f"{resources['mem_mb']}M", (rule, resources, record)
+        minutes = int(resources["runtime"])
+        assert record["TimeLimit"] == f"{minutes // 60:02d}:{minutes % 60:02d}:00", (rule, resources, record)
+        assert record["CPUs/Task"] == resources["threads"], (rule, resources, record)
+        assert ("gpu" in record.get("TresPerJob", "")) == (resources.get("gpu", "0") != "0"), (rule, resources, record)
 
 
 def assert_same_hdf5(a, b):
@@ -142,18 +169,11 @@ def test_tiny_dag_through_slurm_matches_a_local_run(slurm_cluster, tmp_path):  #
         raise
     finish(local)
     cpu_done = time.monotonic()
-    jobs = slurm_job_ids(out)
-    accepted = set(cluster.submitted_job_ids())
-    assert jobs.get("cut_patches") and len(jobs["cut_patches"]) == 3, f"no sbatch submissions for cut_patches:\n{out[-4000:]}"
-    submitted = {j for ids in jobs.values() for j in ids}
-    assert submitted <= accepted, f"job ids {submitted - accepted} not in slurmctld's log"
-    records = cluster.job_records()
-    for rule in ("camb_spectra", "cmb_map", "cut_patches"):
-        for jobid in jobs[rule]:
-            assert records[jobid]["JobState"] == "COMPLETED", records[jobid]
-            assert "gpu" not in records[jobid].get("TresPerJob", ""), records[jobid]
-    # Memory from rules/resources.smk reached sbatch.
-    assert records[jobs["cut_patches"][0]]["MinMemoryNode"].endswith("M")
+    jobs = submitted_jobs(out)
+    rules = by_rule(jobs)
+    assert len(rules.get("cut_patches", [])) == 3, f"expected 3 cut_patches jobs through sbatch:\n{out[-4000:]}"
+    assert set(jobs) <= set(cluster.submitted_job_ids()), "a job id Snakemake reported is not in slurmctld's log"
+    assert_sbatch_got_the_rule_resources(jobs, cluster.job_records())
 
     patch_files = sorted(p.relative_to(local_patches) for p in (local_patches / "results" / "patches").rglob("*.h5"))
     assert len(patch_files) >= 6
@@ -164,12 +184,12 @@ def test_tiny_dag_through_slurm_matches_a_local_run(slurm_cluster, tmp_path):  #
 
     # GPU profile: training and a prediction, each given the (fake) GPU by SLURM.
     out = snakemake(work, "--workflow-profile", str(PROFILES / "slurm-gpu"), *NO_ACCOUNTING, *GPU_TARGETS, env=cluster.env)
-    jobs = slurm_job_ids(out)
-    assert set(jobs) == {"train_cenn", "predict_cenn"}, f"expected only the GPU jobs (patches were done):\n{out[-4000:]}"
+    jobs = submitted_jobs(out)
+    assert sorted(by_rule(jobs)) == ["predict_cenn", "train_cenn"], f"expected only the GPU jobs (patches were done):\n{out[-4000:]}"
+    assert set(jobs) <= set(cluster.submitted_job_ids()), "a job id Snakemake reported is not in slurmctld's log"
     records = cluster.job_records()
-    for jobid in jobs["train_cenn"] + jobs["predict_cenn"]:
-        assert records[jobid]["JobState"] == "COMPLETED", records[jobid]
-        assert records[jobid].get("TresPerJob") == "gres:gpu:1", records[jobid]
+    assert_sbatch_got_the_rule_resources(jobs, records)
+    assert all(records[j].get("TresPerJob") == "gres:gpu:1" for j in jobs), "the GPU jobs did not get the GPU"
     for target in GPU_TARGETS:
         assert (work / target).stat().st_size > 0
     print(f"SLURM test: patches (and the local reference) {cpu_done - start:.0f} s, training + prediction {time.monotonic() - cpu_done:.0f} s")
