@@ -203,9 +203,8 @@ def start_cluster(root: Path):
         env = dict(os.environ, SLURM_CONF=str(conf), PATH=f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
         cluster = SlurmCluster(root=root, conf=conf, env=env, node=node, cpus=cpus, memory_mb=memory_mb, procs=procs)
         for daemon, args in (("slurmctld", ["-D", "-i"]), ("slurmd", ["-D"])):
-            procs[daemon] = subprocess.Popen(
-                [_which(daemon), *args], env=env, stdout=open(root / "log" / f"{daemon}.out", "w"), stderr=subprocess.STDOUT
-            )
+            with open(root / "log" / f"{daemon}.out", "w") as out:  # the child keeps its own descriptor
+                procs[daemon] = subprocess.Popen([_which(daemon), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         state = ""
         while state != "idle":
