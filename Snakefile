@@ -19,6 +19,7 @@ include: "rules/cenn.smk"
 include: "rules/baselines.smk"
 include: "rules/evaluation.smk"
 include: "rules/planck.smk"
+include: "rules/planck_sky.smk"
 
 
 rule all:
@@ -27,4 +28,5 @@ rule all:
         all_patch_files(),
         evaluation_outputs(),
         all_figures(),
+        real_sky_outputs(),
     default_target: True

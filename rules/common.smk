@@ -127,6 +127,18 @@ def cut_inputs(wildcards):
     return inputs
 
 
+def noise_variance_files(wildcards=None):
+    """Per-pixel noise covariances of the HFI maps (observation.noise_model: planck), one per frequency; none for white noise."""
+    if config["observation"]["noise_model"] != "planck":
+        return []
+    return [f"results/planck/noise_variance_{tag}.fits" for tag in FREQ_TAGS]
+
+
+if config["observation"]["noise_model"] == "planck" and config["patches"]["method"] != "pixel":
+    # The exact method draws white noise at the patch pixels; the Planck noise lives in the maps.
+    raise ValueError("observation.noise_model 'planck' puts the noise in the full-sky maps: set patches.method to 'pixel'")
+
+
 def all_figures():
     return [
         "results/figures/cls_dl.png",
@@ -138,3 +150,29 @@ def all_figures():
         *[f"results/figures/spectra_{g}_{s}.png" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
         *[f"results/figures/transfer_residuals_{g}_{s}.png" for g in SPECTRA_GROUPS for s in EVAL_SPLITS],
     ]
+
+
+# ----- the real Planck sky (rules/planck_sky.smk) -----
+
+
+def freq_of(tag):
+    """143GHz -> 143.0"""
+    return float(tag.removesuffix("GHz"))
+
+
+def planck_file(name):
+    """A downloaded Planck file under planck.resources_dir (rule download_planck makes it)."""
+    return f"{Path(config['planck']['resources_dir'])}/{name}"
+
+
+def real_sky_outputs():
+    """Targets of the default run with planck.real_sky.enabled (the comparison table and figure)."""
+    if not config["planck"]["real_sky"]["enabled"]:
+        return []
+    return ["results/planck/comparison.tsv", "results/figures/planck_comparison.png"]
+
+
+def planck_map_mem_mb(wildcards, attempt):
+    """Rules reading one nside 2048 PLA table: four float64 maps of 50M pixels, their alm and
+    copies (~6 GB), whatever the run's nside."""
+    return (1000 + 3 * 4 * 12 * 2048**2 * 8 // 2**20) * attempt

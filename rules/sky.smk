@@ -84,6 +84,8 @@ rule observe:
     input:
         cmb=sky_path("cmb_alm.h5"),
         foregrounds=[sky_path(f"foreground_{c}.h5") for c in COMPONENTS],
+        # observation.noise_model planck: the HFI maps' per-pixel covariances (none for white noise).
+        noise_variance=noise_variance_files(),
     output:
         signal=sky_path("signal_alm.h5"),
         maps=observed_maps(),

@@ -240,6 +240,21 @@ def predict_symmetrised(model, inputs: np.ndarray, input_fields, output_fields, 
     return (total / 8).astype(np.float32)
 
 
+def predict_patch_sets(model, patch_sets: list, fields, test_time_augmentation: bool, label: str = "") -> np.ndarray:
+    """A network's outputs (N, H, W, n_fields) for patch files read with ``read_patches_h5``, one
+    per input field (all at the same centres: checked), joined channel-wise as in training."""
+    fields = list(fields)
+    for data, f in zip(patch_sets, fields):
+        if not np.array_equal(data["centers"], patch_sets[0]["centers"]):
+            raise ValueError(f"{f} patches of {label} are not at the {fields[0]} centres")
+    inputs = np.concatenate([data["M"] for data in patch_sets], axis=-1)
+    if test_time_augmentation:
+        # Channels of the joint input: Q of every frequency, then U (joint_inputs).
+        channel_fields = [f for f, data in zip(fields, patch_sets) for _ in range(data["M"].shape[-1])]
+        return predict_symmetrised(model, inputs, channel_fields, fields)
+    return model.predict(inputs, batch_size=64, verbose=0)
+
+
 def optimizer(settings: dict, steps_per_epoch: int):
     """Adagrad (paper) or Adam; with final_learning_rate a cosine decay to it over all epochs."""
     import keras

@@ -257,3 +257,56 @@ def plot_prediction_examples(panels: dict, path, n: int = 3, title="") -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
+
+
+def plot_planck_comparison(table, path, title="") -> None:
+    """CENN on the real sky against Commander: per spectrum (columns EE, BB), D_ell of every quantity
+    of :data:`cmbnn.realsky.COMPARISON_QUANTITIES` (top) and the ratios per bin with a +-5% band (bottom)."""
+    plt = _pyplot()
+    styles = {
+        "cenn_hm_cross": ("C3", "CENN HM1 x HM2"),
+        "cenn": ("C3", "CENN full (auto)"),
+        "commander": ("k", "Commander"),
+        "smica": ("0.5", "SMICA"),
+        "cenn_minus_commander": ("C0", "CENN - Commander"),
+        "noise_bias": ("C2", "CENN noise bias"),
+        "theory_lcdm": ("m", "LCDM x beam^2"),
+    }
+    ratio_styles = {
+        "ratio_cenn_hm_cross_to_commander": ("C3", "CENN HM cross / Commander"),
+        "ratio_cenn_x_commander_to_commander": ("C1", "CENN x Commander / Commander"),
+        "ratio_smica_to_commander": ("0.5", "SMICA / Commander"),
+    }
+    names = [n for n in ("EE", "BB") if n in set(table.spectrum)]
+    fig, axes = plt.subplots(2, len(names), figsize=(6.5 * len(names), 8), squeeze=False, sharex="col", gridspec_kw={"height_ratios": [2, 1]})
+    for col, name in enumerate(names):
+        sub = table[table.spectrum == name]
+        ax, ax_r = axes[0, col], axes[1, col]
+        for quantity, (colour, label) in styles.items():
+            rows = sub[sub.quantity == quantity]
+            if rows.empty:
+                continue
+            ell = rows.ell.to_numpy()
+            dl = ell * (ell + 1) / (2 * np.pi)
+            style = dict(ls="--", marker="") if quantity in ("cenn", "theory_lcdm") else dict(marker="o", ms=3)
+            values = dl * rows.value.to_numpy()
+            # Differences and noise bias can be negative in a bin: plot |D_ell| on the log axis, open markers.
+            ax.errorbar(ell, np.abs(values), yerr=dl * rows.error.to_numpy(), color=colour, capsize=2, label=label, **style)
+        ax.set_yscale("log")
+        ax.set_ylabel(rf"$|D_\ell^{{{name}}}|$ [$\mu K^2$]")
+        ax.set_title(f"{title} {name}".strip(), fontsize=10)
+        ax.legend(fontsize=7)
+        for quantity, (colour, label) in ratio_styles.items():
+            rows = sub[sub.quantity == quantity]
+            if not rows.empty:
+                ax_r.errorbar(rows.ell, rows.value, yerr=rows.error, color=colour, marker="o", ms=3, capsize=2, label=label)
+        ax_r.axhspan(0.95, 1.05, color="0.9", zorder=-10, label="+-5%")
+        ax_r.axhline(1.0, color="k", lw=0.8)
+        ax_r.set_ylim(0.0, 2.0)
+        ax_r.set_ylabel("ratio")
+        ax_r.set_xlabel(r"$\ell$")
+        ax_r.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)

@@ -59,7 +59,9 @@ def source_catalogue(name: str, settings: dict, freqs, seed: int, realisation: i
     return fg.point_source_catalogue(freqs, settings, rng_for(seed, "foreground", realisation, name))
 
 
-def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nside: int, seed: int, realisation: int, sources: list = ()):
+def observe(
+    cmb_alm: np.ndarray, components: list, freqs, observation: dict, nside: int, seed: int, realisation: int, sources: list = (), noise_variance=None
+):
     """Beam-smoothed signal alm per frequency and the observed full-sky maps.
 
     components: list of (templates, sed) pairs of diffuse components;
@@ -68,7 +70,10 @@ def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nsi
     sources (patches render those directly); maps (n_freq, 3 or 5, npix): T,
     Q, U [, E, B] of CMB + diffuse foregrounds smoothed by the beam (and pixel
     window), plus the point sources with the beam profile at pixel centres,
-    plus white noise).
+    plus noise). The noise is white at the configured uK-arcmin depths, or, with
+    ``noise_variance`` (one (II, QQ, UU, QU) uK_CMB^2 array (4, npix) per frequency,
+    e.g. from :func:`cmbnn.realsky.noise_variance`), inhomogeneous with that
+    per-pixel covariance.
     """
     lmax = lmax_for(nside)
     pixwin = map_pixel_window(observation, nside)
@@ -82,8 +87,13 @@ def observe(cmb_alm: np.ndarray, components: list, freqs, observation: dict, nsi
         smoothed = smooth_alm(sky, gaussian_beam(observation["beam_fwhm_arcmin"][i], lmax))
         signal.append(smoothed)
         rng = rng_for(seed, "noise", realisation, float(nu))
-        levels = (observation["noise_T_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i])
-        noise = np.stack([white_noise(12 * nside**2, level, pixel_area, rng) for level in levels])
+        if noise_variance is not None:
+            from .realsky import correlated_noise
+
+            noise = correlated_noise(noise_variance[i], rng)
+        else:
+            levels = (observation["noise_T_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i])
+            noise = np.stack([white_noise(12 * nside**2, level, pixel_area, rng) for level in levels])
         tqu = alm_to_maps(smooth_alm(smoothed, pixwin), nside, lmax) + point_sources[i] + noise
         if observation["scalar_eb"]:
             import healpy as hp

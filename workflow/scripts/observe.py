@@ -22,7 +22,13 @@ for path in smk.input.foregrounds:
     else:
         components.append((datasets["alm"], np.asarray(attrs["sed"])))
         log.info("foreground %s from %s (%d templates)", attrs["component"], path, len(datasets["alm"]))
-signal, maps = observe(cmb_alm, components, p.freqs, p.observation, p.nside, p.seed, realisation, sources)
+noise_variance = None
+if smk.input.noise_variance:
+    import healpy as hp
+
+    noise_variance = [np.asarray(hp.read_map(path, field=(0, 1, 2, 3))) for path in smk.input.noise_variance]
+    log.info("inhomogeneous noise from the per-pixel covariances in %s", list(smk.input.noise_variance))
+signal, maps = observe(cmb_alm, components, p.freqs, p.observation, p.nside, p.seed, realisation, sources, noise_variance)
 write_alm_h5(
     smk.output.signal,
     signal.astype(np.complex64),

@@ -1,0 +1,250 @@
+"""The real Planck sky: what the `planck` preset needs beyond the readers of :mod:`cmbnn.planck`.
+
+* inhomogeneous noise for the simulations, drawn from each HFI map's own per-pixel
+  II/QQ/UU/QU covariances (:func:`noise_variance`, :func:`correlated_noise`);
+* the real frequency maps and Planck's CMB products brought to the simulation's
+  resolution (:func:`prepare_frequency_map`, :func:`prepare_cmb_map`): same beam as the
+  simulated channel, the simulation's pixel window, RING, uK_CMB;
+* patch centres whose whole footprint lies outside a mask (:func:`centers_in_mask`);
+* the comparison of CENN on the real sky with Commander and SMICA
+  (:func:`comparison_bandpowers`, :func:`comparison_table`): NaMaster E/B bandpowers,
+  the half-mission cross spectrum (no noise bias), the noise bias, the difference map's
+  spectrum and the ratio per bin.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .planck import change_resolution, read_planck_map, read_planck_mask
+from .projection import patch_geometry
+
+log = logging.getLogger(__name__)
+
+# HFI frequency maps (release 3.01), one file per frequency and data split.
+HFI_FREQUENCIES = (100, 143, 217, 353)
+HFI_DATA = {"full": "full", "hm1": "halfmission-1", "hm2": "halfmission-2"}
+CMB_PRODUCTS = {
+    "commander": "COM_CMB_IQU-commander_2048_R3.00_full.fits",
+    "smica": "COM_CMB_IQU-smica_2048_R3.00_full.fits",
+}
+MASK_FILES = {
+    "common_pol": "COM_Mask_CMB-common-Mask-Pol_2048_R3.00.fits",
+    "common_int": "COM_Mask_CMB-common-Mask-Int_2048_R3.00.fits",
+}
+STOKES = ("I_STOKES", "Q_STOKES", "U_STOKES")
+COV_COLUMNS = ("II_COV", "QQ_COV", "UU_COV", "QU_COV")
+
+
+def hfi_map_file(freq, data: str = "full") -> str:
+    """PLA file name of an HFI frequency map: ``data`` is full, hm1 or hm2 (half missions)."""
+    nu = float(freq)
+    if nu not in HFI_FREQUENCIES:
+        raise ValueError(f"no HFI frequency map at {nu:g} GHz: the real-sky inputs must be among {list(HFI_FREQUENCIES)} GHz")
+    if data not in HFI_DATA:
+        raise ValueError(f"HFI data split {data!r}: choose one of {sorted(HFI_DATA)}")
+    return f"HFI_SkyMap_{int(nu)}_2048_R3.01_{HFI_DATA[data]}.fits"
+
+
+def noise_variance(path, nside: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel noise covariance (II, QQ, UU, QU) in uK_CMB^2 at ``nside``, and the bad pixels.
+
+    Read by name from an HFI map (K_CMB^2 -> uK_CMB^2, NESTED -> RING); degrading
+    averages the children and divides by their number (the variance of a mean, as
+    :func:`cmbnn.planck.read_planck_map` does for ``*_COV``). Pixels without a usable
+    covariance (unobserved, UNSEEN, or not positive) get the median variances and zero
+    QU covariance, so the simulated noise stays finite there; they are returned as
+    ``bad`` (True) and logged.
+    """
+    pm = read_planck_map(path, COV_COLUMNS, nside_out=nside)
+    var = np.array(pm.maps, dtype=np.float64)
+    bad = ~pm.valid.all(axis=0) | (var[:3] <= 0).any(axis=0)
+    # A 2x2 Q/U block must be positive definite for the Cholesky draw.
+    bad |= var[3] ** 2 >= var[1] * var[2]
+    if bad.all():
+        raise ValueError(f"{path}: no pixel has a usable noise covariance")
+    for i in range(3):
+        var[i, bad] = np.median(var[i, ~bad])
+    var[3, bad] = 0.0
+    if bad.any():
+        log.warning("%s: %d of %d pixels have no usable noise covariance; given the median variance", path, int(bad.sum()), bad.size)
+    return var, bad
+
+
+def correlated_noise(variance: np.ndarray, rng) -> np.ndarray:
+    """T, Q, U noise maps (3, npix) with per-pixel covariance ``variance`` = (II, QQ, UU, QU).
+
+    T ~ N(0, II); (Q, U) ~ N(0, [[QQ, QU], [QU, UU]]) through the 2x2 Cholesky factor
+    Q = sqrt(QQ) n1, U = QU / sqrt(QQ) n1 + sqrt(UU - QU^2 / QQ) n2 (T is drawn
+    independently: the HFI IQ/IU covariances are ignored).
+    """
+    ii, qq, uu, qu = np.asarray(variance, dtype=np.float64)
+    n = rng.standard_normal((3, ii.size))
+    sq = np.sqrt(qq)
+    return np.stack([np.sqrt(ii) * n[0], sq * n[1], qu / sq * n[1] + np.sqrt(np.maximum(uu - qu**2 / qq, 0.0)) * n[2]])
+
+
+def _fill_and_flag(pm) -> tuple[np.ndarray, np.ndarray]:
+    valid = pm.valid.all(axis=0)
+    maps = np.where(valid, pm.maps, 0.0)
+    if not valid.all():
+        log.warning("%s: %d invalid pixels set to 0 before the harmonic transform (flagged)", pm.path, int((~valid).sum()))
+    return maps, valid
+
+
+def _degrade_valid(valid: np.ndarray, nside: int) -> np.ndarray:
+    """True where every child pixel of an output pixel was valid (False if any was not)."""
+    import healpy as hp
+
+    if hp.npix2nside(valid.size) == nside:
+        return valid.copy()
+    return hp.ud_grade(valid.astype(np.float64), nside, pess=False) > 1.0 - 1e-9
+
+
+def prepare_frequency_map(path, nside: int, fwhm_arcmin: float, lmax: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An HFI frequency map as the simulation writes its channel: (T, Q, U) RING uK_CMB at ``nside``.
+
+    The map keeps its own beam (``fwhm_arcmin``, the channel's beam in the simulation:
+    Gaussian approximations of the HFI beams); its nside 2048 pixel window is replaced by
+    the one at ``nside`` (harmonic space, :func:`cmbnn.planck.change_resolution`). Returns
+    the maps and ``valid`` (npix,) at ``nside`` (False where an input pixel was invalid;
+    those were set to 0 before the transform and should stay outside the patches).
+    """
+    pm = read_planck_map(path, STOKES)
+    maps, valid = _fill_and_flag(pm)
+    out = change_resolution(maps, fwhm_arcmin, fwhm_arcmin, nside, lmax=lmax, pixwin_in=True, pixwin_out=True)
+    return out, _degrade_valid(valid, nside)
+
+
+def prepare_cmb_map(path, nside: int, fwhm_in_arcmin: float, fwhm_out_arcmin: float, pixwin_in: bool = True, lmax: int | None = None):
+    """A Planck CMB product (Commander, SMICA) at the label beam: (T, Q, U) RING uK_CMB at ``nside``.
+
+    Smoothed from the product's beam ``fwhm_in_arcmin`` (5' for the PR3 CMB maps) to the
+    network's label beam ``fwhm_out_arcmin``, with the pixel window at ``nside`` like the
+    simulated labels (``pixwin_in``: the product carries the nside 2048 window).
+    Returns the maps and the valid pixels as :func:`prepare_frequency_map` does.
+    """
+    if fwhm_out_arcmin < fwhm_in_arcmin:
+        raise ValueError(f"the CMB product's beam {fwhm_in_arcmin}' is wider than the label beam {fwhm_out_arcmin}': deconvolving would amplify its noise")
+    pm = read_planck_map(path, STOKES)
+    maps, valid = _fill_and_flag(pm)
+    out = change_resolution(maps, fwhm_in_arcmin, fwhm_out_arcmin, nside, lmax=lmax, pixwin_in=pixwin_in, pixwin_out=True)
+    return out, _degrade_valid(valid, nside)
+
+
+def keep_mask(path, nside: int, column: str | None = None, threshold: float = 0.999) -> np.ndarray:
+    """A PLA mask (1 = kept) at ``nside`` as booleans: True where at least ``threshold`` of the pixel is kept."""
+    fraction = read_planck_mask(path, column=column, nside_out=nside)
+    return fraction >= threshold
+
+
+def centers_in_mask(n: int, keep: np.ndarray, lat_cut_deg: float, height: int, width: int, reso_arcmin: float, rng, max_rounds: int = 200) -> np.ndarray:
+    """n centres (lon, lat deg) at |b| > lat_cut whose every patch pixel falls on ``keep`` (RING booleans)."""
+    import healpy as hp
+
+    nside = hp.npix2nside(keep.size)
+    accepted, n_have = [], 0
+    # Candidates per round: every pixel of every footprint is looked up (~4M lookups a round).
+    batch = int(max(16, min(4 * n, 4_000_000 // (height * width))))
+    for _ in range(max_rounds):
+        lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, batch)))
+        lon = rng.uniform(0.0, 360.0, batch)
+        ok = (np.abs(lat) > lat_cut_deg) & keep[hp.ang2pix(nside, lon, lat, lonlat=True)]
+        cand = np.stack([lon[ok], lat[ok]], axis=1)
+        if len(cand):
+            theta, phi, _ = patch_geometry(cand, height, width, reso_arcmin)
+            inside = keep[hp.ang2pix(nside, theta, phi)].reshape(len(cand), -1).all(axis=1)
+            accepted.append(cand[inside])
+            n_have += int(inside.sum())
+        if n_have >= n:
+            return np.concatenate(accepted)[:n]
+    raise RuntimeError(
+        f"placed only {n_have} of {n} patches of {height}x{width} at {reso_arcmin} arcmin whose footprint avoids the mask "
+        f"(|b| > {lat_cut_deg} deg, {keep.mean():.1%} of the sky kept): lower the count or the patch size"
+    )
+
+
+# Quantities of the real-sky comparison (per patch, spin-2 bandpowers EE, EB, BE, BB).
+COMPARISON_QUANTITIES = {
+    "cenn": "CENN on the full-mission maps (auto spectrum: CMB + residual foregrounds + noise)",
+    "cenn_hm_cross": "CENN on half mission 1 x CENN on half mission 2 (no noise bias)",
+    "noise_bias": "cenn - cenn_hm_cross: the noise power in CENN's full-mission output",
+    "commander": "Commander CMB at the label beam (auto spectrum, includes its own noise)",
+    "smica": "SMICA CMB at the label beam (auto spectrum, includes its own noise)",
+    "cenn_x_commander": "CENN (full) x Commander",
+    "cenn_minus_commander": "spectrum of the difference map CENN (full) - Commander",
+}
+
+
+def comparison_bandpowers(spectra, cenn: dict, commander: np.ndarray, smica: np.ndarray | None = None) -> dict:
+    """Per-patch bandpowers (N, 4, n_bins) of every :data:`COMPARISON_QUANTITIES` entry.
+
+    ``spectra``: a spin-2 :class:`cmbnn.powspec.FlatSpectra`; ``cenn``: {'full', 'hm1',
+    'hm2': (N, 2, H, W) Q/U patches}; ``commander``/``smica``: (N, 2, H, W) at the same
+    centres. Each map's NaMaster field is built once and reused for all its spectra.
+    """
+    from .powspec import residual_bandpowers
+
+    out = {q: [] for q in COMPARISON_QUANTITIES if q != "smica" or smica is not None}
+    for i in range(len(commander)):
+        f_full, f_1, f_2 = (spectra.field(cenn[k][i]) for k in ("full", "hm1", "hm2"))
+        f_com = spectra.field(commander[i])
+        out["cenn"].append(spectra.of_fields(f_full, f_full))
+        out["cenn_hm_cross"].append(spectra.of_fields(f_1, f_2))
+        out["commander"].append(spectra.of_fields(f_com, f_com))
+        out["cenn_x_commander"].append(spectra.of_fields(f_full, f_com))
+        if smica is not None:
+            f_smica = spectra.field(smica[i])
+            out["smica"].append(spectra.of_fields(f_smica, f_smica))
+    out = {k: np.asarray(v) for k, v in out.items() if v}
+    out["noise_bias"] = out["cenn"] - out["cenn_hm_cross"]
+    out["cenn_minus_commander"] = residual_bandpowers(out["cenn"], out["commander"], out["cenn_x_commander"], spin=2)
+    return out
+
+
+def ratio_of_means(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mean(a) / mean(b) over patches (axis 0) and its error from the patches' scatter (delta method,
+    keeping the a-b covariance: both are measured on the same patches)."""
+    n = a.shape[0]
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    r = ma / mb
+    if n < 2:
+        return r, np.full_like(r, np.nan)
+    da, db = a - ma, b - mb
+    var = (da**2).sum(0) / (n - 1) / ma**2 + (db**2).sum(0) / (n - 1) / mb**2 - 2 * (da * db).sum(0) / (n - 1) / (ma * mb)
+    return r, np.abs(r) * np.sqrt(np.maximum(var, 0.0) / n)
+
+
+RATIOS = {
+    "ratio_cenn_hm_cross_to_commander": ("cenn_hm_cross", "commander"),
+    "ratio_cenn_x_commander_to_commander": ("cenn_x_commander", "commander"),
+    "ratio_smica_to_commander": ("smica", "commander"),
+}
+
+
+def comparison_table(spectra, bandpowers: dict, theory: np.ndarray | None = None) -> "pandas.DataFrame":  # noqa: F821
+    """Long table (quantity, spectrum EE/BB, ell, value, error of the mean, n_patches): bandpower means,
+    the ratios of :data:`RATIOS` per bin, and (``theory`` (4, n_bins) coupled like the data) the theory."""
+    import pandas as pd
+
+    names = {0: "EE", 3: "BB"}
+    rows = []
+
+    def add(quantity, values, errors, n):
+        for k, name in names.items():
+            for b, ell in enumerate(spectra.ell):
+                rows.append({"quantity": quantity, "spectrum": name, "ell": float(ell), "value": float(values[k, b]), "error": float(errors[k, b]), "n_patches": n})
+
+    for quantity, bp in bandpowers.items():
+        n = len(bp)
+        err = bp.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(bp.shape[1:])
+        add(quantity, bp.mean(axis=0), err, n)
+    for name, (a, b) in RATIOS.items():
+        if a in bandpowers and b in bandpowers:
+            r, err = ratio_of_means(bandpowers[a], bandpowers[b])
+            add(name, r, err, len(bandpowers[a]))
+    if theory is not None:
+        add("theory_lcdm", np.asarray(theory), np.zeros_like(theory), 0)
+    return pd.DataFrame(rows)

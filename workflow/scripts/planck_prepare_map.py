@@ -1,0 +1,25 @@
+"""Rules planck_frequency_map and planck_cmb_map: a Planck map at the run's nside, beam and pixel window.
+
+Frequency maps keep their beam (the simulated channel's); CMB products are smoothed to the label
+beam. Written as T, Q, U (uK_CMB) plus VALID (0 where an input pixel was unusable).
+"""
+
+from _helpers import configure
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, smk.rule)
+
+import numpy as np  # noqa: E402
+
+from cmbnn.io import write_maps_fits  # noqa: E402
+from cmbnn.realsky import prepare_cmb_map, prepare_frequency_map  # noqa: E402
+
+p = smk.params
+if smk.rule == "planck_cmb_map":
+    maps, valid = prepare_cmb_map(smk.input[0], p.nside, p.fwhm_in_arcmin, p.fwhm_arcmin, pixwin_in=p.pixwin_in)
+    what = f"smoothed from {p.fwhm_in_arcmin}' to the label beam {p.fwhm_arcmin}'"
+else:
+    maps, valid = prepare_frequency_map(smk.input[0], p.nside, p.fwhm_arcmin)
+    what = f"beam {p.fwhm_arcmin}' kept"
+write_maps_fits(smk.output[0], np.concatenate([maps, valid[None].astype(np.float64)]), ["T", "Q", "U", "VALID"], extra_header=[("SOURCE", str(smk.input[0]).split("/")[-1][:68], "PLA file")])
+log.info("%s -> nside %d (%s, pixel window of nside %d); %d invalid pixels", smk.input[0], p.nside, what, p.nside, int((~valid).sum()))
