@@ -19,6 +19,7 @@ include: "rules/cenn.smk"
 include: "rules/baselines.smk"
 include: "rules/evaluation.smk"
 include: "rules/planck.smk"
+include: "rules/cosmovae.smk"
 include: "rules/planck_sky.smk"
 
 
@@ -28,5 +29,6 @@ rule all:
         all_patch_files(),
         evaluation_outputs(),
         all_figures(),
+        cosmovae_outputs(),
         real_sky_outputs(),
     default_target: True

@@ -9,6 +9,13 @@ COSMOVAE = config["cosmovae"]
 COSMOVAE_PREDICT_KEYS = ("n_samples", "fullsky")
 COSMOVAE_SETTINGS = {k: v for k, v in COSMOVAE.items() if k not in COSMOVAE_PREDICT_KEYS}
 INPAINT = "results/inpainting"
+# The T truth patches carry the HEALPix pixel window only when cut from maps (patches.method pixel);
+# the exact method evaluates the label alm at the patch pixels (beam only).
+LABEL_PIXWIN_NSIDE = config["nside"] if (config["patches"]["method"] == "pixel" and config["observation"]["pixel_window"]) else None
+
+
+def fullsky_outputs(r):
+    return [f"{INPAINT}/fullsky/r{r}/inpainted.fits", f"{INPAINT}/fullsky/r{r}/spectra.tsv", f"results/figures/cosmovae_fullsky_r{r}.png"]
 
 
 def cosmovae_outputs():
@@ -21,7 +28,7 @@ def cosmovae_outputs():
         "results/metrics/inpainting/test_spectra.tsv",
         "results/figures/cosmovae_inpainting_test.png",
         "results/figures/cosmovae_spectra_test.png",
-        *([f"{INPAINT}/fullsky/r0/inpainted.fits", f"{INPAINT}/fullsky/r0/spectra.tsv", "results/figures/cosmovae_fullsky_r0.png"] if COSMOVAE["fullsky"]["enabled"] else []),
+        *(fullsky_outputs(COSMOVAE["fullsky"]["realisation"]) if COSMOVAE["fullsky"]["enabled"] else []),
     ]
 
 
@@ -74,6 +81,8 @@ rule inpainting_patches:
     params:
         inpainting=INPAINTING,
         geometry=PATCH_GEOMETRY,
+        # The Gaussian baseline costs seconds per patch (dense solves): the test set is a subset.
+        max_patches=lambda wildcards: INPAINTING["test_patches"] if wildcards.split == "test" else None,
     resources:
         mem_mb=patches_mem_mb(one_split, 1),
     log:
@@ -126,7 +135,7 @@ rule train_cosmovae:
         seed=config["seed"],
         lmax=LMAX,
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
-        pixwin_nside=config["nside"] if config["observation"]["pixel_window"] else None,
+        pixwin_nside=LABEL_PIXWIN_NSIDE,
         # Not an output: it must survive a killed job so the rerun resumes from it.
         checkpoint_dir="results/models/cosmovae/checkpoint",
     threads: 2
@@ -174,7 +183,7 @@ rule gaussian_inpaint:
     params:
         geometry=PATCH_GEOMETRY,
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
-        pixwin_nside=config["nside"] if config["observation"]["pixel_window"] else None,
+        pixwin_nside=LABEL_PIXWIN_NSIDE,
         method_mean=INPAINTING["gaussian_method"],
         method_std=INPAINTING["gaussian_method"],
     threads: 2
@@ -235,3 +244,49 @@ rule inpainting_metrics:
         "../envs/namaster.yaml"
     script:
         "../workflow/scripts/inpainting_metrics.py"
+
+
+rule cosmovae_fullsky:
+    input:
+        cmb=sky_path("cmb_alm.h5", "{realisation}"),
+        mask=f"{INPAINT}/r{{realisation}}/mask.fits",
+        model="results/models/cosmovae/model.keras",
+        cls=SPECTRA_TABLE,
+    output:
+        maps=f"{INPAINT}/fullsky/r{{realisation}}/inpainted.fits",
+        spectra=report(
+            f"{INPAINT}/fullsky/r{{realisation}}/spectra.tsv",
+            caption="../workflow/report/cosmovae_fullsky.rst",
+            category="CosmoVAE",
+            subcategory="Full sky",
+        ),
+        plot=report(
+            "results/figures/cosmovae_fullsky_r{realisation}.png",
+            caption="../workflow/report/cosmovae_fullsky.rst",
+            category="CosmoVAE",
+            subcategory="Full sky",
+        ),
+    params:
+        fullsky=COSMOVAE["fullsky"],
+        geometry=PATCH_GEOMETRY,
+        nside=config["nside"],
+        freqs=FREQS,
+        label_frequency=config["label_frequency"],
+        observation=config["observation"],
+        lat_cut_deg=config["patches"]["lat_cut_deg"],
+        n_samples=COSMOVAE["n_samples"],
+        seed=config["seed"],
+        beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
+        pixwin_nside=LABEL_PIXWIN_NSIDE,
+        gaussian_method=INPAINTING["gaussian_method"],
+    threads: 2
+    resources:
+        mem_mb=scaled(4000),
+    log:
+        "results/logs/cosmovae/fullsky_r{realisation}.log",
+    benchmark:
+        "results/benchmarks/cosmovae/fullsky_r{realisation}.tsv"
+    conda:
+        "../envs/ml.yaml"
+    script:
+        "../workflow/scripts/cosmovae_fullsky.py"

@@ -217,7 +217,7 @@ def test_inpaint_keeps_observed_pixels_and_reloads(tiny_training, tmp_path):
     np.testing.assert_allclose(mean[~hole], val[~hole], rtol=1e-5, atol=1e-3)
     assert np.all(std[~hole] == 0) and np.all(std[hole] > 0)
     model.save(tmp_path / "m.keras")
-    again = keras.models.load_model(tmp_path / "m.keras")
+    again = cv.load_model(tmp_path / "m.keras")
     mean2, std2 = cv.inpaint(again, val, mask, 4, seed=3)
     np.testing.assert_allclose(mean2, mean, atol=1e-4)
     assert again.data_scale == model.data_scale

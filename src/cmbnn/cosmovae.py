@@ -423,6 +423,15 @@ def _model_class():
 # ----------------------------------------------------------------------------- data
 
 
+def load_model(path):
+    """keras.models.load_model with CosmoVAE's custom classes registered."""
+    import keras
+
+    _layers()
+    _model_class()
+    return keras.models.load_model(path)
+
+
 def masked_input(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Network input (N, H, W, 2): truth (N, H, W[, 1]) with the holes set to 0, and the mask."""
     t = np.asarray(truth, dtype=np.float32)
@@ -486,6 +495,8 @@ def train(truth_train, truth_val, bank, cl_tt, settings: dict, seed: int, checkp
     from .training import PatchBatches, distribution_scope, fit_resumable, set_seeds
 
     s = with_defaults(settings)
+    _layers()
+    _model_class()  # registered before a checkpoint is loaded to resume
     set_seeds(seed)
     scale = truth_scale(truth_train)
     height, width = truth_train.shape[1:3]
@@ -579,7 +590,7 @@ def paper_geometry() -> dict:
 __all__ = [
     "PAPER", "LOSS_TERMS", "prior_variance", "kl_divergence", "loss_terms", "total_variation", "dilate", "perceptual_loss",
     "build_encoder", "build_decoder", "build_cosmovae", "vgg_features", "masked_input", "MaskSampler", "train", "inpaint",
-    "parameter_count", "truth_scale", "write_inpainting",
+    "parameter_count", "truth_scale", "write_inpainting", "load_model",
 ]
 
 

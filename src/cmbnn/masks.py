@@ -109,3 +109,32 @@ def bank_indices(masks: np.ndarray, min_fraction: float) -> np.ndarray:
 
 def hole_fraction(masks: np.ndarray) -> float:
     return float(np.asarray(masks, dtype=np.float64).mean())
+
+
+def busiest_disc(mask: np.ndarray, radius_deg: float, lat_cut_deg: float, target_fraction: float = 0.3, nside_grid: int = 16) -> tuple[float, float]:
+    """(lon, lat) of a disc of radius_deg at |b| > lat_cut_deg whose masked fraction is closest to
+    ``target_fraction`` (a region with holes to fill and sky around them), on an nside_grid grid."""
+    import healpy as hp
+
+    nside = hp.npix2nside(len(mask))
+    low = hp.ud_grade(np.asarray(mask, dtype=np.float64), min(nside, 64))
+    lon, lat = hp.pix2ang(nside_grid, np.arange(12 * nside_grid**2), lonlat=True)
+    best, best_score = None, np.inf
+    for lo, la in zip(lon, lat):
+        if abs(la) <= lat_cut_deg:
+            continue
+        pix = hp.query_disc(hp.npix2nside(len(low)), hp.ang2vec(lo, la, lonlat=True), np.radians(radius_deg))
+        score = abs(low[pix].mean() - target_fraction)
+        if score < best_score:
+            best, best_score = (float(lo), float(la)), score
+    return best
+
+
+def spread_subset(masks: np.ndarray, n: int | None) -> np.ndarray | None:
+    """Indices of n patches with holes, evenly spread over the set (None: keep all)."""
+    if n is None:
+        return None
+    with_holes = np.flatnonzero(np.asarray(masks).reshape(len(masks), -1).any(axis=1))
+    if len(with_holes) <= n:
+        return with_holes
+    return with_holes[np.round(np.linspace(0, len(with_holes) - 1, n)).astype(int)]

@@ -111,7 +111,7 @@ def plot_fullsky_inpainting(maps: dict, mask, spectra, path, rot=None, nside_out
         a.set_ylabel(label)
         a.set_yscale("log")
         a.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(wspace=0.3, hspace=0.3)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)

@@ -24,9 +24,15 @@ for r, path in enumerate(smk.input.masks):
         sky = hp.read_map(path, field=1).astype(np.uint8)
         galactic[keep] = masks.sample_at_patches(sky, data["centers"][keep], g["height"], g["width"], g["reso_arcmin"])
 holes = masks.patch_holes(galactic, data["mask"])
+keep = masks.spread_subset(holes, p.max_patches)
+if keep is not None:
+    data = {k: v[keep] for k, v in data.items()}
+    holes, galactic = holes[keep], galactic[keep]
+    log.info("kept %d patches with holes, evenly spread over the split", len(keep))
 write_h5(
     smk.output[0],
-    {"M0": data["M0"], "mask": holes, "mask_galactic": galactic, "mask_sources": data["mask"], "centers": data["centers"], "realisation": data["realisation"]},
+    {"M0": data["M0"], "mask": holes, "mask_galactic": galactic, "mask_sources": data["mask"], "centers": data["centers"], "realisation": data["realisation"],
+     "index": np.arange(len(data["M0"])) if keep is None else keep},
     {
         **{k: v for k, v in attrs.items() if k not in ("mask", "config_digest", "method")},
         "field": "T",
@@ -37,6 +43,7 @@ write_h5(
         "inpainting_config_digest": digest(dict(p.inpainting)),
         "config_digest": digest({"inpainting": dict(p.inpainting), "patches": attrs.get("config_digest", "")}),
         "code_version": cmbnn.__version__,
+        "subset": "all patches" if keep is None else f"{len(keep)} patches with holes evenly spread over the split (dataset `index` into the patch file)",
     },
 )
 log.info("%s: %d patches, hole fraction %.4f (galactic %.4f, sources %.4f), %d with holes",
