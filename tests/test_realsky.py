@@ -209,3 +209,20 @@ def test_planck_preset_dag_runs_end_to_end_on_a_fake_archive(fake_archive, tmp_p
     # Rerunning plans nothing: no second download, nothing out of date.
     again = tiny_snakemake(tmp_path, "-n", configs=configs)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_the_documented_preset_command_plans_downloads_and_the_comparison(tmp_path):
+    """`snakemake -n --configfile config/planck.yaml`, as README says, on a fresh directory (with -d
+    elsewhere the Snakefile's own configfile path is relative to it, so the default is named too)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n", "--configfile", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "planck.yaml")],
+        capture_output=True, text=True, timeout=300,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    for rule, count in (("download_planck", 14), ("planck_frequency_map", 9), ("planck_noise_variance", 3), ("predict_cenn_planck", 3), ("planck_comparison", 1)):
+        assert re.search(rf"^{rule}\s+{count}$", out, re.M), (rule, out[-3000:])
+    assert "HFI_SkyMap_217_2048_R3.01_halfmission-2.fits" in out
