@@ -257,3 +257,24 @@ def test_bad_inputs_are_refused(cov12):
         FlatSkyCovariance(np.zeros((3, 10)), 4, 4, 1.0)
     with pytest.raises(ValueError, match="noise_var"):
         conditional_std(hole_mask(12, 12), cov12, noise_var=-1.0)
+
+
+def test_auto_picks_cg_only_with_noise_and_falls_back_to_dense(cl_tt, monkeypatch):
+    assert gf.choose_method(500, 1e-2) == "dense"
+    assert gf.choose_method(5000, 1e-2) == "cg"
+    assert gf.choose_method(5000, 1e-8) == "dense"
+    assert gf.choose_method(gf.DENSE_MAX_OBSERVED + 1, 0.0) == "cg"
+    cov = FlatSkyCovariance(cl_tt, 16, 16, 5.0, beam_fwhm_arcmin=10.0)
+    mask = hole_mask(16, 16)
+    data = gaussian_realisations(cov, 3, np.random.default_rng(9))
+    noise = 1e-2 * cov.variance
+    dense = conditional_mean(data, mask, cov, noise_var=noise, method="dense")
+    monkeypatch.setattr(gf, "AUTO_CG_MIN_OBSERVED", 10)
+    assert np.allclose(conditional_mean(data, mask, cov, noise_var=noise, method="auto"), dense, atol=1e-4)
+    # CG stopped early: explicit "cg" warns (and is off), "auto" falls back to the dense answer silently.
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        off = conditional_mean(data, mask, cov, noise_var=noise, method="cg", maxiter=3)
+    assert not np.allclose(off, dense, atol=1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.allclose(conditional_mean(data, mask, cov, noise_var=noise, method="auto", maxiter=3), dense, atol=1e-8)

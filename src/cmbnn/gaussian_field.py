@@ -63,18 +63,20 @@ Cost n_o^3 / 3 flops and n_o^2 doubles of memory.
 ``cg``: preconditioned conjugate gradient with the FFT matrix-vector product,
 all patches (each with its own mask) iterated together; preconditioner: T.
 Chan's optimal circulant of the covariance + noise floor (diagonal in
-Fourier). Cost per iteration ~ N * 3 FFTs of 2H x 2W, memory ~ 10 N H W.
-CG converges only when the system is reasonably conditioned: with real
-white noise of a few percent of the pixel rms (noise_var >~ 1e-4 C(0)) it
-converges in a few hundred iterations; with only the 1e-10 floor on a
-beam-smoothed CMB patch (beam of a few pixels) it does NOT converge in
-thousands of iterations (the circulant preconditioners tried, padded
-inverse, Strang and Chan, leave the spectrum spread; measured in
-benchmarks/gaussian_inpainting.py). A non-converged solve warns.
-``auto``: dense while the Cholesky factor fits in memory
-(:data:`DENSE_MAX_OBSERVED` observed pixels, 3.2 GB), CG above. Dense is
-also the faster of the two at every size where both converge to 1e-8
-(benchmark).
+Fourier). Cost per iteration ~ N * 4 FFTs of 2H x 2W, memory ~ 10 N H W.
+CG converges only when the data are noisy: the iterations grow roughly as
+1 / sqrt(noise). Measured (3 arcmin pixels, 5 arcmin beam, ~20% hole, to
+rtol 1e-8): 210-480 iterations for 32^2 to 400^2 with noise of 1e-2 C(0)
+(10% of the rms), ~600 at 3e-3, ~1300 at 1e-3, > 2000 at 1e-4, and with
+only the floor it does not converge (the circulant preconditioners tried,
+padded inverse, Strang and Chan, and a whitened torus formulation, leave
+the spectrum spread; a non-converged solve warns).
+``auto``: CG where it is measured to win (>= :data:`AUTO_CG_MIN_OBSERVED`
+observed pixels and noise >= :data:`AUTO_CG_MIN_NOISE` C(0)), redone
+densely for patches where it does not converge; dense otherwise while the
+factor fits in memory (:data:`DENSE_MAX_OBSERVED` observed pixels, 3.2 GB);
+CG beyond. Timings: benchmarks/gaussian_inpainting.py (at 128^2 with
+noise 1e-2 C(0): CG 3 s, dense 39 s, numpy.linalg.inv 194 s, for 4 patches).
 """
 
 from __future__ import annotations
@@ -89,6 +91,10 @@ from .sky import ARCMIN
 JITTER = 1e-10
 # "auto" uses the dense Cholesky solver up to this many observed pixels (factor of 3.2 GB), CG above.
 DENSE_MAX_OBSERVED = 20000
+# "auto" tries CG first with at least this many observed pixels and a noise floor of at least
+# AUTO_CG_MIN_NOISE C(0) (measured: benchmarks/gaussian_inpainting.py), falling back to dense.
+AUTO_CG_MIN_OBSERVED = 2000
+AUTO_CG_MIN_NOISE = 3e-3
 # Largest number of pixels for which gaussian_realisations uses the dense Cholesky factor.
 DENSE_MAX_REALISATION = 4096
 CG_RTOL = 1e-8
@@ -164,15 +170,19 @@ class FlatSkyCovariance:
         """(n, n) covariance (uK^2) among flattened pixel indices ``pixels`` (row * W + col); all if None."""
         h, w = self.shape
         pixels = np.arange(h * w) if pixels is None else np.asarray(pixels).ravel()
-        rows, cols = np.divmod(pixels, w)
-        return self.kernel[np.abs(rows[:, None] - rows[None, :]), np.abs(cols[:, None] - cols[None, :])]
+        return self.cross(pixels, pixels)
 
     def cross(self, pixels_a, pixels_b) -> np.ndarray:
         """(n_a, n_b) covariance (uK^2) between two sets of flattened pixel indices."""
         w = self.shape[1]
         ra, ca = np.divmod(np.asarray(pixels_a).ravel(), w)
         rb, cb = np.divmod(np.asarray(pixels_b).ravel(), w)
-        return self.kernel[np.abs(ra[:, None] - rb[None, :]), np.abs(ca[:, None] - cb[None, :])]
+        out = np.empty((ra.size, rb.size))
+        step = max(1, 2**22 // max(rb.size, 1))  # row blocks: index temporaries stay ~100 MB
+        for start in range(0, ra.size, step):
+            sl = slice(start, start + step)
+            out[sl] = self.kernel[np.abs(ra[sl, None] - rb[None, :]), np.abs(ca[sl, None] - cb[None, :])]
+        return out
 
     def embedding(self, pad: int = 2) -> np.ndarray:
         """Real FFT (rfft2) of the stationary kernel on the periodic (pad H) x (pad W) grid.
@@ -295,9 +305,33 @@ def _mask_groups(mask: np.ndarray):
         yield m.reshape(mask.shape[1:]), np.flatnonzero(inverse.ravel() == k)
 
 
-def choose_method(n_observed: int) -> str:
-    """The solver "auto" uses for a mask with ``n_observed`` observed pixels: dense or cg."""
-    return "dense" if n_observed <= DENSE_MAX_OBSERVED else "cg"
+def choose_method(n_observed: int, noise_fraction: float = 0.0) -> str:
+    """The solver "auto" tries first for ``n_observed`` observed pixels and a noise floor of ``noise_fraction`` C(0).
+
+    "cg" where it is measured to beat the dense solver (benchmarks/gaussian_inpainting.py):
+    at least :data:`AUTO_CG_MIN_OBSERVED` observed pixels and noise of at least
+    :data:`AUTO_CG_MIN_NOISE` C(0); and beyond :data:`DENSE_MAX_OBSERVED`,
+    where the dense factor no longer fits in memory. "dense" otherwise.
+    """
+    if n_observed > DENSE_MAX_OBSERVED:
+        return "cg"
+    if n_observed >= AUTO_CG_MIN_OBSERVED and noise_fraction >= AUTO_CG_MIN_NOISE:
+        return "cg"
+    return "dense"
+
+
+def _dense_fill(out: np.ndarray, d: np.ndarray, hole: np.ndarray, cov: FlatSkyCovariance, floor: float) -> None:
+    """Write the dense conditional mean into ``out`` (n, H, W) for patches d with masks ``hole``, per distinct mask."""
+    for m, idx in _mask_groups(hole):
+        if not m.any():
+            continue
+        if m.all():
+            out[idx] = 0.0
+            continue
+        mean_h, _ = _dense_mean(d[idx], m, cov, floor, want_var=False)
+        block = out[idx].reshape(idx.size, -1)
+        block[:, m.ravel()] = mean_h
+        out[idx] = block.reshape((idx.size,) + cov.shape)
 
 
 def _dense_mean(d: np.ndarray, hole: np.ndarray, cov: FlatSkyCovariance, floor: float, want_var: bool):
@@ -323,7 +357,7 @@ def _pcg(apply_a, apply_m, b: np.ndarray, observed: np.ndarray, rtol: float, max
 
     b, observed: (n, H, W); the operator and preconditioner are restricted
     by multiplying with ``observed``. Each system stops at |r| <= rtol |b|.
-    Returns x (n, H, W) and the iteration count.
+    Returns x (n, H, W), the iteration count and converged (n,) bool.
     """
     obs = observed.astype(np.float64)
     x = np.zeros_like(b)
@@ -343,20 +377,30 @@ def _pcg(apply_a, apply_m, b: np.ndarray, observed: np.ndarray, rtol: float, max
         res = np.sqrt(np.einsum("nij,nij->n", r, r)) / bnorm
         active &= res > rtol
         if not active.any():
-            return x, it
+            return x, it, ~active
         z = apply_m(r) * obs
         rz_new = np.einsum("nij,nij->n", r, z)
         beta = np.where(active, rz_new / np.where(rz != 0, rz, 1.0), 0.0)
         rz = rz_new
         p = z + beta[:, None, None] * p
-    warnings.warn(f"conjugate gradient did not reach rtol {rtol} in {maxiter} iterations (worst residual {res.max():.2e})", RuntimeWarning, stacklevel=3)
-    return x, maxiter
+    return x, maxiter, ~active
 
 
-def _cg_solve(cov: FlatSkyCovariance, rhs: np.ndarray, observed: np.ndarray, floor: float, rtol: float, maxiter: int):
-    """x = (C_oo + floor)^-1 rhs_o on observed pixels (zero in the hole), batched over (n, H, W)."""
+def _cg_solve(cov: FlatSkyCovariance, rhs: np.ndarray, observed: np.ndarray, floor: float, rtol: float, maxiter: int, warn: bool = True):
+    """x = (C_oo + floor)^-1 rhs_o on observed pixels (zero in the hole), batched over (n, H, W).
+
+    Returns x, iterations, converged (n,) bool; warns about systems that did not converge unless ``warn`` is False.
+    """
     precond = cov.preconditioner(floor)
-    return _pcg(lambda v: cov.matvec(v) + floor * v, precond, rhs, observed, rtol, maxiter)
+    x, iters, converged = _pcg(lambda v: cov.matvec(v) + floor * v, precond, rhs, observed, rtol, maxiter)
+    if warn and not converged.all():
+        warnings.warn(
+            f"conjugate gradient: {np.count_nonzero(~converged)} of {converged.size} systems did not reach rtol {rtol} in {maxiter} "
+            f"iterations (noise floor {floor / cov.variance:.1e} C(0); CG needs noise, see cmbnn.gaussian_field)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return x, iters, converged
 
 
 def conditional_mean(data, mask, cov: FlatSkyCovariance, noise_var: float = 0.0, method: str = "auto", jitter: float = JITTER, rtol: float = CG_RTOL, maxiter: int = CG_MAXITER) -> np.ndarray:
@@ -368,8 +412,10 @@ def conditional_mean(data, mask, cov: FlatSkyCovariance, noise_var: float = 0.0,
     white noise variance of the observed pixels in uK^2 (a scalar); jitter:
     extra noise floor in units of C(0) (module docstring). method: "dense"
     (Cholesky, factorised once per distinct mask), "cg" (batched PCG with the
-    FFT product, tolerance ``rtol`` on the residual) or "auto"
-    (:func:`choose_method` on the number of observed pixels).
+    FFT product, tolerance ``rtol`` on the residual; warns where it does not
+    converge) or "auto" (:func:`choose_method` on the number of observed
+    pixels and the noise; patches where its CG attempt does not converge
+    are redone densely when the factor fits).
 
     Returns the composite, same shape as ``data``, float64: observed pixels
     unchanged, missing pixels = C_ho (C_oo + N)^-1 d_o.
@@ -378,31 +424,31 @@ def conditional_mean(data, mask, cov: FlatSkyCovariance, noise_var: float = 0.0,
     hole = _mask_batch(mask, d.shape[0], cov.shape)
     floor = _floor(cov, noise_var, jitter)
     out = d.copy()
-    method = _resolve(method, hole)
+    requested = method
+    method = _resolve(method, hole, floor / cov.variance)
     if method == "dense":
-        for m, idx in _mask_groups(hole):
-            if not m.any():
-                continue
-            if m.all():
-                out[idx] = 0.0
-                continue
-            mean_h, _ = _dense_mean(d[idx], m, cov, floor, want_var=False)
-            block = out[idx].reshape(idx.size, -1)
-            block[:, m.ravel()] = mean_h
-            out[idx] = block.reshape((idx.size,) + cov.shape)
+        _dense_fill(out, d, hole, cov, floor)
     else:
         observed = ~hole
-        alpha, _ = _cg_solve(cov, np.where(observed, d, 0.0), observed, floor, rtol, maxiter)
+        auto = requested == "auto"
+        dense_fits = auto and int(observed.reshape(observed.shape[0], -1).sum(axis=1).max()) <= DENSE_MAX_OBSERVED
+        alpha, _, converged = _cg_solve(cov, np.where(observed, d, 0.0), observed, floor, rtol, maxiter, warn=not dense_fits)
         out = np.where(hole, cov.matvec(alpha), d)
+        if dense_fits and not converged.all():
+            # "auto" guessed CG would win; where it did not converge, the dense solve gives the answer.
+            redo = np.flatnonzero(~converged)
+            sub = d[redo].copy()
+            _dense_fill(sub, d[redo], hole[redo], cov, floor)
+            out[redo] = sub
     return out.reshape(original)
 
 
-def _resolve(method: str, hole: np.ndarray) -> str:
+def _resolve(method: str, hole: np.ndarray, noise_fraction: float) -> str:
     if method not in ("auto", "dense", "cg"):
         raise ValueError(f"method must be 'auto', 'dense' or 'cg', got {method!r}")
     if method == "auto":
         n_obs = int((~hole).reshape(hole.shape[0], -1).sum(axis=1).max())
-        return choose_method(n_obs)
+        return choose_method(n_obs, noise_fraction)
     return method
 
 
@@ -412,7 +458,8 @@ def conditional_std(mask, cov: FlatSkyCovariance, noise_var: float = 0.0, method
     mask: (H, W) or (N, H, W[, 1]), 1 = missing. Returns float64 of shape
     (H, W) for a 2-D mask, else (N, H, W): sqrt(diag(C_hh - C_ho (C_oo + N)^-1 C_oh))
     in the hole and 0 on observed pixels (they are given, not estimated).
-    Independent of the data. method as in :func:`conditional_mean`; "cg"
+    Independent of the data. method as in :func:`conditional_mean`, but
+    "auto" is dense whenever the factor fits; "cg"
     solves one system per missing pixel (``chunk`` at a time): exact to
     ``rtol`` but slow for big holes, where the dense method or the scatter
     of :func:`constrained_realisation` draws are the practical routes.
@@ -422,7 +469,10 @@ def conditional_std(mask, cov: FlatSkyCovariance, noise_var: float = 0.0, method
     n = 1 if two_d else mask_arr.shape[0]
     hole = _mask_batch(mask_arr, n, cov.shape)
     floor = _floor(cov, noise_var, jitter)
-    method = _resolve(method, hole)
+    if method == "auto":
+        n_obs = int((~hole).reshape(n, -1).sum(axis=1).max())
+        method = "dense" if n_obs <= DENSE_MAX_OBSERVED else "cg"  # CG needs one solve per hole pixel
+    method = _resolve(method, hole, floor / cov.variance)
     out = np.zeros((n,) + cov.shape)
     h, w = cov.shape
     for m, idx in _mask_groups(hole):
@@ -443,7 +493,7 @@ def conditional_std(mask, cov: FlatSkyCovariance, noise_var: float = 0.0, method
                 grid_r = np.abs(np.arange(h)[None, :, None] - rows[:, None, None])
                 grid_c = np.abs(np.arange(w)[None, None, :] - cc[:, None, None])
                 rhs = cov.kernel[grid_r, grid_c]
-                sol, _ = _cg_solve(cov, rhs, np.broadcast_to(observed, rhs.shape), floor, rtol, maxiter)
+                sol, _, _ = _cg_solve(cov, rhs, np.broadcast_to(observed, rhs.shape), floor, rtol, maxiter)
                 var[start : start + cols.size] = cov.variance - np.einsum("nij,nij->n", rhs * observed, sol)
             var = np.maximum(var, 0.0)
         flat = out[idx].reshape(idx.size, -1)
