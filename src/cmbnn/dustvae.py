@@ -1,0 +1,318 @@
+"""Generative models of dust intensity patches: the dust VAE (Thorne et al. 2021), the beta-VAE
+and the conditional VAE ("cvae2": the scalar condition joins the encoder's flattened output and z).
+
+Data are log dust intensities, standardised with one mean and one standard deviation of log I
+taken over the training split (:func:`log_standardise`); the paper standardised each image, which
+would erase the amplitude that the conditional model is asked to follow (brighter towards the
+Galactic plane), so the statistics are global and stored with the model.
+
+Model (Keras 3, ``keras.ops`` only): an encoder of stride-2 4x4 convolutions (batch norm, ReLU),
+Dense(dense_units) and a diagonal Gaussian latent (256 by default); a decoder Dense -> (h0, w0, c0)
+-> stride-2 4x4 transposed convolutions -> 1x1 convolution to a per-pixel Gaussian (mean, log
+scale). Loss per patch: -log p(x|z) summed over pixels + beta KL(q(z|x) || N(0, 1)) summed over
+the latent (beta = 1: the dust VAE; beta = 0.1: the beta-VAE default).
+
+Tools: :func:`sample` (prior draws, decoded means), :func:`encode`, :func:`slerp` (angle between
+the unit vectors; DustVAEder used dot(z1, z2) * pi / 180), :func:`impute` (the MAP latent of
+|z|^2 + |A g(z) - d|^2 / sigma^2, the objective DustVAEder's notebook had with the prior's sign
+flipped, optimised with Adam through ``model.fit`` so it runs on every backend).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULTS = {
+    "latent_dim": 256,
+    "encoder_filters": [256, 128, 64],   # the paper's, 4x4 stride 2 each
+    "dense_units": 512,
+    "decoder_filters": [128, 64, 32, 16],  # 4x4 stride-2 transposed convolutions (the paper's, for 256x256)
+    "decoder_channels": 32,              # channels of the first decoder grid (paper: Dense 8192 -> 16x16x32)
+    "beta": 1.0,
+    "conditional": False,
+}
+LOG2PI = float(np.log(2 * np.pi))
+
+
+def with_defaults(settings: dict | None) -> dict:
+    return {**DEFAULTS, **(settings or {})}
+
+
+def log_standardise(intensity: np.ndarray, stats: dict | None = None) -> tuple[np.ndarray, dict]:
+    """(log I - mean) / std with the given stats, or stats computed from ``intensity`` (the training split)."""
+    intensity = np.asarray(intensity, dtype=np.float64)
+    if not np.all(np.isfinite(intensity) & (intensity > 0)):
+        raise ValueError("dust intensities must be positive and finite to take their log")
+    log_i = np.log(intensity)
+    if stats is None:
+        stats = {"log_mean": float(log_i.mean()), "log_std": float(log_i.std())}
+    return ((log_i - stats["log_mean"]) / stats["log_std"]).astype(np.float32), stats
+
+
+def intensity_from_standardised(x: np.ndarray, stats: dict) -> np.ndarray:
+    """The inverse of :func:`log_standardise`."""
+    return np.exp(np.asarray(x, dtype=np.float64) * stats["log_std"] + stats["log_mean"])
+
+
+# ----------------------------------------------------------------------------- loss terms
+
+
+def gaussian_nll(x, mean, log_scale):
+    """-log N(x | mean, exp(log_scale)^2) summed over pixels, per sample (keras.ops)."""
+    from keras import ops
+
+    z = (x - mean) * ops.exp(-log_scale)
+    return ops.sum(0.5 * z * z + log_scale + 0.5 * LOG2PI, axis=tuple(range(1, len(ops.shape(x)))))
+
+
+def standard_kl(mu, log_var):
+    """KL(N(mu, exp(log_var)) || N(0, 1)) summed over the latent, per sample (keras.ops)."""
+    from keras import ops
+
+    return 0.5 * ops.sum(ops.exp(log_var) + mu * mu - 1.0 - log_var, axis=-1)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def _register(cls):
+    import keras
+
+    return keras.saving.register_keras_serializable(package="cmbnn")(cls)
+
+
+def decoder_grid(height: int, width: int, n_up: int) -> tuple[int, int]:
+    f = 2**n_up
+    if height % f or width % f:
+        raise ValueError(f"{n_up} stride-2 decoder blocks need patch sides divisible by {f}, got {height}x{width}")
+    return height // f, width // f
+
+
+def build_encoder(height, width, s, conditional: bool):
+    import keras
+    from keras import layers
+
+    x_in = keras.Input((height, width, 1), name="patch")
+    inputs = [x_in]
+    h = x_in
+    for i, f in enumerate(s["encoder_filters"]):
+        h = layers.Conv2D(f, 4, strides=2, padding="same", name=f"enc_conv{i}")(h)
+        h = layers.BatchNormalization(name=f"enc_bn{i}")(h)
+        h = layers.ReLU()(h)
+    h = layers.Flatten()(h)
+    if conditional:
+        c_in = keras.Input((1,), name="condition")
+        inputs.append(c_in)
+        h = layers.Concatenate()([h, c_in])
+    h = layers.Dense(s["dense_units"], activation="relu", name="enc_dense")(h)
+    mu = layers.Dense(s["latent_dim"], name="z_mean")(h)
+    log_var = layers.Dense(s["latent_dim"], name="z_log_var")(h)
+    return keras.Model(inputs, [mu, log_var], name="encoder")
+
+
+def build_decoder(height, width, s, conditional: bool):
+    import keras
+    from keras import layers
+
+    h0, w0 = decoder_grid(height, width, len(s["decoder_filters"]))
+    z_in = keras.Input((s["latent_dim"],), name="z")
+    inputs = [z_in]
+    h = z_in
+    if conditional:
+        c_in = keras.Input((1,), name="condition")
+        inputs.append(c_in)
+        h = layers.Concatenate()([h, c_in])
+    h = layers.Dense(h0 * w0 * s["decoder_channels"], activation="relu", name="dec_dense")(h)
+    h = layers.Reshape((h0, w0, s["decoder_channels"]))(h)
+    for i, f in enumerate(s["decoder_filters"]):
+        h = layers.Conv2DTranspose(f, 4, strides=2, padding="same", name=f"dec_deconv{i}")(h)
+        h = layers.BatchNormalization(name=f"dec_bn{i}")(h)
+        h = layers.ReLU()(h)
+    out = layers.Conv2D(2, 1, name="mean_log_scale")(h)  # per-pixel Gaussian: mean and log scale
+    return keras.Model(inputs, out, name="decoder")
+
+
+def _model_class():
+    if "_MODEL" in globals():
+        return _MODEL
+    import keras
+    from keras import ops
+
+    @_register
+    class DustVAE(keras.Model):
+        """Encoder, reparametrised sample, decoder. Inputs: x (B, H, W, 1) standardised log I, or
+        [x, condition (B, 1)] when conditional. ``call`` returns (mean, log_scale, mu, log_var)."""
+
+        def __init__(self, height, width, settings=None, seed=0, stats=None, condition_stats=None, **kwargs):
+            super().__init__(**kwargs)
+            self.settings = with_defaults(settings)
+            self.height, self.width, self.seed = int(height), int(width), int(seed)
+            self.stats = dict(stats or {})
+            self.condition_stats = dict(condition_stats or {})
+            self.conditional = bool(self.settings["conditional"])
+            self.encoder = build_encoder(self.height, self.width, self.settings, self.conditional)
+            self.decoder = build_decoder(self.height, self.width, self.settings, self.conditional)
+            self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+        def _split(self, inputs):
+            if self.conditional:
+                x, c = inputs
+                return x, [c]
+            return (inputs[0] if isinstance(inputs, (list, tuple)) else inputs), []
+
+        def call(self, inputs, training=False):
+            x, cond = self._split(inputs)
+            mu, log_var = self.encoder([x, *cond], training=training)
+            eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+            z = mu + ops.exp(0.5 * log_var) * eps
+            out = self.decoder([z, *cond], training=training)
+            return out[..., :1], out[..., 1:2], mu, log_var
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            mean, log_scale, mu, log_var = y_pred
+            target, _ = self._split(x)
+            return ops.mean(gaussian_nll(target, mean, log_scale) + self.settings["beta"] * standard_kl(mu, log_var))
+
+        def get_config(self):
+            return {**super().get_config(), "height": self.height, "width": self.width, "settings": self.settings, "seed": self.seed,
+                    "stats": self.stats, "condition_stats": self.condition_stats}
+
+        @classmethod
+        def from_config(cls, config):
+            keys = ("name", "trainable", "dtype")
+            return cls(**{k: v for k, v in config.items() if k not in keys}, name=config.get("name"))
+
+    globals()["_MODEL"] = DustVAE
+    return DustVAE
+
+
+def build_dustvae(height: int, width: int, settings: dict | None = None, seed: int = 0, stats=None, condition_stats=None):
+    """A DustVAE, built (weights created) for (height, width) patches."""
+    import keras
+
+    model = _model_class()(height, width, settings, seed=seed, stats=stats, condition_stats=condition_stats, name="dustvae")
+    x = keras.ops.zeros((1, height, width, 1))
+    model([x, keras.ops.zeros((1, 1))] if model.conditional else x)
+    return model
+
+
+def load_model(path):
+    import keras
+
+    _model_class()
+    return keras.models.load_model(path)
+
+
+# ----------------------------------------------------------------------------- using a model
+
+
+def _cond(model, condition, n):
+    if not model.conditional:
+        return []
+    if condition is None:
+        raise ValueError("a conditional model needs the condition of every patch")
+    c = np.broadcast_to(np.asarray(condition, dtype=np.float32).reshape(-1, 1), (n, 1))
+    return [np.ascontiguousarray(c)]
+
+
+def encode(model, x: np.ndarray, condition=None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log variances (N, latent) of standardised patches (N, H, W[, 1])."""
+    x = np.asarray(x, dtype=np.float32)
+    x = x[..., None] if x.ndim == 3 else x
+    mu, log_var = model.encoder.predict([x, *_cond(model, condition, len(x))], batch_size=batch_size, verbose=0)
+    return mu, log_var
+
+
+def decode(model, z: np.ndarray, condition=None, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and scale (N, H, W) of the decoder at latents z (N, latent)."""
+    out = model.decoder.predict([np.asarray(z, dtype=np.float32), *_cond(model, condition, len(z))], batch_size=batch_size, verbose=0)
+    return out[..., 0], np.exp(out[..., 1])
+
+
+def sample(model, n: int, rng, condition=None) -> np.ndarray:
+    """n new patches (N, H, W), standardised units: decoder means at z ~ N(0, 1) drawn from ``rng``."""
+    z = rng.standard_normal((n, model.settings["latent_dim"])).astype(np.float32)
+    return decode(model, z, condition)[0]
+
+
+def slerp(z1: np.ndarray, z2: np.ndarray, t) -> np.ndarray:
+    """Spherical interpolation between two latents at fractions t (K,) -> (K, latent).
+
+    The angle is the one between the unit vectors; the magnitude is interpolated linearly, so
+    t = 0 and t = 1 give z1 and z2 exactly. Parallel vectors fall back to linear interpolation.
+    """
+    z1, z2 = np.asarray(z1, dtype=np.float64), np.asarray(z2, dtype=np.float64)
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))[:, None]
+    n1, n2 = np.linalg.norm(z1), np.linalg.norm(z2)
+    u1, u2 = z1 / n1, z2 / n2
+    omega = np.arccos(np.clip(u1 @ u2, -1.0, 1.0))
+    if omega < 1e-6:
+        return (1 - t) * z1 + t * z2
+    direction = (np.sin((1 - t) * omega) * u1 + np.sin(t * omega) * u2) / np.sin(omega)
+    out = direction * ((1 - t) * n1 + t * n2)
+    out[t[:, 0] == 0] = z1
+    out[t[:, 0] == 1] = z2
+    return out
+
+
+def _latent_fit_class():
+    if "_LATENT" in globals():
+        return _LATENT
+    import keras
+    from keras import ops
+
+    class LatentFit(keras.Model):
+        """The latents of N patches as trainable weights in front of a frozen decoder; the loss is
+        the MAP objective |z|^2 + |A g(z) - d|^2 / sigma^2 per patch (A: the observed pixels)."""
+
+        def __init__(self, decoder, z0, sigma, condition=None, **kwargs):
+            super().__init__(**kwargs)
+            self.decoder = decoder
+            self.decoder.trainable = False
+            self.z = self.add_weight(shape=z0.shape, initializer=keras.initializers.Constant(z0), name="z")
+            self.sigma2 = float(sigma) ** 2
+            self.condition = None if condition is None else ops.convert_to_tensor(condition)
+
+        def call(self, inputs, training=False):
+            cond = [] if self.condition is None else [self.condition]
+            return self.decoder([self.z, *cond], training=False)[..., :1]
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            d, observed = x[..., :1], x[..., 1:2]
+            residual = observed * (y_pred - d)
+            per_patch = ops.sum(self.z * self.z, axis=-1) + ops.sum(residual * residual, axis=(1, 2, 3)) / self.sigma2
+            return ops.sum(per_patch)
+
+    globals()["_LATENT"] = LatentFit
+    return LatentFit
+
+
+def impute(model, data: np.ndarray, mask: np.ndarray, sigma: float = 0.2, steps: int = 200, learning_rate: float = 0.05, condition=None, z0=None):
+    """MAP imputation: for each patch the latent minimising |z|^2 + |A g(z) - d|^2 / sigma^2, with
+    A the observed pixels (mask 0) and g the decoder mean; Adam for ``steps`` steps from the
+    encoder's mean of the masked patch (or ``z0``). Returns (composite (N, H, W): observed pixels
+    kept, holes from g(z); z (N, latent); objective per patch before and after)."""
+    import keras
+
+    d = np.asarray(data, dtype=np.float32)
+    d = d[..., 0] if d.ndim == 4 else d
+    m = np.asarray(mask, dtype=np.float32)
+    observed = 1.0 - m
+    n = len(d)
+    cond = _cond(model, condition, n)
+    if z0 is None:
+        z0 = encode(model, d * observed, condition)[0]
+    fit = _latent_fit_class()(model.decoder, np.asarray(z0, dtype=np.float32), sigma, cond[0] if cond else None)
+    fit.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+    x = np.stack([d, observed], axis=-1)
+
+    def objective():
+        g = fit.predict(x, batch_size=n, verbose=0)[..., 0]
+        z = keras.ops.convert_to_numpy(fit.z)
+        return np.sum(z * z, axis=-1) + np.sum((observed * (g - d)) ** 2, axis=(1, 2)) / sigma**2
+
+    before = objective()
+    fit.fit(x, np.zeros((n, 1), np.float32), batch_size=n, epochs=int(steps), shuffle=False, verbose=0)
+    after = objective()
+    g = fit.predict(x, batch_size=n, verbose=0)[..., 0]
+    return m * g + observed * d, keras.ops.convert_to_numpy(fit.z), before, after

@@ -1,0 +1,123 @@
+"""The dust VAE, beta-VAE and conditional VAE (cmbnn.dustvae): ELBO terms against closed forms,
+shapes, slerp, the condition's effect, imputation, and a short training run."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from cmbnn import dustvae  # noqa: E402
+
+SMALL = {"latent_dim": 8, "encoder_filters": [8, 8], "dense_units": 16, "decoder_filters": [8, 8], "decoder_channels": 4}
+
+
+def test_gaussian_nll_and_kl_against_closed_forms():
+    x = np.array([[[[1.0], [2.0]]]], np.float32)  # (1, 1, 2, 1)
+    mean = np.array([[[[0.5], [2.0]]]], np.float32)
+    log_scale = np.log(np.array([[[[2.0], [0.5]]]], np.float32))
+    nll = keras.ops.convert_to_numpy(dustvae.gaussian_nll(x, mean, log_scale))
+    want = sum(0.5 * ((xi - m) / s) ** 2 + np.log(s) + 0.5 * np.log(2 * np.pi) for xi, m, s in ((1.0, 0.5, 2.0), (2.0, 2.0, 0.5)))
+    assert nll[0] == pytest.approx(want, rel=1e-6)
+    mu = np.array([[0.0, 1.0, -2.0]], np.float32)
+    log_var = np.log(np.array([[1.0, 0.25, 4.0]], np.float32))
+    kl = keras.ops.convert_to_numpy(dustvae.standard_kl(mu, log_var))
+    want = sum(0.5 * (v + m * m - 1 - np.log(v)) for m, v in ((0.0, 1.0), (1.0, 0.25), (-2.0, 4.0)))
+    assert kl[0] == pytest.approx(want, rel=1e-6)
+    assert keras.ops.convert_to_numpy(dustvae.standard_kl(np.zeros((1, 5)), np.zeros((1, 5))))[0] == 0.0
+
+
+def test_loss_is_nll_plus_beta_kl():
+    model = dustvae.build_dustvae(16, 16, {**SMALL, "beta": 0.1}, seed=1)
+    x = np.random.default_rng(0).standard_normal((3, 16, 16, 1)).astype(np.float32)
+    mean, log_scale, mu, log_var = model(x)
+    loss = keras.ops.convert_to_numpy(model.compute_loss(x=x, y_pred=(mean, log_scale, mu, log_var)))
+    nll = keras.ops.convert_to_numpy(dustvae.gaussian_nll(x, mean, log_scale))
+    kl = keras.ops.convert_to_numpy(dustvae.standard_kl(mu, log_var))
+    assert loss == pytest.approx(np.mean(nll + 0.1 * kl), rel=1e-5)
+
+
+@pytest.mark.parametrize("size, settings", [(64, {"decoder_filters": [64, 32]}), (256, {})])
+def test_shapes_at_the_default_and_paper_sizes(size, settings):
+    s = {**dustvae.DEFAULTS, **settings}
+    enc = dustvae.build_encoder(size, size, s, conditional=False)
+    dec = dustvae.build_decoder(size, size, s, conditional=False)
+    assert enc.output_shape == [(None, 256), (None, 256)]
+    assert dec.output_shape == (None, size, size, 2)
+    with pytest.raises(ValueError, match="divisible"):
+        dustvae.build_decoder(62, 62, s, conditional=False)
+
+
+def test_generation_and_encoding_shapes_and_determinism():
+    model = dustvae.build_dustvae(16, 16, SMALL, seed=2)
+    a = dustvae.sample(model, 5, np.random.default_rng(3))
+    b = dustvae.sample(model, 5, np.random.default_rng(3))
+    assert a.shape == (5, 16, 16) and np.array_equal(a, b)
+    mu, log_var = dustvae.encode(model, np.zeros((4, 16, 16), np.float32))
+    assert mu.shape == log_var.shape == (4, 8)
+
+
+def test_slerp_endpoints_are_the_encodings_and_the_path_is_on_the_arc():
+    rng = np.random.default_rng(4)
+    z1, z2 = rng.standard_normal(16), rng.standard_normal(16)
+    path = dustvae.slerp(z1, z2, np.linspace(0, 1, 7))
+    np.testing.assert_array_equal(path[0], z1)
+    np.testing.assert_array_equal(path[-1], z2)
+    # Equal angular steps between consecutive unit vectors.
+    u = path / np.linalg.norm(path, axis=1, keepdims=True)
+    steps = np.arccos(np.clip(np.sum(u[1:] * u[:-1], axis=1), -1, 1))
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-6)
+    np.testing.assert_allclose(dustvae.slerp(z1, 2 * z1, [0.5])[0], 1.5 * z1)
+
+
+def test_the_conditional_model_output_changes_with_the_condition():
+    model = dustvae.build_dustvae(16, 16, {**SMALL, "conditional": True}, seed=5)
+    z = np.random.default_rng(6).standard_normal((2, 8)).astype(np.float32)
+    low = dustvae.decode(model, z, condition=[0.0, 0.0])[0]
+    high = dustvae.decode(model, z, condition=[1.0, 1.0])[0]
+    assert np.abs(low - high).max() > 1e-4
+    with pytest.raises(ValueError, match="condition"):
+        dustvae.decode(model, z)
+
+
+def test_imputation_keeps_observed_pixels_and_lowers_the_objective():
+    model = dustvae.build_dustvae(16, 16, SMALL, seed=7)
+    rng = np.random.default_rng(8)
+    data = rng.standard_normal((2, 16, 16)).astype(np.float32)
+    mask = np.zeros((2, 16, 16), np.uint8)
+    mask[:, 4:10, 4:10] = 1
+    composite, z, before, after = dustvae.impute(model, data, mask, sigma=0.5, steps=30, learning_rate=0.05)
+    assert composite.shape == (2, 16, 16) and z.shape == (2, 8)
+    np.testing.assert_array_equal(composite[mask == 0], data[mask == 0])
+    assert np.all(after < before)
+
+
+def test_log_standardise_round_trip_and_bad_input():
+    intensity = np.exp(np.random.default_rng(9).normal(1.0, 0.5, (4, 8, 8)))
+    x, stats = dustvae.log_standardise(intensity)
+    assert abs(x.mean()) < 1e-5 and x.std() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(dustvae.intensity_from_standardised(x, stats), intensity, rtol=1e-5)
+    with pytest.raises(ValueError, match="positive"):
+        dustvae.log_standardise(np.zeros((2, 2)))
+
+
+def test_a_short_training_run_through_the_shared_resumable_loop(tmp_path):
+    from cmbnn.training import PatchBatches, fit_resumable, set_seeds
+
+    set_seeds(0)
+    x = np.random.default_rng(10).standard_normal((24, 16, 16, 1)).astype(np.float32)
+    norm = {"input_offset": [0.0], "input_scale": [1.0], "label_offset": 0.0, "label_scale": 1.0}
+    train = PatchBatches([x[:16]], [x[:16]], ["I"], norm, 8, 0, shuffle=True, augment=True, stage="dustvae-epoch")
+    val = PatchBatches([x[16:]], [x[16:]], ["I"], norm, 8, 0, shuffle=False, stage="dustvae-epoch")
+
+    def build():
+        model = dustvae.build_dustvae(16, 16, SMALL, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return model
+
+    model, history = fit_resumable(build, train, val, epochs=2, patience=5, checkpoint_dir=tmp_path / "ckpt")
+    assert len(history) == 2 and all(np.isfinite(h["loss"]) and np.isfinite(h["val_loss"]) for h in history)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    again = dustvae.load_model(path)
+    z = np.zeros((1, 8), np.float32)
+    np.testing.assert_allclose(dustvae.decode(again, z)[0], dustvae.decode(model, z)[0], atol=1e-6)
