@@ -20,7 +20,8 @@ TARGETS = [
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory, tiny_snakemake):
     work = tmp_path_factory.mktemp("cosmovae_dag")
-    proc = tiny_snakemake(work, *TARGETS)
+    # An option ends the fixture's --configfile list, so the targets that follow are targets.
+    proc = tiny_snakemake(work, "--cores", "2", *TARGETS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return work
 
