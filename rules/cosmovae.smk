@@ -3,6 +3,10 @@
 # the patch stage; all under results/inpainting/, results/models/cosmovae/, results/predictions/
 # {cosmovae,gaussian}/T/test.h5 and results/metrics/inpainting/.
 
+from functools import partial
+
+from cmbnn.cosmovae import workflow_outputs as cosmovae_workflow_outputs
+
 INPAINTING = config["inpainting"]
 COSMOVAE = config["cosmovae"]
 # Training settings only: prediction / evaluation keys do not retrain the network.
@@ -14,22 +18,8 @@ INPAINT = "results/inpainting"
 LABEL_PIXWIN_NSIDE = config["nside"] if (config["patches"]["method"] == "pixel" and config["observation"]["pixel_window"]) else None
 
 
-def fullsky_outputs(r):
-    return [f"{INPAINT}/fullsky/r{r}/inpainted.fits", f"{INPAINT}/fullsky/r{r}/spectra.tsv", f"results/figures/cosmovae_fullsky_r{r}.png"]
-
-
-def cosmovae_outputs():
-    """Every final output of the CosmoVAE stage (rule all); none without T patches or dust."""
-    if not COSMOVAE["enabled"]:
-        return []
-    return [
-        "results/models/cosmovae/model.keras",
-        "results/metrics/inpainting/test.tsv",
-        "results/metrics/inpainting/test_spectra.tsv",
-        "results/figures/cosmovae_inpainting_test.png",
-        "results/figures/cosmovae_spectra_test.png",
-        *(fullsky_outputs(COSMOVAE["fullsky"]["realisation"]) if COSMOVAE["fullsky"]["enabled"] else []),
-    ]
+# Every final output of the stage, for rule all (none when cosmovae.enabled is false).
+cosmovae_outputs = partial(cosmovae_workflow_outputs, config)
 
 
 if COSMOVAE["enabled"]:

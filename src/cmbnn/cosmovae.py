@@ -590,8 +590,28 @@ def paper_geometry() -> dict:
 __all__ = [
     "PAPER", "LOSS_TERMS", "prior_variance", "kl_divergence", "loss_terms", "total_variation", "dilate", "perceptual_loss",
     "build_encoder", "build_decoder", "build_cosmovae", "vgg_features", "masked_input", "MaskSampler", "train", "inpaint",
-    "parameter_count", "truth_scale", "write_inpainting", "load_model",
+    "parameter_count", "truth_scale", "write_inpainting", "load_model", "workflow_outputs",
 ]
+
+
+def workflow_outputs(config: dict) -> list[str]:
+    """Final outputs of the workflow's CosmoVAE stage (rules/cosmovae.smk) for a validated config."""
+    if not config["cosmovae"]["enabled"]:
+        return []
+    outputs = [
+        "results/models/cosmovae/model.keras",
+        "results/metrics/inpainting/test.tsv",
+        "results/metrics/inpainting/test_spectra.tsv",
+        "results/figures/cosmovae_inpainting_test.png",
+        "results/figures/cosmovae_spectra_test.png",
+    ]
+    fullsky = config["cosmovae"]["fullsky"]
+    if fullsky["enabled"]:
+        r = fullsky["realisation"]
+        if r >= config["realisations"]:
+            raise ValueError(f"cosmovae.fullsky.realisation {r} is not simulated (realisations: {config['realisations']})")
+        outputs += [f"results/inpainting/fullsky/r{r}/inpainted.fits", f"results/inpainting/fullsky/r{r}/spectra.tsv", f"results/figures/cosmovae_fullsky_r{r}.png"]
+    return outputs
 
 
 def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_path, method: str, extra_attrs: dict | None = None) -> None:

@@ -20,8 +20,9 @@ settings = dict(p.settings)
 train, _ = read_h5(smk.input.train)
 val, _ = read_h5(smk.input.validation)
 bank, _ = read_h5(smk.input.bank)
-n_train = settings.pop("train_patches", None) or len(train["M0"])
-truth_train = train["M0"][:n_train]
+n_train = min(settings.pop("train_patches", None) or len(train["M0"]), len(train["M0"]))
+# Evenly spread over the file, so every realisation contributes.
+truth_train = train["M0"][np.round(np.linspace(0, len(train["M0"]) - 1, n_train)).astype(int)]
 cls = read_cls(smk.input.cls)
 if settings.get("ell_max") is None:
     settings["ell_max"] = min(p.lmax, len(cls["TT"]) - 1)
