@@ -86,7 +86,7 @@ def plot_inpainting_spectra(table, path, title: str = "") -> None:
 
 
 def plot_fullsky_inpainting(maps: dict, mask, spectra, path, rot=None, nside_out: int = 128, xsize: int = 400, reso_arcmin: float = 6.0) -> None:
-    """Gnomonic views about ``rot`` (lon, lat) of truth, masked, and each inpainted map (uK_CMB),
+    """Gnomonic views about ``rot`` (lon, lat) of truth, masked (the inpainted region), and each inpainted map (uK_CMB),
     and the anafast D_ell of each map (and of its residual) vs the truth.
     maps: {name: HEALPix map}, the first is the truth; spectra: {name: C_ell from ell = 0}."""
     import healpy as hp

@@ -77,4 +77,4 @@ hole = region > 0
 for name in ("cosmovae", "gaussian"):
     log.info("%s: rms error in the region's holes %.3f uK (truth rms there %.3f uK)", name, np.sqrt(np.mean((maps[name][hole] - truth[hole]) ** 2)), truth[hole].std())
 side_deg = 2.6 * fs["radius_deg"]
-plot_fullsky_inpainting(maps, sky_mask, spectra, smk.output.plot, rot=(center[0], center[1]), xsize=400, reso_arcmin=side_deg * 60 / 400)
+plot_fullsky_inpainting(maps, region, spectra, smk.output.plot, rot=(center[0], center[1]), xsize=400, reso_arcmin=side_deg * 60 / 400)
