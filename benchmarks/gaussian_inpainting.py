@@ -19,6 +19,38 @@ only, if the 128x128 CG extrapolates to under a minute. "auto" in
 conditional_mean picks CG from these numbers (gaussian_field.choose_method).
 
     .venv/bin/python benchmarks/gaussian_inpainting.py --sizes 32 64 128 400
+
+Output on the shared 2-core development machine (load 4-6; 2026-12-01):
+
+    CMB TT to lmax 3000, 3.0 arcmin pixels, beam 5.0 arcmin, noise 0.01 C(0), 4 patches per mask
+
+        size   hole   n_obs method   seconds   x inv  max |diff| uK notes
+       32^2  21.6%     803    inv     0.176     1.0       5.19e-11
+       32^2  21.6%     803  dense     0.180     1.0       0.00e+00 conditional_std: 0.13 s
+       32^2  21.6%     803     cg     0.130     1.4       2.19e-06 198 iterations
+       64^2  22.8%    3164    inv     4.401     1.0       9.87e-11
+       64^2  22.8%    3164  dense     1.740     2.5       0.00e+00 conditional_std: 2.31 s
+       64^2  22.8%    3164     cg     0.790     5.6       3.20e-06 301 iterations
+      128^2  20.6%   13017    inv   149.383     1.0       1.45e-10
+      128^2  20.6%   13017  dense    51.423     2.9       0.00e+00 conditional_std: 69.00 s
+      128^2  20.6%   13017     cg     2.015    74.1       3.48e-06 354 iterations
+      400^2  21.3%  125847     cg    64.829     nan            nan 473 iterations
+
+With less noise CG stops converging (dense is then the answer):
+
+    CMB TT to lmax 3000, 3.0 arcmin pixels, beam 5.0 arcmin, noise 0.0001 C(0), 4 patches per mask
+
+        size   hole   n_obs method   seconds   x inv  max |diff| uK notes
+       32^2  21.6%     803    inv     0.142     1.0       1.69e-09
+       32^2  21.6%     803  dense     0.140     1.0       0.00e+00 conditional_std: 0.09 s
+       32^2  21.6%     803     cg     1.004     0.1       1.63e-04 2000 iterations; NOT converged
+       64^2  22.8%    3164    inv     2.108     1.0       4.04e-08
+       64^2  22.8%    3164  dense     1.566     1.3       0.00e+00 conditional_std: 2.14 s
+       64^2  22.8%    3164     cg     2.353     0.9       1.68e-01 2000 iterations; NOT converged
+
+400^2 takes just over the minute the issue allowed (65 s for 4 patches); it
+is kept because it is the only route at that size (the dense factor of
+126k observed pixels would need 127 GB).
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ observed pixels and noise >= :data:`AUTO_CG_MIN_NOISE` C(0)), redone
 densely for patches where it does not converge; dense otherwise while the
 factor fits in memory (:data:`DENSE_MAX_OBSERVED` observed pixels, 3.2 GB);
 CG beyond. Timings: benchmarks/gaussian_inpainting.py (at 128^2 with
-noise 1e-2 C(0): CG 3 s, dense 39 s, numpy.linalg.inv 194 s, for 4 patches).
+noise 1e-2 C(0), 4 patches, two runs on a loaded 2-core machine: CG 2-3 s,
+dense 39-51 s, numpy.linalg.inv 150-190 s; 400^2 by CG: 65-74 s).
 """
 
 from __future__ import annotations
@@ -526,8 +527,8 @@ def gaussian_realisations(cov: FlatSkyCovariance, n: int, rng: np.random.Generat
     the clipping adds a positive semi-definite circulant error E whose
     largest entry is its diagonal, sum(-min(lambda, 0)) / n_grid: the
     padding (2x, 3x, 4x) with the smallest one is used, and a warning is
-    raised when it exceeds 1e-3 of C(0) (typically 1e-4 for 64-128 pixel
-    CMB patches with arcmin pixels). "auto": dense up to
+    raised when it exceeds 1e-3 of C(0) (measured for CMB TT with a 5-10
+    arcmin beam: ~1e-3 at 16^2, 3e-4 at 64^2, 1e-4 at 128^2). "auto": dense up to
     :data:`DENSE_MAX_REALISATION` pixels, fft above. The jitter floor is
     added as white noise in both cases.
     """
@@ -560,15 +561,16 @@ def constrained_realisation(data, mask, cov: FlatSkyCovariance, rng: np.random.G
     Hoffman-Ribak: an unconstrained realisation s (plus its own noise n on
     the observed pixels) and result = mean(d) + s - mean(s + n) in the hole,
     with the same (linear) conditional mean operator; observed pixels keep
-    the data. s comes from :func:`gaussian_realisations` ("auto"). The draws' scatter about the conditional mean is the
-    conditional variance (tested). Arguments as :func:`conditional_mean`;
-    returns the shape of ``data``.
+    the data. s comes from :func:`gaussian_realisations` ("auto"). The
+    draws' scatter about the conditional mean is the conditional variance
+    (tested). Arguments as :func:`conditional_mean`; returns the shape of
+    ``data``, float64.
     """
     d, original = _as_batch(data, cov.shape)
     hole = _mask_batch(mask, d.shape[0], cov.shape)
     floor = _floor(cov, noise_var, jitter)
     # s carries the jitter floor's white noise (variance jitter C(0)) everywhere, so the
-    # simulated data s + n has the noise the solver assumes; in the hole it adds 1e-4 of the rms.
+    # simulated data s + n has the noise the solver assumes; in the hole it adds 1e-5 of the rms.
     s = gaussian_realisations(cov, d.shape[0], rng, jitter=jitter)
     sim = s + np.sqrt(float(noise_var)) * rng.standard_normal(s.shape)
     both = conditional_mean(np.concatenate([d, sim]), np.concatenate([hole, hole]), cov, noise_var, method, jitter, rtol, maxiter)
