@@ -136,7 +136,8 @@ def test_model_shapes_at_the_default_size():
     assert tuple(pred.shape) == (2, 64, 64, 1) and tuple(mu.shape) == (2, 1534) == tuple(log_var.shape)
     # At initialisation the posterior is the prior.
     np.testing.assert_allclose(np.asarray(log_var), np.log(1e-3), rtol=1e-5)
-    assert model.count_params() == cv.parameter_count({**s, "ell_max": 1535}, 64, 64)  # no perceptual network at weight 0
+    assert model.features is None  # no perceptual network at weight 0
+    assert model.encoder.count_params() + model.decoder.count_params() == cv.parameter_count({**s, "ell_max": 1535}, 64, 64)
 
 
 def test_paper_size_network_geometry_and_parameter_count():
@@ -249,3 +250,42 @@ def test_source_disc_mask_and_patch_sampling():
     assert area == pytest.approx(np.pi * 120.0**2, rel=0.2)
     sampled = masks.sample_at_patches(disc.astype(float), np.array([[30.0, 45.0], [200.0, -50.0]]), 8, 8, 20.0)
     assert sampled.shape == (2, 8, 8) and sampled[0, 3:5, 3:5].all() and not sampled[1].any()
+
+
+def test_killed_training_resumes_bit_for_bit(tmp_path, tiny_training):
+    """A run killed after its first epoch resumes from the checkpoint (model, optimiser, sampler
+    state and the (seed, epoch) masks) and ends exactly where an uninterrupted run does."""
+    import keras
+
+    rng = np.random.default_rng(4)
+    truth = (50 * rng.normal(size=(16, 16, 16, 1))).astype(np.float32)
+    val = (50 * rng.normal(size=(4, 16, 16, 1))).astype(np.float32)
+    bank = (rng.random((3, 16, 16)) < 0.2).astype(np.uint8)
+    cl = np.full(100, 50.0)
+    (straight, h_straight), _ = tiny_training[0]
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt  # like a kill after the epoch-0 checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        cv.train(truth, val, bank, cl, SMALL, 11, tmp_path / "ck", callbacks=[Stop()])
+    assert (tmp_path / "ck" / "last.keras").exists()
+    resumed, h_resumed = cv.train(truth, val, bank, cl, SMALL, 11, tmp_path / "ck")
+    assert [h["loss"] for h in h_resumed] == [h["loss"] for h in h_straight]
+    for w1, w2 in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_saved_model_loads_in_a_fresh_process(tmp_path, tiny_training):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (model, _), _ = tiny_training[0]
+    model.save(tmp_path / "m.keras")
+    code = f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r}); from cmbnn import cosmovae; m = cosmovae.load_model({str(tmp_path / 'm.keras')!r}); print(m.data_scale)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(model.data_scale)

@@ -396,6 +396,9 @@ def _model_class():
             if self.loss_weights_["perceptual"] > 0:
                 self.features = vgg_features(perceptual_filters, perceptual_weights_file)
             self.seed_generator = keras.random.SeedGenerator(int(seed))
+            # Keras saves a model's own variables, not its seed generators' states: tracked as an
+            # attribute, the sampling state is saved and restored, so a resumed run draws the same noise.
+            self.sampler_state = self.seed_generator.state
 
         def call(self, inputs, training=False):
             mu, log_var, *skips = self.encoder(inputs, training=training)
