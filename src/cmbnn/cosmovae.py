@@ -38,6 +38,14 @@ Loss (:func:`loss_terms`; per-pixel means over batch and pixels, normalised unit
     phi: VGG16 block1..3 pool features of the map repeated on 3 channels (ImageNet weights from a
     local file: :func:`vgg_features`); the default turns the term off (weight 0, no file).
 
+Uncertainty
+    :func:`inpaint` returns the mean and per-pixel std of the composite over latent draws, as the
+    paper's figure 6. The encoder sees only the masked map, and every reconstruction term is a
+    per-sample L1 that extra noise can only raise, so the decoder has no reason to use z (the U-net
+    skips carry the observed pixels): the sample scatter is a lower bound, not a calibrated
+    posterior width. Measured on the default run (60 test patches): 0.5% of hole pixels within 1 std
+    (Gaussian conditional std: 65%, expected 68%).
+
 Keras 3 only (keras.ops), so it trains on TensorFlow, JAX or PyTorch; training goes through
 :mod:`cmbnn.training` (resumable checkpoints, (seed, epoch) batches, NaN stop, history).
 """
