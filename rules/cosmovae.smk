@@ -236,10 +236,39 @@ rule inpainting_metrics:
         "../workflow/scripts/inpainting_metrics.py"
 
 
-rule cosmovae_fullsky:
+rule inpainting_fullsky_patches:
     input:
         cmb=sky_path("cmb_alm.h5", "{realisation}"),
         mask=f"{INPAINT}/r{{realisation}}/mask.fits",
+    output:
+        maps=f"{INPAINT}/fullsky/r{{realisation}}/region.fits",
+        patches=f"{INPAINT}/fullsky/r{{realisation}}/patches.h5",
+    params:
+        fullsky=COSMOVAE["fullsky"],
+        geometry=PATCH_GEOMETRY,
+        nside=config["nside"],
+        freqs=FREQS,
+        label_frequency=config["label_frequency"],
+        observation=config["observation"],
+        lat_cut_deg=config["patches"]["lat_cut_deg"],
+        seed=config["seed"],
+    threads: 2
+    resources:
+        mem_mb=scaled(4000),
+    log:
+        "results/logs/inpainting/fullsky_patches_r{realisation}.log",
+    benchmark:
+        "results/benchmarks/inpainting/fullsky_patches_r{realisation}.tsv"
+    conda:
+        "../envs/sky.yaml"
+    script:
+        "../workflow/scripts/inpainting_fullsky_patches.py"
+
+
+rule cosmovae_fullsky:
+    input:
+        maps=f"{INPAINT}/fullsky/r{{realisation}}/region.fits",
+        patches=f"{INPAINT}/fullsky/r{{realisation}}/patches.h5",
         model="results/models/cosmovae/model.keras",
         cls=SPECTRA_TABLE,
     output:
@@ -257,13 +286,8 @@ rule cosmovae_fullsky:
             subcategory="Full sky",
         ),
     params:
-        fullsky=COSMOVAE["fullsky"],
         geometry=PATCH_GEOMETRY,
         nside=config["nside"],
-        freqs=FREQS,
-        label_frequency=config["label_frequency"],
-        observation=config["observation"],
-        lat_cut_deg=config["patches"]["lat_cut_deg"],
         n_samples=COSMOVAE["n_samples"],
         seed=config["seed"],
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,

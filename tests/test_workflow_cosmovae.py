@@ -29,7 +29,7 @@ def vae_run(tmp_path_factory, tiny_snakemake):
 def test_rule_all_plans_the_cosmovae_stage(tmp_path, tiny_snakemake):
     proc = tiny_snakemake(tmp_path, "-n")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    for rule in ("inpainting_sky_mask", "inpainting_patches", "mask_bank", "train_cosmovae", "predict_cosmovae", "gaussian_inpaint", "inpainting_metrics", "cosmovae_fullsky"):
+    for rule in ("inpainting_sky_mask", "inpainting_patches", "mask_bank", "train_cosmovae", "predict_cosmovae", "gaussian_inpaint", "inpainting_metrics", "inpainting_fullsky_patches", "cosmovae_fullsky"):
         assert rule in proc.stdout
 
 
