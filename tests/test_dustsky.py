@@ -1,0 +1,56 @@
+"""The dust intensity sky of the generative models (cmbnn.dustsky)."""
+
+import healpy as hp
+import numpy as np
+import pytest
+
+from cmbnn import dustsky
+from cmbnn.seeding import rng_for
+
+SETTINGS = {
+    "height": 16, "width": 16, "reso_arcmin": 30.0, "lat_cut_deg": 15.0, "counts": {"train": 20, "validation": 5, "test": 5},
+    "split_fractions": {"train": 0.6, "validation": 0.2, "test": 0.2}, "region_nside": 2,
+    "sigma_log": 0.8, "i0_mjysr": 1.0, "galactic_profile": True, "skew": 0.0,
+}
+
+
+def test_log_field_has_unit_variance_and_the_dust_slope():
+    lmax = 191
+    alm = dustsky.log_field_alm(lmax, -2.42, rng_for(1, "t"))
+    g = hp.alm2map(alm, 64, lmax=lmax)
+    assert g.std() == pytest.approx(1.0, rel=0.1)  # one realisation: cosmic variance of the low ell
+    cl = hp.alm2cl(alm)
+    ell = np.arange(lmax + 1)
+    slope = np.polyfit(np.log(ell[20:]), np.log(cl[20:]), 1)[0]
+    assert slope == pytest.approx(-2.42, abs=0.1)
+
+
+def test_intensity_is_log_normal_with_mean_i0_times_the_profile():
+    g = np.random.default_rng(2).standard_normal(400_000)
+    i = dustsky.intensity(g, np.full(g.size, 30.0), 0.8, 2.0)
+    assert np.all(i > 0)
+    assert i.mean() == pytest.approx(2.0 * 2.0, rel=0.01)  # 1 / sin 30 deg = 2
+    assert np.log(i).std() == pytest.approx(0.8, rel=0.01)
+    skewed = dustsky.intensity(g, np.full(g.size, 30.0), 0.8, 2.0, skew=0.3)
+    log_s = np.log(skewed)
+    third = np.mean((log_s - log_s.mean()) ** 3) / log_s.std() ** 3
+    assert log_s.std() == pytest.approx(0.8, rel=0.02) and third > 0.5  # log I no longer Gaussian
+
+
+def test_patches_are_exact_positive_and_reproducible():
+    lmax = 191
+    alm = dustsky.log_field_alm(lmax, -2.42, rng_for(3, "t"))
+    centers = dustsky.dust_centers(SETTINGS, 5, "test")
+    assert np.all(np.abs(centers[:, 1]) > 15.0) and len(centers) == 5
+    a = dustsky.cut_dust_patches(alm, lmax, centers, SETTINGS)
+    b = dustsky.cut_dust_patches(alm, lmax, centers, SETTINGS, chunk=2)
+    assert a.shape == (5, 16, 16) and np.all(a > 0) and np.array_equal(a, b)
+    # Every pixel equals healpy's synthesis of the same alm at that pixel's position (interpolated on
+    # a fine grid, far above the band limit) with the pixel's own latitude.
+    from cmbnn.projection import patch_geometry
+
+    theta, phi, _ = patch_geometry(centers, 16, 16, 30.0)
+    g = hp.get_interp_val(hp.alm2map(alm, 512, lmax=lmax), theta, phi)
+    want = dustsky.intensity(g, 90.0 - np.degrees(theta), 0.8, 1.0)
+    np.testing.assert_allclose(a, want, rtol=0.01)
+    assert not np.array_equal(dustsky.dust_centers(SETTINGS, 5, "train")[:5], centers)
