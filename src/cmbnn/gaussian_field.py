@@ -242,19 +242,27 @@ class FlatSkyCovariance:
 # ---------------------------------------------------------------------------
 
 
+def patch_stack(x: np.ndarray) -> np.ndarray:
+    """One-field patches (N, H, W[, 1]) or one patch (H, W) as float64 (N, H, W)."""
+    x = np.asarray(x)
+    if x.ndim == 4:
+        if x.shape[-1] != 1:
+            raise ValueError(f"patches (N, H, W, C) must have C = 1, got {x.shape}")
+        x = x[..., 0]
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"patches must be (N, H, W[, 1]) or (H, W), got {x.shape}")
+    return x.astype(np.float64)
+
+
 def _as_batch(data: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, tuple]:
     """(N, H, W[, 1]) or (H, W) -> float64 (N, H, W) and the original shape."""
-    data = np.asarray(data)
-    original = data.shape
-    if data.ndim == 4:
-        if data.shape[-1] != 1:
-            raise ValueError(f"patches (N, H, W, C) must have C = 1, got {data.shape}")
-        data = data[..., 0]
-    if data.ndim == 2:
-        data = data[None]
+    original = np.shape(data)
+    data = patch_stack(data)
     if data.shape[1:] != shape:
         raise ValueError(f"patches {original} do not match the covariance's patch shape {shape}")
-    return data.astype(np.float64), original
+    return data, original
 
 
 def _mask_batch(mask: np.ndarray, n: int, shape: tuple[int, int]) -> np.ndarray:

@@ -33,21 +33,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .gaussian_field import patch_stack
+
 GAUSSIAN_1SIGMA = 0.6826894921370859  # erf(1 / sqrt(2))
 GAUSSIAN_2SIGMA = 0.9544997361036416  # erf(2 / sqrt(2))
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == 4:
-        if x.shape[-1] != 1:
-            raise ValueError(f"patches (N, H, W, C) must have C = 1, got {x.shape}")
-        x = x[..., 0]
-    if x.ndim == 2:
-        x = x[None]
-    if x.ndim != 3:
-        raise ValueError(f"patches must be (N, H, W[, 1]) or (H, W), got {x.shape}")
-    return x.astype(np.float64).reshape(x.shape[0], -1)
+    x = patch_stack(x)
+    return x.reshape(x.shape[0], -1)
 
 
 def _region(mask, shape: tuple[int, int], region: str) -> np.ndarray:
