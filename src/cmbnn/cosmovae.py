@@ -58,6 +58,8 @@ import json
 
 import numpy as np
 
+from .training import register_serializable
+
 PAPER = {
     "filters": [64, 128, 256, 512, 512, 512],
     "kernels": [7, 5, 5, 3, 3, 3],
@@ -179,12 +181,6 @@ def loss_terms(truth, pred, mask, mu, log_var, prior_var, features=None) -> dict
 # ----------------------------------------------------------------------------- layers
 
 
-def _register(cls):
-    import keras
-
-    return keras.saving.register_keras_serializable(package="cmbnn")(cls)
-
-
 def _layers():
     """Custom layers, defined on first use (Keras is imported lazily)."""
     if "_CACHE" in globals():
@@ -192,7 +188,7 @@ def _layers():
     import keras
     from keras import layers, ops
 
-    @_register
+    @register_serializable
     class PartialConv2D(layers.Layer):
         """Partial convolution (Liu et al. 2018): conv of x * valid, rescaled by k^2 / sum(valid
         in the window) (the mask is one channel, shared by all inputs), and the updated mask
@@ -226,7 +222,7 @@ def _layers():
         def get_config(self):
             return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size, "strides": self.strides}
 
-    @_register
+    @register_serializable
     class PriorScale(layers.Layer):
         """Mean and log variance of the latent in units of the prior: mu = sqrt(p) m, log var = log p + v."""
 
@@ -378,7 +374,7 @@ def _model_class():
     import keras
     from keras import ops
 
-    @_register
+    @register_serializable
     class CosmoVAE(keras.Model):
         """Encoder + reparametrised sample + decoder; ``call`` returns (map, mu, log_var) in
         normalised units (``data_scale`` uK_CMB per unit). The loss is :meth:`compute_loss`."""

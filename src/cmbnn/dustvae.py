@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .training import register_serializable
+
 DEFAULTS = {
     "latent_dim": 256,
     "encoder_filters": [256, 128, 64],   # the paper's, 4x4 stride 2 each
@@ -73,12 +75,6 @@ def standard_kl(mu, log_var):
 
 
 # ----------------------------------------------------------------------------- model
-
-
-def _register(cls):
-    import keras
-
-    return keras.saving.register_keras_serializable(package="cmbnn")(cls)
 
 
 def decoder_grid(height: int, width: int, n_up: int) -> tuple[int, int]:
@@ -138,7 +134,7 @@ def _model_class():
     import keras
     from keras import ops
 
-    @_register
+    @register_serializable
     class DustVAE(keras.Model):
         """Encoder, reparametrised sample, decoder. Inputs: x (B, H, W, 1) standardised log I, or
         [x, condition (B, 1)] when conditional. ``call`` returns (mean, log_scale, mu, log_var)."""

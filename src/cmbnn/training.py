@@ -34,6 +34,13 @@ def set_seeds(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def register_serializable(cls):
+    """Register a custom Keras layer or model under package 'cmbnn' so saved models load."""
+    import keras
+
+    return keras.saving.register_keras_serializable(package="cmbnn")(cls)
+
+
 def accelerators() -> list[str]:
     """Names of the visible GPUs for the active Keras backend."""
     import keras
