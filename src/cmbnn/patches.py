@@ -34,6 +34,27 @@ def footprint_grid(height: int, width: int, reso_arcmin: float, region_nside: in
     return rows, cols
 
 
+def sample_centers(n: int, lat_cut_deg: float, rng, batch: int, footprint_ok, centre_ok=None, max_rounds: int = 200) -> np.ndarray:
+    """Up to n centres (lon, lat) in degrees, drawn uniformly on the sphere ``batch`` at a time,
+    kept where |b| > lat_cut_deg, ``centre_ok(lon, lat)`` (optional) and ``footprint_ok(candidates
+    (M, 2)) -> (M,) bool``. Fewer than n after ``max_rounds`` batches: the caller says why."""
+    accepted, n_have = [], 0
+    for _ in range(max_rounds):
+        lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, batch)))
+        lon = rng.uniform(0.0, 360.0, batch)
+        keep = np.abs(lat) > lat_cut_deg
+        if centre_ok is not None:
+            keep &= centre_ok(lon, lat)
+        cand = np.stack([lon[keep], lat[keep]], axis=1)
+        if len(cand):
+            ok = footprint_ok(cand)
+            accepted.append(cand[ok])
+            n_have += int(ok.sum())
+        if n_have >= n:
+            break
+    return np.concatenate(accepted)[:n] if accepted else np.empty((0, 2))
+
+
 def draw_centers(
     n: int,
     split: str,
@@ -58,30 +79,23 @@ def draw_centers(
     # Sample the footprint on a coarser grid with the same extent as the patch.
     scale_r = (height - 1) / max(rows - 1, 1)
     scale_c = (width - 1) / max(cols - 1, 1)
-    accepted = []
-    n_have = 0
-    batch = max(4 * n, 256)
-    for _ in range(max_rounds):
-        z = rng.uniform(-1.0, 1.0, batch)
-        lat = np.degrees(np.arcsin(z))
-        lon = rng.uniform(0.0, 360.0, batch)
-        keep = np.abs(lat) > lat_cut_deg
-        if mask is not None:
-            keep &= mask[hp.ang2pix(hp.npix2nside(mask.size), lon, lat, lonlat=True)] > 0.5
-        cand = np.stack([lon[keep], lat[keep]], axis=1)
-        if cand.size:
-            theta, phi, _ = patch_geometry(cand, rows, cols, reso_arcmin * max(scale_r, scale_c))
-            owner = region_owner[hp.ang2pix(region_nside, theta, phi)]
-            ok = np.all(owner.reshape(len(cand), -1) == target, axis=1)
-            accepted.append(cand[ok])
-            n_have += int(ok.sum())
-        if n_have >= n:
-            return np.concatenate(accepted)[:n]
-    raise RuntimeError(
-        f"placed only {n_have} of {n} '{split}' patches of {height}x{width} at {reso_arcmin} arcmin: "
-        f"the sky left by lat_cut_deg={lat_cut_deg}, the mask and region_nside={region_nside} is too small; "
-        "lower the cut, the patch size or the counts, or use larger regions (smaller region_nside)"
-    )
+
+    def in_regions(cand):
+        theta, phi, _ = patch_geometry(cand, rows, cols, reso_arcmin * max(scale_r, scale_c))
+        owner = region_owner[hp.ang2pix(region_nside, theta, phi)]
+        return np.all(owner.reshape(len(cand), -1) == target, axis=1)
+
+    def on_mask(lon, lat):
+        return mask[hp.ang2pix(hp.npix2nside(mask.size), lon, lat, lonlat=True)] > 0.5
+
+    centers = sample_centers(n, lat_cut_deg, rng, max(4 * n, 256), in_regions, None if mask is None else on_mask, max_rounds)
+    if len(centers) < n:
+        raise RuntimeError(
+            f"placed only {len(centers)} of {n} '{split}' patches of {height}x{width} at {reso_arcmin} arcmin: "
+            f"the sky left by lat_cut_deg={lat_cut_deg}, the mask and region_nside={region_nside} is too small; "
+            "lower the cut, the patch size or the counts, or use larger regions (smaller region_nside)"
+        )
+    return centers
 
 
 def needs_spin2(fields) -> bool:

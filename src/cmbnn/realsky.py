@@ -19,6 +19,7 @@ import logging
 import numpy as np
 
 from .planck import change_resolution, read_planck_map, read_planck_mask
+from .patches import sample_centers
 from .projection import patch_geometry
 
 log = logging.getLogger(__name__)
@@ -145,25 +146,23 @@ def centers_in_mask(n: int, keep: np.ndarray, lat_cut_deg: float, height: int, w
     import healpy as hp
 
     nside = hp.npix2nside(keep.size)
-    accepted, n_have = [], 0
+
+    def on_keep(lon, lat):
+        return keep[hp.ang2pix(nside, lon, lat, lonlat=True)]
+
+    def footprint_kept(cand):
+        theta, phi, _ = patch_geometry(cand, height, width, reso_arcmin)
+        return keep[hp.ang2pix(nside, theta, phi)].reshape(len(cand), -1).all(axis=1)
+
     # Candidates per round: every pixel of every footprint is looked up (~4M lookups a round).
     batch = int(max(16, min(4 * n, 4_000_000 // (height * width))))
-    for _ in range(max_rounds):
-        lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, batch)))
-        lon = rng.uniform(0.0, 360.0, batch)
-        ok = (np.abs(lat) > lat_cut_deg) & keep[hp.ang2pix(nside, lon, lat, lonlat=True)]
-        cand = np.stack([lon[ok], lat[ok]], axis=1)
-        if len(cand):
-            theta, phi, _ = patch_geometry(cand, height, width, reso_arcmin)
-            inside = keep[hp.ang2pix(nside, theta, phi)].reshape(len(cand), -1).all(axis=1)
-            accepted.append(cand[inside])
-            n_have += int(inside.sum())
-        if n_have >= n:
-            return np.concatenate(accepted)[:n]
-    raise RuntimeError(
-        f"placed only {n_have} of {n} patches of {height}x{width} at {reso_arcmin} arcmin whose footprint avoids the mask "
-        f"(|b| > {lat_cut_deg} deg, {keep.mean():.1%} of the sky kept): lower the count or the patch size"
-    )
+    centers = sample_centers(n, lat_cut_deg, rng, batch, footprint_kept, on_keep, max_rounds)
+    if len(centers) < n:
+        raise RuntimeError(
+            f"placed only {len(centers)} of {n} patches of {height}x{width} at {reso_arcmin} arcmin whose footprint avoids the mask "
+            f"(|b| > {lat_cut_deg} deg, {keep.mean():.1%} of the sky kept): lower the count or the patch size"
+        )
+    return centers
 
 
 # Quantities of the real-sky comparison (per patch, spin-2 bandpowers EE, EB, BE, BB).
