@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import healpy as hp
 import numpy as np
-from astropy.io import fits
+from test_planck import write_pla_table
 
 from cmbnn.planck import FOREGROUND_TEMPLATES
 from cmbnn.realsky import CMB_PRODUCTS, MASK_FILES, hfi_map_file
@@ -23,11 +23,8 @@ DUST_SCALE = {100: 0.3, 143: 0.6, 217: 1.5}
 
 def write_table(path, columns, nside, extname, header=()):
     """A PLA-like binary table: columns = [(name, RING values in the file's unit, unit)], written NESTED."""
-    cols = [fits.Column(name=name, format="E", unit=unit, array=hp.reorder(np.asarray(v, dtype=np.float64), r2n=True).astype(np.float32)) for name, v, unit in columns]
-    hdu = fits.BinTableHDU.from_columns(cols, name=extname)
-    hdu.header.update({"PIXTYPE": "HEALPIX", "ORDERING": "NESTED", "NSIDE": nside, "INDXSCHM": "IMPLICIT", "COORDSYS": "GALACTIC", **dict(header)})
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
-    return path
+    nested = [(name, hp.reorder(np.asarray(v, dtype=np.float64), r2n=True).astype(np.float32), unit, "E") for name, v, unit in columns]
+    return write_pla_table(path, nested, nside=nside, extname=extname, header=tuple(dict(header).items()))
 
 
 def _smooth(alm, fwhm_arcmin, nside):
