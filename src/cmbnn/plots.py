@@ -17,6 +17,14 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path, **savefig_kwargs) -> None:
+    """Write a figure atomically (a killed job leaves no half-written image) and close it."""
+    plt = _pyplot()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
+    plt.close(fig)
+
+
 def plot_spectra(cls: dict, path, title: str = "CAMB lensed CMB spectra") -> None:
     """D_ell of TT, EE, BB (log) and TE (linear), with the lensing and tensor parts of BB."""
     plt = _pyplot()
@@ -38,9 +46,7 @@ def plot_spectra(cls: dict, path, title: str = "CAMB lensed CMB spectra") -> Non
     ax_te.set_ylabel(r"$D_\ell^{TE}$ [$\mu K^2$]")
     ax_te.set_title("TE")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_mollweide(maps, titles, path, nside_out: int | None = None, suptitle: str = "") -> None:
@@ -57,9 +63,7 @@ def plot_mollweide(maps, titles, path, nside_out: int | None = None, suptitle: s
         hp.mollview(m, fig=fig.number, sub=(1, len(maps), i + 1), title=title, unit=r"$\mu K_{CMB}$", min=-lim, max=lim, cmap="RdBu_r")
     if suptitle:
         fig.suptitle(suptitle, y=1.04)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 def plot_patch_examples(inputs: np.ndarray, labels: np.ndarray, freqs, field: str, path, n: int = 4, centers=None) -> None:
@@ -84,9 +88,7 @@ def plot_patch_examples(inputs: np.ndarray, labels: np.ndarray, freqs, field: st
             axes[row, 0].set_ylabel(f"l={centers[row][0]:.0f} b={centers[row][1]:.0f}", fontsize=8)
     fig.suptitle(f"{field} patches [uK_CMB]")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_history(history, path, title="CENN training") -> None:
@@ -103,9 +105,7 @@ def plot_history(history, path, title="CENN training") -> None:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 METHOD_STYLE = {
@@ -171,9 +171,7 @@ def plot_spectra_comparison(table, theory: dict, spectrum_names, path, title="",
         rax.set_ylabel("output / label - 1")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def plot_transfer_residuals(table, theory: dict, methods, path, title="", ell_range=(100.0, 1000.0)) -> None:
@@ -227,9 +225,7 @@ def plot_transfer_residuals(table, theory: dict, methods, path, title="", ell_ra
     for ax in axes[-1]:
         ax.set_xlabel(r"$\ell$")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def plot_prediction_examples(panels: dict, path, n: int = 3, title="") -> None:
@@ -254,9 +250,7 @@ def plot_prediction_examples(panels: dict, path, n: int = 3, title="") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_planck_comparison(table, path, title="") -> None:
@@ -307,6 +301,4 @@ def plot_planck_comparison(table, path, title="") -> None:
         ax_r.set_xlabel(r"$\ell$")
         ax_r.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

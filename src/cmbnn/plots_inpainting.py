@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import atomic_output
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .plots import _pyplot, save_figure
 
 
 def pick_examples(mask: np.ndarray, n: int) -> np.ndarray:
@@ -52,9 +43,7 @@ def plot_inpainting_examples(sim, mask, vae_mean, vae_std, gauss_mean, path, n: 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_inpainting_spectra(table, path, title: str = "") -> None:
@@ -80,9 +69,7 @@ def plot_inpainting_spectra(table, path, title: str = "") -> None:
     ax.legend(fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def plot_fullsky_inpainting(maps: dict, mask, spectra, path, rot=None, nside_out: int = 128, xsize: int = 400, reso_arcmin: float = 6.0) -> None:
@@ -112,6 +99,4 @@ def plot_fullsky_inpainting(maps: dict, mask, spectra, path, rot=None, nside_out
         a.set_yscale("log")
         a.legend(fontsize=8)
     fig.subplots_adjust(wspace=0.3, hspace=0.3)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
