@@ -127,7 +127,7 @@ def cut_inputs(wildcards):
     return inputs
 
 
-def noise_variance_files(wildcards=None):
+def noise_variance_files():
     """Per-pixel noise covariances of the HFI maps (observation.noise_model: planck), one per frequency; none for white noise."""
     if config["observation"]["noise_model"] != "planck":
         return []
@@ -162,7 +162,7 @@ def freq_of(tag):
 
 def planck_file(name):
     """A downloaded Planck file under planck.resources_dir (rule download_planck makes it)."""
-    return f"{Path(config['planck']['resources_dir'])}/{name}"
+    return f"{PLANCK_DIR}/{name}"
 
 
 def real_sky_outputs():
