@@ -121,3 +121,24 @@ def test_a_short_training_run_through_the_shared_resumable_loop(tmp_path):
     again = dustvae.load_model(path)
     z = np.zeros((1, 8), np.float32)
     np.testing.assert_allclose(dustvae.decode(again, z)[0], dustvae.decode(model, z)[0], atol=1e-6)
+
+
+def test_conditional_training_feeds_the_condition_and_is_deterministic(tmp_path):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((24, 16, 16)).astype(np.float32)
+    lat = rng.uniform(30, 80, 24)
+    cond, cstats = dustvae.standardise_condition(lat[:16])
+    cond_val, _ = dustvae.standardise_condition(lat[16:], cstats)
+    assert cond.shape == (16, 1) and abs(float(cond.mean())) < 1e-6
+    settings = {**SMALL, "conditional": True, "beta": 0.1, "epochs": 2, "batch_size": 8, "learning_rate": 1e-3}
+    runs = []
+    for name in ("a", "b"):
+        model, history = dustvae.train(x[:16], x[16:], settings, 3, tmp_path / name, {"log_mean": 0.0, "log_std": 1.0},
+                                       condition_train=cond, condition_val=cond_val, condition_stats=cstats)
+        runs.append([h["loss"] for h in history])
+    assert len(runs[0]) == 2 and runs[0] == runs[1]
+    assert model.condition_stats == cstats
+    z = np.zeros((2, 8), np.float32)
+    assert np.abs(dustvae.decode(model, z, condition=[-1.0, -1.0])[0] - dustvae.decode(model, z, condition=[1.0, 1.0])[0]).max() > 1e-5
+    with pytest.raises(ValueError, match="condition"):
+        dustvae.train(x[:16], x[16:], settings, 3, tmp_path / "c", {})

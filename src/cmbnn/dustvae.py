@@ -32,6 +32,13 @@ DEFAULTS = {
     "decoder_channels": 32,              # channels of the first decoder grid (paper: Dense 8192 -> 16x16x32)
     "beta": 1.0,
     "conditional": False,
+    # training (through cmbnn.training.fit_resumable, as CENN and CosmoVAE)
+    "epochs": 100,
+    "batch_size": 8,
+    "learning_rate": 1.0e-4,
+    "beta_1": 0.5,                       # the paper's Adam beta1
+    "patience": 100,
+    "augment": True,                     # flips and quarter turns (dust intensity is a scalar)
 }
 LOG2PI = float(np.log(2 * np.pi))
 
@@ -197,6 +204,71 @@ def load_model(path):
 
     _model_class()
     return keras.models.load_model(path)
+
+
+def standardise_condition(values, stats: dict | None = None) -> tuple[np.ndarray, dict]:
+    """(c - mean) / std of a scalar condition per patch (N,) -> (N, 1) float32, with the given stats
+    or stats from ``values`` (the training split); the model keeps them to condition on raw values."""
+    c = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(c)):
+        raise ValueError("the condition must be finite for every patch")
+    if stats is None:
+        stats = {"mean": float(c.mean()), "std": float(c.std()) or 1.0}
+    return ((c - stats["mean"]) / stats["std"]).astype(np.float32)[:, None], stats
+
+
+class ConditionHook:
+    """PatchBatches hook of the conditional VAE: the batch becomes ((patch, condition), patch).
+    A pure function of the patch indices, so resumed runs stay exact (|b| and mean log I do not
+    change under the flips and quarter turns of the augmentation)."""
+
+    def __init__(self, condition: np.ndarray):
+        self.condition = np.asarray(condition, dtype=np.float32).reshape(-1, 1)
+
+    def __call__(self, x, y, idx, epoch):
+        return (x, self.condition[idx]), y
+
+
+def train(x_train, x_val, settings: dict, seed: int, checkpoint_dir, stats: dict, condition_train=None, condition_val=None,
+          condition_stats=None, tensorboard_dir=None, callbacks=()):
+    """Fit a dust VAE (or beta / conditional VAE, from ``settings``) on standardised log-intensity
+    patches (N, H, W[, 1]); conditions are standardised values (N, 1) (:func:`standardise_condition`).
+    Resumes from ``checkpoint_dir`` if an earlier run was killed. Returns (model, history)."""
+    import hashlib
+    import json
+
+    import keras
+
+    from .cenn import data_digest
+    from .training import PatchBatches, distribution_scope, fit_resumable, set_seeds
+
+    s = with_defaults(settings)
+    _model_class()  # registered before a checkpoint is loaded to resume
+    set_seeds(seed)
+    x_train = np.asarray(x_train, np.float32).reshape(*np.shape(x_train)[:3], 1)
+    x_val = np.asarray(x_val, np.float32).reshape(*np.shape(x_val)[:3], 1)
+    if s["conditional"] and (condition_train is None or condition_val is None):
+        raise ValueError("a conditional VAE needs the condition of every training and validation patch")
+    conds = [c for c in (condition_train, condition_val) if c is not None and s["conditional"]]
+    fingerprint = hashlib.sha256(
+        json.dumps([s, seed, stats, condition_stats, data_digest(x_train, x_val, *[np.asarray(c, np.float32) for c in conds])], sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    norm = {"input_offset": [0.0], "input_scale": [1.0], "label_offset": 0.0, "label_scale": 1.0}
+    hooks = (ConditionHook(condition_train), ConditionHook(condition_val)) if s["conditional"] else (None, None)
+    train_batches = PatchBatches([x_train], [x_train], ["I"], norm, s["batch_size"], seed, shuffle=True, augment=s["augment"],
+                                 stage="dustvae-epoch", hook=hooks[0])
+    val_batches = PatchBatches([x_val], [x_val], ["I"], norm, s["batch_size"], seed, shuffle=False, augment=False,
+                               stage="dustvae-epoch", hook=hooks[1])
+    height, width = x_train.shape[1:3]
+
+    def build_and_compile():
+        model = build_dustvae(height, width, s, seed=seed, stats=stats, condition_stats=condition_stats)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=s["learning_rate"], beta_1=s["beta_1"]))
+        return model
+
+    with distribution_scope():
+        return fit_resumable(build_and_compile, train_batches, val_batches, epochs=s["epochs"], patience=s["patience"],
+                             checkpoint_dir=checkpoint_dir, fingerprint=fingerprint, tensorboard_dir=tensorboard_dir, callbacks=callbacks)
 
 
 # ----------------------------------------------------------------------------- using a model

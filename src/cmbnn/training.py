@@ -113,7 +113,7 @@ class PatchBatches:
     an uninterrupted one would. Set ``epoch`` before iterating an epoch (see
     :class:`EpochSetter`). ``hook(x, y, idx, epoch) -> (x, y)``, if given, is
     applied last to every normalised batch (idx: the patch indices of the
-    batch); it must itself be a pure function of its arguments (e.g. CosmoVAE
+    batch; x or y may become tuples of arrays, e.g. a cVAE's (patch, condition)); it must itself be a pure function of its arguments (e.g. CosmoVAE
     draws masks from (seed, epoch)) to keep resumed runs exact.
     """
 
@@ -167,7 +167,14 @@ class PatchBatches:
                     y[j] = dihedral(y[j], code) * dihedral_signs(self.out_fields, code)
         if self.hook is not None:
             x, y = self.hook(x, y, idx, epoch)
-        return x.astype(np.float32, copy=False), y.astype(np.float32, copy=False)
+        return _float32(x), _float32(y)
+
+
+def _float32(a):
+    """float32 arrays, also inside the tuples a hook may return (e.g. a cVAE's (patch, condition))."""
+    if isinstance(a, (tuple, list)):
+        return tuple(_float32(b) for b in a)
+    return np.asarray(a).astype(np.float32, copy=False)
 
 
 def keras_batches(batches: PatchBatches):
