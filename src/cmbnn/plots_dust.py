@@ -1,0 +1,304 @@
+"""Figures of the dust VAE stage: samples, compared statistics, imputation, interpolation GIFs and
+strips, the conditional model's response, the latent space and reconstructions.
+
+Maps are standardised log intensities x = (log I - mean) / std (:func:`cmbnn.dustvae.log_standardise`);
+every panel of maps in one figure shares one colour scale, so that brightness differences between
+rows (real against generated, truth against fill) are visible, not normalised away. Figures go
+through :func:`cmbnn.plots.save_figure` (atomic write, closed afterwards).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .plots import _pyplot, save_figure
+
+X_UNIT = "standardised log I"
+MAP_CMAP = "inferno"
+RESIDUAL_CMAP = "RdBu_r"
+# Statistics of cmbnn.dust_stats: axis labels with units.
+STAT_LABELS = {
+    "spectrum": r"$C_\ell$ [(%s)$^2$ sr]" % X_UNIT,
+    "histogram": f"pixel density [1 / ({X_UNIT})]",
+    "V0": "V0: area fraction above threshold",
+    "V1": r"V1: boundary length / 4 area [pixel$^{-1}$]",
+    "V2": r"V2: Euler characteristic / area [pixel$^{-2}$]",
+    "mean_log": f"patch mean of x [{X_UNIT}]",
+}
+
+
+def _maps(x) -> np.ndarray:
+    """(N, H, W[, 1]) or (H, W) -> float64 (N, H, W)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    return x[None] if x.ndim == 2 else x
+
+
+def _limits(*arrays) -> tuple[float, float]:
+    """One colour range (0.5 and 99.5 percentiles) for all the maps shown together."""
+    values = np.concatenate([np.asarray(a, dtype=np.float64)[np.isfinite(a)].ravel() for a in arrays])
+    if values.size == 0:
+        return -1.0, 1.0
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    return (float(lo), float(hi)) if hi > lo else (float(lo) - 1.0, float(hi) + 1.0)
+
+
+def _image(ax, img, vmin, vmax, cmap=MAP_CMAP):
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax.imshow(img, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+
+
+def _pixel_axes(axes) -> None:
+    """Pixel units on the outer panels of an image grid (left column, bottom row)."""
+    for ax in axes[-1, :]:
+        ax.set_xlabel("x [pixel]", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ax.get_ylabel() + ("\n" if ax.get_ylabel() else "") + "y [pixel]", fontsize=8)
+
+
+def _colour_label(stats: dict | None) -> str:
+    if not stats:
+        return X_UNIT
+    return f"{X_UNIT}: (log I - {stats['log_mean']:.3g}) / {stats['log_std']:.3g}"
+
+
+def plot_samples(real, generated: dict, path, n_show: int = 4, stats: dict | None = None) -> None:
+    """Real test patches (row 0) above patches of each generator (one row each, e.g. dust VAE,
+    beta-VAE, cVAE, Gaussian), on one colour scale; ``stats`` (log_mean, log_std of
+    :func:`cmbnn.dustvae.log_standardise`) labels the colour bar with the conversion to log I."""
+    plt = _pyplot()
+    rows = {"real (test)": _maps(real)} | {name: _maps(v) for name, v in generated.items()}
+    n_show = min([n_show] + [len(v) for v in rows.values()])
+    vmin, vmax = _limits(*(v[:n_show] for v in rows.values()))
+    fig, axes = plt.subplots(len(rows), n_show, figsize=(2.2 * n_show + 1.2, 2.2 * len(rows)), squeeze=False, layout="constrained")
+    for r, (name, maps) in enumerate(rows.items()):
+        for c in range(n_show):
+            im = _image(axes[r, c], maps[c], vmin, vmax)
+        axes[r, 0].set_ylabel(name, fontsize=10)
+    _pixel_axes(axes)
+    fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label=_colour_label(stats))
+    fig.suptitle(f"Dust patches: real and generated (first {n_show} of each set)")
+    save_figure(fig, path, dpi=90)
+
+
+def _set_styles(names, reference: str) -> dict:
+    """Colour and line style per set: the reference black, a Gaussian baseline grey dashed."""
+    styles, k = {}, 0
+    for name in names:
+        if name == reference:
+            styles[name] = dict(color="k", ls="-", lw=2.0)
+        elif "gauss" in name.lower():
+            styles[name] = dict(color="0.45", ls="--", lw=1.8)
+        else:
+            styles[name] = dict(color=f"C{k % 10}", ls="-", lw=1.4)
+            k += 1
+    return styles
+
+
+def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") -> None:
+    """The compared statistics (:func:`cmbnn.dust_stats.statistics`) of every set: spectrum (log y),
+    pixel histogram, V0, V1, V2. The reference set's mean with its 1-sigma patch-to-patch scatter as
+    a band; every other set as its mean (the Gaussian baseline dashed grey). The spectrum is stored
+    as log10 C_ell: its mean and scatter are taken in log10, then drawn in C_ell."""
+    plt = _pyplot()
+    edges = np.asarray(meta["edges"], dtype=np.float64)
+    centres = meta.get("centres", 0.5 * (edges[1:] + edges[:-1]))
+    panels = [
+        ("spectrum", meta["ell"], r"$\ell$", "Power spectrum (NaMaster, flat sky)"),
+        ("histogram", centres, f"x [{X_UNIT}]", "Pixel histogram"),
+        ("V0", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V0"),
+        ("V1", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V1"),
+        ("V2", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V2"),
+    ]
+    names = [reference] + [n for n in per_set if n != reference] if reference in per_set else list(per_set)
+    styles = _set_styles(names, reference)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    axes = axes.ravel()
+    for ax, (stat, xs, xlabel, title) in zip(axes, panels):
+        for name in names:
+            values = per_set[name].get(stat)
+            if values is None:
+                continue
+            values = np.asarray(values, dtype=np.float64)
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(values, axis=0)
+                std = np.nanstd(values, axis=0)
+            if stat == "spectrum":  # stored as log10 C_ell
+                mean, lower, upper = 10.0**mean, 10.0 ** (mean - std), 10.0 ** (mean + std)
+            else:
+                lower, upper = mean - std, mean + std
+            ax.plot(xs, mean, label=f"{name} (N = {len(values)})", **styles[name])
+            if name == reference:
+                ax.fill_between(xs, lower, upper, color="0.8", alpha=0.7, label=f"{name} 1$\\sigma$ per patch")
+        if stat == "spectrum":
+            ax.set_yscale("log")
+        if stat == "V2":
+            ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(STAT_LABELS[stat])
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    axes[-1].axis("off")
+    fig.suptitle(f"Statistics of generated dust patches against the {reference} set")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
+def plot_imputation(truth, masks, predictions: dict, path, n_show: int = 3) -> None:
+    """Rows = patches; columns: truth, masked data, each method's filled patch, then each method's
+    residual (fill - truth) in the hole. masks: (H, W) or (N, H, W), True = missing. Maps share one
+    colour scale; the residuals share a symmetric one of the same width, so a residual reads against
+    the map's contrast."""
+    plt = _pyplot()
+    truth = _maps(truth)
+    masks = np.broadcast_to(np.asarray(masks, dtype=bool), truth.shape)
+    preds = {name: _maps(p) for name, p in predictions.items()}
+    n_show = min(n_show, len(truth))
+    vmin, vmax = _limits(truth[:n_show], *(p[:n_show] for p in preds.values()))
+    half = (vmax - vmin) / 2
+    columns = ["truth", "masked data"] + [f"{m} fill" for m in preds] + [f"{m} residual (hole)" for m in preds]
+    fig, axes = plt.subplots(n_show, len(columns), figsize=(2.2 * len(columns) + 1.5, 2.3 * n_show), squeeze=False, layout="constrained")
+    for r in range(n_show):
+        hole = masks[r]
+        panels = [truth[r], np.where(hole, np.nan, truth[r])] + [p[r] for p in preds.values()]
+        for c, img in enumerate(panels):
+            im_map = _image(axes[r, c], img, vmin, vmax)
+        for k, p in enumerate(preds.values()):
+            im_res = _image(axes[r, len(panels) + k], np.where(hole, p[r] - truth[r], np.nan), -half, half, RESIDUAL_CMAP)
+        if hole.any() and not hole.all():
+            for ax in axes[r, 2 : 2 + len(preds)]:
+                ax.contour(hole.astype(float), levels=[0.5], colors="c", linewidths=0.8)
+        axes[r, 0].set_ylabel(f"patch {r}")
+    if preds:
+        from matplotlib.lines import Line2D
+
+        axes[0, 2].legend(handles=[Line2D([], [], color="c", lw=0.8, label="hole edge")], fontsize=7, loc="upper right")
+    for c, name in enumerate(columns):
+        axes[0, c].set_title(name, fontsize=9)
+    _pixel_axes(axes)
+    fig.colorbar(im_map, ax=axes[:, : 2 + len(preds)], location="bottom", shrink=0.6, label=f"x [{X_UNIT}]")
+    if preds:
+        fig.colorbar(im_res, ax=axes[:, 2 + len(preds) :], location="bottom", shrink=0.9, label=f"fill - truth [{X_UNIT}]")
+    fig.suptitle("Dust imputation: hole filled by each method (masked pixels blank)")
+    save_figure(fig, path, dpi=90)
+
+
+def write_gif(frames, path, fps: int = 4, title: str = "Latent interpolation") -> None:
+    """An animated GIF of frames (K, H, W) on one colour scale (PillowWriter), written to a
+    temporary file beside ``path`` and renamed into place (:func:`cmbnn.io.atomic_output`)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from .io import atomic_output
+
+    plt = _pyplot()
+    frames = _maps(frames)
+    vmin, vmax = _limits(frames)
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    im = ax.imshow(frames[0], origin="lower", cmap=MAP_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xlabel("x [pixel]")
+    ax.set_ylabel("y [pixel]")
+    fig.colorbar(im, ax=ax, label=f"x [{X_UNIT}]")
+    heading = ax.set_title(f"{title}: frame 1 / {len(frames)}", fontsize=9)
+
+    def update(k):
+        im.set_data(frames[k])
+        heading.set_text(f"{title}: frame {k + 1} / {len(frames)}")
+        return im, heading
+
+    animation = FuncAnimation(fig, update, frames=len(frames), blit=False)
+    with atomic_output(path) as tmp:
+        animation.save(str(tmp), writer=PillowWriter(fps=fps))
+    plt.close(fig)
+
+
+def plot_strip(frames, path, titles=None, suptitle: str = "Latent interpolation") -> None:
+    """One row of the K frames (e.g. a slerp between two encoded patches) on one colour scale."""
+    plt = _pyplot()
+    frames = _maps(frames)
+    k = len(frames)
+    titles = list(titles) if titles is not None else [f"t = {t:.2f}" for t in np.linspace(0, 1, k)]
+    vmin, vmax = _limits(frames)
+    fig, axes = plt.subplots(1, k, figsize=(2.0 * k + 1.2, 2.6), squeeze=False, layout="constrained")
+    for c in range(k):
+        im = _image(axes[0, c], frames[c], vmin, vmax)
+        axes[0, c].set_title(titles[c], fontsize=9)
+    _pixel_axes(axes)
+    fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label=f"x [{X_UNIT}]")
+    fig.suptitle(suptitle)
+    save_figure(fig, path, dpi=90)
+
+
+def _stat_label(stat: str) -> str:
+    if stat in STAT_LABELS:
+        return STAT_LABELS[stat]
+    if stat.startswith("log10_power_ell"):
+        return r"$\log_{10} C_{\ell=%s}$ [(%s)$^2$ sr]" % (stat[len("log10_power_ell") :], X_UNIT)
+    return stat
+
+
+def plot_conditional(table, path, label: str = "|b| (deg)") -> None:
+    """The conditional model's response: per statistic (one panel each), the held-out patches' mean
+    +- patch scatter (error bars) and the generated patches' mean +- std (line and band) against the
+    condition. table columns: condition, statistic, generated_mean, generated_std, heldout_mean,
+    heldout_std (:func:`cmbnn.dust_stats.conditional_summary` columns as statistics)."""
+    plt = _pyplot()
+    stats = list(dict.fromkeys(table["statistic"]))
+    fig, axes = plt.subplots(1, len(stats), figsize=(5.0 * len(stats), 4.0), squeeze=False)
+    for ax, stat in zip(axes[0], stats):
+        sub = table[table["statistic"] == stat].sort_values("condition")
+        cond = sub["condition"].to_numpy(dtype=np.float64)
+        ax.errorbar(cond, sub["heldout_mean"], yerr=sub["heldout_std"], color="k", marker="o", ms=4, capsize=3, ls="none", label="held-out patches (mean +- scatter)")
+        gen, gstd = sub["generated_mean"].to_numpy(dtype=np.float64), sub["generated_std"].to_numpy(dtype=np.float64)
+        ax.plot(cond, gen, color="C3", marker="s", ms=3, label="generated (mean)")
+        ax.fill_between(cond, gen - gstd, gen + gstd, color="C3", alpha=0.2, label="generated +- std")
+        ax.set_xlabel(f"condition {label}")
+        ax.set_ylabel(_stat_label(stat))
+        ax.set_title(stat)
+        ax.legend(fontsize=7)
+    fig.suptitle("Conditional VAE: generated against held-out patches at each condition")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
+def plot_latent(z, condition, path, label: str = "|b| (deg)") -> None:
+    """The encoder means projected on their first two principal components (SVD of the centred
+    latents), coloured by the condition: a smooth colour gradient means the latent space orders the
+    patches by it."""
+    plt = _pyplot()
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.mean(axis=0)
+    _, s, vt = np.linalg.svd(z, full_matrices=False)
+    pcs = z @ vt[:2].T
+    if pcs.shape[1] < 2:
+        pcs = np.column_stack([pcs, np.zeros(len(pcs))])
+    share = s**2 / max(np.sum(s**2), np.finfo(float).tiny)
+    share = np.concatenate([share, np.zeros(2)])[:2]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    points = ax.scatter(pcs[:, 0], pcs[:, 1], c=np.asarray(condition, dtype=np.float64), cmap="viridis", s=12, label=f"patches (N = {len(z)})")
+    fig.colorbar(points, ax=ax, label=label)
+    ax.set_xlabel(f"PC 1 [latent units] ({100 * share[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC 2 [latent units] ({100 * share[1]:.0f}% of variance)")
+    ax.set_title("Latent means, first two principal components")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
+def plot_reconstructions(x, recon, path, n_show: int = 4) -> None:
+    """Input patches (top row) and their reconstructions (bottom row) on one colour scale."""
+    plt = _pyplot()
+    x, recon = _maps(x), _maps(recon)
+    n_show = min(n_show, len(x), len(recon))
+    vmin, vmax = _limits(x[:n_show], recon[:n_show])
+    fig, axes = plt.subplots(2, n_show, figsize=(2.2 * n_show + 1.2, 4.6), squeeze=False, layout="constrained")
+    for c in range(n_show):
+        im = _image(axes[0, c], x[c], vmin, vmax)
+        _image(axes[1, c], recon[c], vmin, vmax)
+    axes[0, 0].set_ylabel("input")
+    axes[1, 0].set_ylabel("reconstruction")
+    _pixel_axes(axes)
+    fig.colorbar(im, ax=axes, fraction=0.03, pad=0.02, label=f"x [{X_UNIT}]")
+    fig.suptitle("Dust VAE reconstructions")
+    save_figure(fig, path, dpi=90)
