@@ -21,6 +21,7 @@ include: "rules/evaluation.smk"
 include: "rules/planck.smk"
 include: "rules/cosmovae.smk"
 include: "rules/planck_sky.smk"
+include: "rules/dustvae.smk"
 
 
 rule all:
@@ -31,4 +32,5 @@ rule all:
         all_figures(),
         cosmovae_outputs(),
         real_sky_outputs(),
+        dustvae_outputs(),
     default_target: True

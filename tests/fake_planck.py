@@ -19,6 +19,7 @@ from cmbnn.realsky import CMB_PRODUCTS, MASK_FILES, hfi_map_file
 BEAMS = {100: 9.68, 143: 7.30, 217: 5.02}
 NOISE_UK = {100: 6.0, 143: 4.0, 217: 5.0}  # Q/U rms per pixel of the full mission, uK
 DUST_SCALE = {100: 0.3, 143: 0.6, 217: 1.5}
+GNILC_545 = "COM_CompMap_Dust-GNILC-F545_2048_R2.00.fits"
 
 
 def write_table(path, columns, nside, extname, header=()):
@@ -109,4 +110,9 @@ def write_fake_archive(directory, cls: dict, nside: int = 128, freqs=(100, 143, 
     synch = _smooth(dust_alm, 40.0, nside) * 0.3
     info = FOREGROUND_TEMPLATES["synchrotron"]["commander"]
     files[info["file"]] = write_table(directory / info["file"], [(c, synch[i + 1], "uK_RJ") for i, c in enumerate(info["columns"])], nside, "COMP-MAP")
+    # GNILC dust intensity at 545 GHz (MJy/sr, column I): positive, log-normal about a 1/sin|b| profile.
+    g = _smooth(dust_alm, 5.0, nside)[0]
+    _, lat = hp.pix2ang(nside, np.arange(npix), lonlat=True)
+    intensity = np.exp(0.7 * g / g.std()) / np.sin(np.radians(np.maximum(np.abs(lat), 5.0)))
+    files[GNILC_545] = write_table(directory / GNILC_545, [("I", intensity, "MJy/sr")], nside, "COMP-MAP")
     return files

@@ -185,7 +185,7 @@ def test_planck_preset_dag_runs_end_to_end_on_a_fake_archive(fake_archive, tmp_p
     dry = tiny_snakemake(tmp_path, "-n", configs=configs)
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0, out[-3000:]
-    assert re.search(r"^download_planck\s+14$", out, re.M), out[-3000:]
+    assert re.search(r"^download_planck\s+15$", out, re.M), out[-3000:]
     assert re.search(r"^planck_comparison\s+1$", out, re.M) and re.search(r"^predict_cenn_planck\s+3$", out, re.M)
     run = tiny_snakemake(tmp_path, configs=configs)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
@@ -223,6 +223,6 @@ def test_the_documented_preset_command_plans_downloads_and_the_comparison(tmp_pa
     )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
-    for rule, count in (("download_planck", 14), ("planck_frequency_map", 9), ("planck_noise_variance", 3), ("predict_cenn_planck", 3), ("planck_comparison", 1)):
+    for rule, count in (("download_planck", 15), ("planck_frequency_map", 9), ("planck_noise_variance", 3), ("predict_cenn_planck", 3), ("planck_comparison", 1)):
         assert re.search(rf"^{rule}\s+{count}$", out, re.M), (rule, out[-3000:])
     assert "HFI_SkyMap_217_2048_R3.01_halfmission-2.fits" in out

@@ -72,3 +72,33 @@ def cut_dust_patches(alm: np.ndarray, lmax: int, centers: np.ndarray, settings: 
         lat = 90.0 - np.degrees(theta)
         out[idx] = intensity(g, lat, settings["sigma_log"], settings["i0_mjysr"], settings["galactic_profile"], skew=settings["skew"])
     return out
+
+
+def cut_map_patches(sky_map: np.ndarray, centers: np.ndarray, settings: dict, interpolation: str = "bilinear", chunk: int = 256) -> np.ndarray:
+    """Patches (N, H, W) float32 of a RING HEALPix intensity map (e.g. GNILC 545 GHz, MJy/sr) at
+    ``centers``, interpolated at the gnomonic pixel positions."""
+    from .projection import sample_maps
+
+    h, w, reso = settings["height"], settings["width"], settings["reso_arcmin"]
+    out = np.empty((len(centers), h, w), np.float32)
+    for start in range(0, len(centers), chunk):
+        idx = slice(start, min(start + chunk, len(centers)))
+        theta, phi, _ = patch_geometry(centers[idx], h, w, reso)
+        out[idx] = sample_maps(sky_map, theta, phi, interpolation)[0]
+    return out
+
+
+def read_intensity_map(path) -> np.ndarray:
+    """The intensity column (the first) of a HEALPix FITS map (MJy/sr, as GNILC 545 GHz) as RING
+    float64, with a clear error for another unit or pixels whose log cannot be taken."""
+    import healpy as hp
+    from astropy.io import fits
+
+    unit = str(fits.getheader(str(path), 1).get("TUNIT1", "")).strip()
+    if unit and unit.replace(" ", "").lower() not in ("mjy/sr", "mjysr-1", "mjy/sr-1", "mjy.sr-1", "mjy.sr**-1"):
+        raise ValueError(f"{path}: the intensity column is in {unit!r}; dust intensity patches expect MJy/sr")
+    sky_map = hp.read_map(str(path), field=0, nest=False, dtype=np.float64)
+    bad = ~np.isfinite(sky_map) | (sky_map <= 0) | (sky_map == hp.UNSEEN)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} of {sky_map.size} pixels are not positive and finite; dust intensity patches need log I")
+    return sky_map

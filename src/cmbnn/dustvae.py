@@ -384,3 +384,54 @@ def impute(model, data: np.ndarray, mask: np.ndarray, sigma: float = 0.2, steps:
     after = objective()
     g = fit.predict(x, batch_size=n, verbose=0)[..., 0]
     return m * g + observed * d, keras.ops.convert_to_numpy(fit.z), before, after
+
+
+# ----------------------------------------------------------------------------- the workflow's stage
+
+CONDITIONS = ("abs_latitude", "mean_log_intensity")
+
+
+def patch_conditions(kind: str, latitude_deg: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The raw scalar condition of each patch: |b| of its centre (deg) or its mean standardised log I."""
+    if kind == "abs_latitude":
+        return np.abs(np.asarray(latitude_deg, dtype=np.float64))
+    if kind == "mean_log_intensity":
+        return np.asarray(x, dtype=np.float64).reshape(len(x), -1).mean(axis=1)
+    raise ValueError(f"unknown condition {kind!r}: one of {CONDITIONS}")
+
+
+def workflow_outputs(config: dict) -> list[str]:
+    """Final outputs of the workflow's dust-VAE stage (rules/dustvae.smk) for a validated config;
+    checks what the schema cannot (model names used elsewhere exist and are unconditional)."""
+    d = config["dustvae"]
+    if not d["enabled"]:
+        return []
+    models = d["models"]
+    for key in ("imputation", "interpolation"):
+        name = d[key]["model"]
+        if name not in models:
+            raise ValueError(f"dustvae.{key}.model {name!r} is not one of dustvae.models {list(models)}")
+        if models[name].get("condition"):
+            raise ValueError(f"dustvae.{key}.model {name!r} is conditional: choose an unconditional model of {list(models)}")
+    n_test = d["patches"]["counts"]["test"]
+    if max(d["interpolation"]["pair"]) >= n_test:
+        raise ValueError(f"dustvae.interpolation.pair {d['interpolation']['pair']} indexes past the {n_test} test patches")
+    if d["interpolation"]["pair"][0] == d["interpolation"]["pair"][1]:
+        raise ValueError("dustvae.interpolation.pair must name two different test patches")
+    h, w = d["patches"]["height"], d["patches"]["width"]
+    decoder_grid(h, w, len(d["network"]["decoder_filters"]))  # a clear error before any job
+    outputs = [
+        *[f"results/models/dust/{m}/model.keras" for m in models],
+        "results/metrics/dust/statistics.tsv",
+        "results/figures/dust/samples.png",
+        "results/figures/dust/statistics.png",
+        "results/metrics/dust/imputation.tsv",
+        "results/figures/dust/imputation.png",
+        "results/figures/dust/interpolation.gif",
+        "results/figures/dust/interpolation_strip.png",
+    ]
+    for m, s in models.items():
+        if s.get("condition"):
+            outputs += [f"results/metrics/dust/conditional_{m}.tsv", f"results/figures/dust/conditional_{m}.png",
+                        f"results/figures/dust/latent_{m}.png", f"results/figures/dust/reconstructions_{m}.png"]
+    return outputs

@@ -91,17 +91,22 @@ def plot_patch_examples(inputs: np.ndarray, labels: np.ndarray, freqs, field: st
     save_figure(fig, path, dpi=90)
 
 
-def plot_history(history, path, title="CENN training") -> None:
-    """Training and validation loss per epoch (log scale)."""
+def plot_history(history, path, title="CENN training", ylabel="MSE (normalised units)") -> None:
+    """Training and validation loss per epoch (log scale when every loss is positive; a VAE's
+    negative ELBO with a learned pixel scale can go below zero)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(history["epoch"], history["loss"], label="training")
+    ax.plot(history["epoch"], history["loss"], label="training")
+    losses = [history["loss"]]
     if "val_loss" in history:
-        ax.semilogy(history["epoch"], history["val_loss"], label="validation")
+        ax.plot(history["epoch"], history["val_loss"], label="validation")
+        losses.append(history["val_loss"])
         best = history["val_loss"].idxmin()
         ax.axvline(history["epoch"][best], color="0.6", ls=":", label="best (restored)")
+    if all((v > 0).all() for v in losses):
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (normalised units)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

@@ -1,0 +1,124 @@
+"""The dust-VAE stage in the tiny DAG: sky, patches, three models, statistics, imputation,
+interpolation and conditional generation run, write their documented layout, and a changed
+model setting retrains that model only."""
+
+import re
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())["dustvae"]
+TARGETS = [
+    "results/metrics/dust/statistics.tsv",
+    "results/metrics/dust/imputation.tsv",
+    "results/figures/dust/interpolation.gif",
+    "results/metrics/dust/conditional_cvae.tsv",
+]
+
+
+def planned(stdout: str) -> dict:
+    table = stdout.split("Job stats:", 1)[-1]
+    return {m.group(1): int(m.group(2)) for line in table.splitlines() if (m := re.match(r"^(\w+)\s+(\d+)$", line.strip())) and m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def dust_run(tmp_path_factory, tiny_snakemake):
+    work = tmp_path_factory.mktemp("dust_dag")
+    proc = tiny_snakemake(work, "--cores", "2", *TARGETS)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return work
+
+
+def test_rule_all_plans_the_dust_stage(tmp_path, tiny_snakemake):
+    jobs = planned(tiny_snakemake(tmp_path, "-n").stdout)
+    assert jobs["train_dustvae"] == 3 and jobs["dust_patches"] == 3
+    for rule in ("dust_sky", "dust_statistics", "dust_imputation", "dust_interpolation", "dust_conditional"):
+        assert jobs.get(rule) == 1, (rule, jobs)
+    off = tmp_path / "off.yaml"
+    off.write_text(yaml.safe_dump({"dustvae": {"enabled": False}}))
+    assert "train_dustvae" not in planned(tiny_snakemake(tmp_path, "-n", configs=[off]).stdout)
+
+
+def test_a_conditional_model_for_imputation_is_a_config_error(tmp_path, tiny_snakemake):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"dustvae": {"imputation": {"model": "cvae"}}}))
+    proc = tiny_snakemake(tmp_path, "-n", configs=[bad])
+    assert proc.returncode != 0 and "dustvae.imputation.model 'cvae' is conditional" in proc.stdout + proc.stderr
+
+
+def test_patches_keep_centre_latitude_and_positive_intensity(dust_run):
+    p = TINY["patches"]
+    for split in ("train", "validation", "test"):
+        with h5py.File(dust_run / f"results/dust/patches/{split}.h5", "r") as f:
+            intensity, centers, lat = f["intensity"][...], f["centers"][...], f["latitude"][...]
+            assert f.attrs["units"].startswith("MJy/sr") and "config_digest" in f.attrs
+        assert intensity.shape == (p["counts"][split], p["height"], p["width"]) and intensity.dtype == np.float32
+        assert np.all(intensity > 0) and np.array_equal(lat, centers[:, 1])
+        assert np.all(np.abs(lat) > 20)  # lat_cut_deg of the default config
+
+
+def test_models_trained_and_checkpoints_removed(dust_run):
+    for name in ("dustvae", "betavae", "cvae"):
+        history = pd.read_csv(dust_run / f"results/models/dust/{name}/history.tsv", sep="\t")
+        assert len(history) == 1 and np.all(np.isfinite(history.loss))
+        assert not (dust_run / f"results/models/dust/{name}/checkpoint").exists()
+        assert (dust_run / f"results/figures/dust/history_{name}.png").stat().st_size > 5000
+
+
+def test_statistics_table_and_samples(dust_run):
+    table = pd.read_csv(dust_run / "results/metrics/dust/statistics.tsv", sep="\t")
+    assert set(table.set) == {"validation", "dustvae", "betavae", "cvae", "gaussian"}
+    assert set(table.statistic) >= {"spectrum", "histogram", "V0", "V1", "V2"}
+    assert np.all(np.isfinite(table.chi2_per_bin)) and np.all(table.chi2_per_bin >= 0)
+    with h5py.File(dust_run / "results/dust/samples.h5", "r") as f:
+        for name in ("dustvae", "betavae", "cvae", "gaussian"):
+            assert f[name].shape == (TINY["statistics"]["n_samples"], 16, 16)
+    for name in ("samples.png", "statistics.png"):
+        assert (dust_run / "results/figures/dust" / name).stat().st_size > 10_000
+
+
+def test_imputation_keeps_observed_pixels_and_compares_with_the_gaussian(dust_run):
+    table = pd.read_csv(dust_run / "results/metrics/dust/imputation.tsv", sep="\t")
+    assert set(table["mask"]) == {"disc", "rectangles"}
+    assert set(table.method) == {"dust VAE (MAP)", "Gaussian conditional mean", "observed mean"}
+    assert np.all(table.mse > 0) and np.all(table.n_patches == TINY["imputation"]["n_patches"])
+    with h5py.File(dust_run / "results/dust/imputation.h5", "r") as f:
+        truth = f["truth"][...]
+        for kind in ("disc", "rectangles"):
+            mask = f[f"{kind}/mask"][...] == 1
+            assert 0 < mask.mean() < 0.5
+            for method in ("dust_VAE", "Gaussian"):
+                fill = f[f"{kind}/{method}"][...]
+                np.testing.assert_allclose(fill[~mask], truth[~mask], atol=1e-5)
+                assert np.abs(fill[mask] - truth[mask]).max() > 0
+
+
+def test_interpolation_gif_has_every_step(dust_run):
+    with Image.open(dust_run / "results/figures/dust/interpolation.gif") as gif:
+        assert gif.n_frames == TINY["interpolation"]["steps"]
+    assert (dust_run / "results/figures/dust/interpolation_strip.png").stat().st_size > 5000
+
+
+def test_conditional_table_and_figures(dust_run):
+    table = pd.read_csv(dust_run / "results/metrics/dust/conditional_cvae.tsv", sep="\t")
+    n_values = TINY["conditional"]["n_values"]
+    assert table.condition.nunique() == n_values and set(table.statistic) == {"mean_log", "log10_power_ell100"}
+    assert np.all(np.diff(np.sort(table.condition.unique())) > 0) and np.all(table.condition > 20)
+    for name in ("conditional_cvae.png", "latent_cvae.png", "reconstructions_cvae.png"):
+        assert (dust_run / "results/figures/dust" / name).stat().st_size > 5000
+
+
+def test_changing_one_models_beta_retrains_that_model_only(dust_run, tiny_snakemake):
+    overlay = dust_run / "beta.yaml"
+    overlay.write_text(yaml.safe_dump({"dustvae": {"models": {"betavae": {"beta": 0.2}}}}))
+    jobs = planned(tiny_snakemake(dust_run, "-n", *TARGETS, configs=[overlay]).stdout)
+    assert jobs == {"train_dustvae": 1, "dust_statistics": 1}, jobs
+    assert "Nothing to be done" in (lambda p: p.stdout + p.stderr)(tiny_snakemake(dust_run, "-n", *TARGETS))

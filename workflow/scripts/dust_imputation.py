@@ -1,0 +1,76 @@
+"""Rule dust_imputation: fill the paper's masks (a disc, two rectangles) in test patches with the
+dust VAE's MAP latent and with the Gaussian conditional mean of the training patches' spectrum."""
+
+from _helpers import configure
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, "dust_imputation")
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cmbnn import dust_stats, dustvae  # noqa: E402
+from cmbnn.gaussian_field import FlatSkyCovariance, conditional_mean  # noqa: E402
+from cmbnn.io import atomic_output, read_h5, write_h5  # noqa: E402
+from cmbnn.plots_dust import plot_imputation  # noqa: E402
+
+p = smk.params.imputation
+reso = smk.params.reso_arcmin
+model = dustvae.load_model(smk.input.model)
+train, _ = read_h5(smk.input.train)
+test, _ = read_h5(smk.input.test)
+x_train, _ = dustvae.log_standardise(train["intensity"], model.stats)
+n = min(p["n_patches"], len(test["intensity"]))
+truth, _ = dustvae.log_standardise(test["intensity"][:n], model.stats)
+height, width = truth.shape[1:]
+# The Gaussian baseline's covariance: the training patches' spectrum of standardised log I, to the
+# Nyquist frequency of the patch diagonal.
+lmax = int(np.ceil(np.sqrt(2) * 10800.0 / reso))
+cov = FlatSkyCovariance(dust_stats.empirical_cl(x_train, reso, lmax), height, width, reso)
+
+
+def hole_errors(pred, mask):
+    """Per-patch mean squared error in the hole: standardised log I, and the rms relative intensity error."""
+    hole = np.broadcast_to(mask, pred.shape)
+    d = np.where(hole, pred - truth, 0.0)
+    per_patch = (d**2).sum(axis=(1, 2)) / hole.sum(axis=(1, 2))
+    rel = np.where(hole, np.expm1(d * model.stats["log_std"]), 0.0)
+    return per_patch, np.sqrt((rel**2).sum() / hole.sum())
+
+
+rows, fills, masks_out = [], {}, {}
+for kind, hole in dust_stats.imputation_masks(height, width, p["masks"]).items():
+    mask = np.broadcast_to(hole, truth.shape).astype(np.uint8)
+    observed = 1 - mask
+    started = time.perf_counter()
+    vae, _, before, after = dustvae.impute(model, truth, mask, sigma=p["sigma"], steps=p["steps"], learning_rate=p["learning_rate"])
+    t_vae = time.perf_counter() - started
+    # The conditional mean of a zero-mean field, about each patch's observed mean (the prior knows
+    # no patch mean: the latitude sets it).
+    offset = (truth * observed).sum(axis=(1, 2), keepdims=True) / observed.sum(axis=(1, 2), keepdims=True)
+    started = time.perf_counter()
+    gauss = conditional_mean(truth - offset, hole, cov) + offset  # one factorisation: the mask is shared
+    t_gauss = time.perf_counter() - started
+    fill_mean = np.where(mask, offset, truth)
+    for method, pred, seconds in (("dust VAE (MAP)", vae, t_vae), ("Gaussian conditional mean", gauss, t_gauss), ("observed mean", fill_mean, 0.0)):
+        per_patch, rel = hole_errors(pred, hole)
+        rows.append({"mask": kind, "method": method, "hole_fraction": float(hole.mean()), "n_patches": n,
+                     "mse": per_patch.mean(), "mse_sem": per_patch.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+                     "rms_relative_intensity_error": rel, "seconds": seconds})
+    log.info("%s mask (%.1f%% of the pixels): MAP objective %.4g -> %.4g (mean over patches)", kind, 100 * hole.mean(), before.mean(), after.mean())
+    fills[kind] = {"dust VAE": vae, "Gaussian": gauss}
+    masks_out[kind] = mask
+table = pd.DataFrame(rows)
+with atomic_output(smk.output.table) as tmp:
+    table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+log.info("hole errors (standardised log I):\n%s", table.to_string(index=False))
+write_h5(
+    smk.output.predictions,
+    {"truth": truth, **{f"{kind}/mask": m for kind, m in masks_out.items()},
+     **{f"{kind}/{method.replace(' ', '_')}": v.astype(np.float32) for kind, f in fills.items() for method, v in f.items()}},
+    {"units": "standardised log I", "log_mean": model.stats["log_mean"], "log_std": model.stats["log_std"], "sigma": p["sigma"]},
+)
+first = next(iter(fills))
+plot_imputation(truth, masks_out[first], fills[first], smk.output.plot)

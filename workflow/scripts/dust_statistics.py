@@ -1,0 +1,54 @@
+"""Rule dust_statistics: new patches from every model's prior and from the Gaussian baseline,
+their spectra, pixel histograms and Minkowski functionals against held-out real patches."""
+
+from _helpers import configure
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, "dust_statistics")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cmbnn import dust_stats, dustvae  # noqa: E402
+from cmbnn.io import atomic_output, read_h5, write_h5  # noqa: E402
+from cmbnn.plots_dust import plot_samples, plot_statistics  # noqa: E402
+from cmbnn.seeding import rng_for  # noqa: E402
+
+p = smk.params
+s = p.statistics
+models = {name: dustvae.load_model(path) for name, path in zip(p.names, smk.input.models)}
+stats = next(iter(models.values())).stats
+if any(m.stats != stats for m in models.values()):
+    raise ValueError("the dust models were trained on different log-intensity statistics (retrain them on the same patches)")
+patches = {split: read_h5(smk.input[split])[0] for split in ("train", "validation", "test")}
+x = {split: dustvae.log_standardise(d["intensity"], stats)[0] for split, d in patches.items()}
+n = s["n_samples"]
+
+samples = {}
+for name, model in models.items():
+    rng = rng_for(p.seed, "dust-samples", name)
+    condition = None
+    if model.conditional:
+        # Conditions of held-out patches, so the samples cover the test set's range.
+        kind = model.condition_stats["kind"]
+        raw = dustvae.patch_conditions(kind, patches["test"]["latitude"], x["test"])
+        condition = dustvae.standardise_condition(rng.choice(raw, n), model.condition_stats)[0]
+    samples[name] = dustvae.sample(model, n, rng, condition=condition)
+    log.info("%s: %d samples, mean %.3f std %.3f (test %.3f, %.3f)", name, n, samples[name].mean(), samples[name].std(), x["test"].mean(), x["test"].std())
+samples["gaussian"] = dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian"))
+write_h5(smk.output.samples, {name: v.astype(np.float32) for name, v in samples.items()},
+         {"units": "standardised log I", "log_mean": stats["log_mean"], "log_std": stats["log_std"]})
+
+thresholds = np.linspace(s["thresholds"]["min"], s["thresholds"]["max"], s["thresholds"]["n"])
+sets = {"test": x["test"], "validation": x["validation"], **samples}
+per_set, meta = {}, None
+for name, maps in sets.items():
+    per_set[name], meta = dust_stats.statistics(maps, p.reso_arcmin, thresholds, n_bins=s["n_bins"])
+    log.info("statistics of %s (%d patches)", name, len(maps))
+table = dust_stats.distance_table(per_set, reference="test")
+with atomic_output(smk.output.table) as tmp:
+    table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+with pd.option_context("display.width", 200):
+    log.info("distances to the test set (validation: real held-out patches, the floor):\n%s", table.to_string(index=False))
+plot_samples(x["test"], {k: v for k, v in samples.items()}, smk.output.samples_plot)
+plot_statistics(per_set, meta, smk.output.statistics_plot, reference="test")
