@@ -32,10 +32,20 @@ def sky_mem_mb(wildcards, attempt):
     return (_BASE_MB + _WORKING_COPIES * _mb(_sky_bytes())) * attempt
 
 
+def _chunk_bytes(n_patches, n_fields):
+    """Working set of n_patches being cut: float32 inputs + label per field, and the float64
+    pixel geometry (theta, phi, psi) and field values they are evaluated from, in copies."""
+    p = config["patches"]
+    per_pixel = n_fields * (len(FREQS) + 1) * 4 + (3 + n_fields) * 8
+    return _WORKING_COPIES * n_patches * p["height"] * p["width"] * per_pixel
+
+
 def cut_mem_mb(wildcards, attempt):
-    """cut_patches: one realisation's sky at a time plus the whole split's patches of every field."""
-    patches = _patch_bytes(wildcards.split, len(FIELDS))
-    return (_BASE_MB + _WORKING_COPIES * _mb(_sky_bytes()) + 2 * _mb(patches)) * attempt
+    """cut_patches: resident are one realisation's sky (alm or maps) and one chunk of patches of
+    every field; each chunk is written to the patch files as it is cut, so nothing grows with
+    the number of patches (cmbnn.io.chunked_h5)."""
+    chunk = _chunk_bytes(config["patches"]["chunk"], len(FIELDS))
+    return (_BASE_MB + _WORKING_COPIES * _mb(_sky_bytes()) + _mb(chunk)) * attempt
 
 
 def patches_mem_mb(splits, n_fields=None, base=_BASE_MB):
@@ -54,12 +64,40 @@ def patches_mem_mb(splits, n_fields=None, base=_BASE_MB):
     return mem_mb
 
 
+# Patches per read while normalisation statistics and the data fingerprint stream (cmbnn.cenn.CHUNK),
+# per prediction chunk (cmbnn.cenn.PREDICT_CHUNK), and batches held by the input pipeline's prefetch.
+_STATS_CHUNK = 64
+_PREDICT_CHUNK = 256
+_PREFETCH_BATCHES = 10
+# Activations and their gradients, float32 values per patch pixel of a batch (paper network: ~30).
+_ACTIVATION_FLOATS = 64
+
+
+def _patch_float32_bytes(n_fields):
+    """One patch of n_fields in float32: a channel per frequency plus the label."""
+    p = config["patches"]
+    return n_fields * p["height"] * p["width"] * (len(FREQS) + 1) * 4
+
+
 def train_mem_mb(wildcards, attempt):
-    """train_cenn streams float32 batches from the patch arrays held in memory (cmbnn.training):
-    the training + validation patches of the model's fields in float32, plus TensorFlow.
-    Measured: 11.7 GiB for 11,000 patches of 256x256x3 (+ label) per field."""
-    patches = sum(_patch_bytes(s, cenn_model_fields(wildcards)) for s in ("train", "validation")) / 2
-    return (_TF_BASE_MB + int(1.2 * _mb(patches))) * attempt
+    """train_cenn reads its batches from the patch files (cmbnn.training.PatchBatches over h5py
+    datasets). Resident: TensorFlow and the model, one batch's activations and gradients, the
+    prefetched batches, and a chunk of patches while the statistics and fingerprint stream;
+    nothing grows with the number of patches."""
+    p, batch_size = config["patches"], config["cenn"]["batch_size"]
+    patch = _patch_float32_bytes(cenn_model_fields(wildcards))
+    activations = batch_size * p["height"] * p["width"] * _ACTIVATION_FLOATS * 4
+    data = _PREFETCH_BATCHES * batch_size * patch + _WORKING_COPIES * _STATS_CHUNK * patch
+    return (_TF_BASE_MB + _mb(activations + data)) * attempt
+
+
+def predict_mem_mb(wildcards, attempt):
+    """predict_cenn reads and writes a chunk of patches at a time (cmbnn.cenn.iter_predictions):
+    TensorFlow and the model, the chunk's inputs, outputs and (test-time augmentation) float64 sums."""
+    p = config["patches"]
+    patch = _patch_float32_bytes(cenn_field_model_fields(wildcards))
+    activations = 64 * p["height"] * p["width"] * _ACTIVATION_FLOATS * 4
+    return (_TF_BASE_MB + _mb(activations + _WORKING_COPIES * _PREDICT_CHUNK * patch * 2)) * attempt
 
 
 def cenn_model_fields(wildcards):

@@ -43,6 +43,7 @@ PAPER = {
 }
 
 CHUNK = 64  # patches per streamed chunk for statistics and hashing
+PREDICT_CHUNK = 256  # patches per prediction chunk (a multiple of the prediction batch, 64)
 
 
 def build_core(
@@ -116,7 +117,9 @@ def _as_list(a):
     return list(a) if isinstance(a, (list, tuple)) else [a]
 
 
-def _chunks(a, chunk=CHUNK):
+def _chunks(a, chunk=None):
+    """Consecutive blocks of at most ``chunk`` (default :data:`CHUNK`) rows of an array or h5py dataset."""
+    chunk = chunk or CHUNK
     for start in range(0, len(a), chunk):
         yield a[start : start + chunk]
 
@@ -124,7 +127,10 @@ def _chunks(a, chunk=CHUNK):
 def normalisation_stats(inputs, labels, mode: str = "per_field") -> dict:
     """Normalisation from the training patches, streamed over float32 chunks.
 
-    inputs / labels: (N, H, W, c) arrays or lists of them (one per field).
+    inputs / labels: (N, H, W, c) arrays or lists of them (one per field), or
+    h5py datasets: :data:`CHUNK` patches are read at a time (two passes: the
+    mean, then the centred variance), accumulated in float64, so the numbers do
+    not depend on where the patches are held.
     per_field: per-channel input mean and scale (std), label mean and std.
     joint: no offsets and one scale per frequency shared by Q and U (the rms of
     both), one label scale for Q and U: a sign flip or a Q/U mix (spin-2
@@ -240,19 +246,37 @@ def predict_symmetrised(model, inputs: np.ndarray, input_fields, output_fields, 
     return (total / 8).astype(np.float32)
 
 
-def predict_patch_sets(model, patch_sets: list, fields, test_time_augmentation: bool, label: str = "") -> np.ndarray:
-    """A network's outputs (N, H, W, n_fields) for patch files read with ``read_patches_h5``, one
-    per input field (all at the same centres: checked), joined channel-wise as in training."""
-    fields = list(fields)
+def iter_predictions(model, patch_sets: list, fields, test_time_augmentation: bool, label: str = "", chunk: int | None = None):
+    """A network's outputs, ``chunk`` patches at a time: yields (start, (n, H, W, n_fields)).
+
+    patch_sets: one patch set per input field, each a mapping with ``M`` and
+    ``centers`` (an open h5py File, or a dict from ``read_patches_h5``), all at
+    the same centres (checked); their inputs are joined channel-wise as in
+    training. Only a chunk of inputs is read at a time. The default chunk,
+    :data:`PREDICT_CHUNK`, is a multiple of the prediction batch (64), so the
+    batches are those of one predict over the whole set.
+    """
+    fields, chunk = list(fields), chunk or PREDICT_CHUNK
+    centers = np.asarray(patch_sets[0]["centers"])
     for data, f in zip(patch_sets, fields):
-        if not np.array_equal(data["centers"], patch_sets[0]["centers"]):
+        if not np.array_equal(np.asarray(data["centers"]), centers):
             raise ValueError(f"{f} patches of {label} are not at the {fields[0]} centres")
-    inputs = np.concatenate([data["M"] for data in patch_sets], axis=-1)
-    if test_time_augmentation:
-        # Channels of the joint input: Q of every frequency, then U (joint_inputs).
-        channel_fields = [f for f, data in zip(fields, patch_sets) for _ in range(data["M"].shape[-1])]
-        return predict_symmetrised(model, inputs, channel_fields, fields)
-    return model.predict(inputs, batch_size=64, verbose=0)
+    # Channels of the joint input: Q of every frequency, then U (joint_inputs).
+    channel_fields = [f for f, data in zip(fields, patch_sets) for _ in range(data["M"].shape[-1])]
+    for start in range(0, len(centers), chunk):
+        inputs = np.concatenate([np.asarray(data["M"][start : start + chunk]) for data in patch_sets], axis=-1)
+        if test_time_augmentation:
+            yield start, predict_symmetrised(model, inputs, channel_fields, fields)
+        else:
+            yield start, model.predict(inputs, batch_size=64, verbose=0)
+
+
+def predict_patch_sets(model, patch_sets: list, fields, test_time_augmentation: bool, label: str = "") -> np.ndarray:
+    """A network's outputs (N, H, W, n_fields) for patch sets as in :func:`iter_predictions`, in one array."""
+    out = [net for _, net in iter_predictions(model, patch_sets, fields, test_time_augmentation, label)]
+    if not out:
+        raise ValueError(f"no patches to predict in {label}")
+    return np.concatenate(out)
 
 
 def optimizer(settings: dict, steps_per_epoch: int):
@@ -275,8 +299,10 @@ def optimizer(settings: dict, steps_per_epoch: int):
 def train(x_train, y_train, x_val, y_val, settings: dict, seed: int, checkpoint_dir, tensorboard_dir=None, callbacks=(), fields=None):
     """Train CENN; returns (exported model in uK_CMB, history).
 
-    x_*, y_*: (N, H, W, c) float32 arrays, or lists of them, one per field
-    (joint mode: [Q, U]); fields names them (default: one scalar-like field 'T'
+    x_*, y_*: (N, H, W, c) float32 arrays or h5py datasets, or lists of them, one
+    per field (joint mode: [Q, U]); either way statistics, fingerprint and
+    batches read a chunk or a batch of patches at a time, so datasets stream
+    from their files. fields names them (default: one scalar-like field 'T'
     for per_field, ['Q', 'U'] for joint). settings: see PAPER and the schema's
     ``cenn`` keys; missing keys take the paper's values. Checkpoints go to
     checkpoint_dir so a killed run resumes.

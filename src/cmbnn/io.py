@@ -83,6 +83,87 @@ def write_h5(path, datasets: dict, attrs: dict) -> None:
             f.attrs[key] = value
 
 
+class ChunkedH5Writer:
+    """Datasets of known final shape written a block of rows at a time (see :func:`chunked_h5`)."""
+
+    def __init__(self, file, layout: dict):
+        self.file, self.layout, self.created = file, dict(layout), False
+        self.rows = {name: 0 for name, spec in self.layout.items() if isinstance(spec, tuple)}
+
+    def _create(self, rows: dict):
+        # Creation order = layout order, each dataset followed by its first write: contiguous
+        # storage is allocated at the first write, so the file is laid out as write_h5's.
+        for name, spec in self.layout.items():
+            if isinstance(spec, tuple):
+                shape, dtype = spec
+                ds = self.file.create_dataset(name, shape=shape, dtype=dtype, track_times=False)
+                if name in rows:
+                    self._write(ds, name, 0, rows[name])
+            else:
+                self.file.create_dataset(name, data=spec, track_times=False)
+        self.created = True
+
+    def _write(self, ds, name, start, block):
+        block = np.asarray(block)
+        ds[start : start + len(block)] = block
+        self.rows[name] += len(block)
+
+    def write(self, start: int, **rows) -> None:
+        """Rows start:start+len(block) of each named (row-wise) dataset."""
+        unknown = [name for name in rows if name not in self.rows]
+        if unknown:
+            raise KeyError(f"not row-wise datasets of this file: {unknown}")
+        if not self.created:
+            if start != 0:
+                raise ValueError("the first block written must start at row 0")
+            self._create(rows)
+            return
+        for name, block in rows.items():
+            self._write(self.file[name], name, start, block)
+
+    def finish(self) -> None:
+        if not self.created:
+            self._create({})
+        short = {name: (n, self.layout[name][0][0]) for name, n in self.rows.items() if n != self.layout[name][0][0]}
+        if short:
+            raise ValueError(f"rows written != rows declared (written, declared): {short}")
+
+
+@contextlib.contextmanager
+def chunked_h5(path, layout: dict, attrs: dict):
+    """An HDF5 file written block by block, so memory does not grow with its size.
+
+    layout: name -> array (written whole) or (shape, dtype) (written by
+    ``writer.write(start, name=rows, ...)`` in blocks of rows; every row must
+    be written once). Like :func:`write_h5`: atomic (a temporary file renamed
+    on success), uncompressed, without timestamps; when the first block gives
+    every row-wise dataset, the file is byte-identical to write_h5's of the
+    same arrays, layout order and attrs.
+    """
+    with atomic_output(path) as tmp:
+        with _h5_create_without_timestamps(tmp) as f:
+            writer = ChunkedH5Writer(f, layout)
+            yield writer
+            writer.finish()
+            for key, value in attrs.items():
+                f.attrs[key] = value
+
+
+def patch_layout(n: int, height: int, width: int, n_freq: int, centers, realisation=None, mask: bool = True) -> dict:
+    """Layout for :func:`chunked_h5` of a patch file (see :func:`write_patches_h5`) of n patches:
+    M, M0 and mask row-wise, centers (and realisation) whole."""
+    layout = {
+        "M": ((n, height, width, n_freq), np.float32),
+        "M0": ((n, height, width, 1), np.float32),
+        "centers": np.asarray(centers, dtype=np.float64),
+    }
+    if realisation is not None:
+        layout["realisation"] = np.asarray(realisation)
+    if mask:
+        layout["mask"] = ((n, height, width), np.uint8)
+    return layout
+
+
 def read_h5(path) -> tuple[dict, dict]:
     """All datasets and attributes of a file written by :func:`write_h5`."""
     import h5py
@@ -106,11 +187,15 @@ read_patches_h5 = read_h5
 read_predictions_h5 = read_h5
 
 
+def _label_channel(patch_attrs) -> int:
+    freqs = list(np.asarray(patch_attrs["frequencies_GHz"], dtype=float))
+    return freqs.index(float(patch_attrs["label_frequency_GHz"]))
+
+
 def write_predictions_h5(path, net, patches: dict, patch_attrs: dict, patches_path, method: str, extra: dict | None = None) -> None:
     """Predictions (layout documented in README.md, rule ``predict_cenn``): ``net`` (output) and ``sim`` (label) in uK_CMB,
     plus the input channel at the label frequency, the centres and a reference to the patch file."""
-    freqs = list(np.asarray(patch_attrs["frequencies_GHz"], dtype=float))
-    channel = freqs.index(float(patch_attrs["label_frequency_GHz"]))
+    channel = _label_channel(patch_attrs)
     datasets = {
         "net": np.asarray(net, dtype=np.float32),
         "sim": patches["M0"],
@@ -119,3 +204,27 @@ def write_predictions_h5(path, net, patches: dict, patch_attrs: dict, patches_pa
         **(extra or {}),
     }
     write_h5(path, datasets, {**patch_attrs, "method": method, "inputs_file": str(patches_path), "input_channel": channel})
+
+
+@contextlib.contextmanager
+def streamed_predictions_h5(path, patches, patch_attrs: dict, patches_path, method: str, channels: int = 1):
+    """:func:`write_predictions_h5` block by block: yields ``write(start, net_rows)``, which writes
+    those rows of ``net`` together with the same rows of the label and input channel read from
+    ``patches`` (an open patch file: h5py File or dict of arrays). Same file as write_predictions_h5."""
+    channel = _label_channel(patch_attrs)
+    m, m0 = patches["M"], patches["M0"]
+    n, height, width = m.shape[:3]
+    layout = {
+        "net": ((n, height, width, channels), np.float32),
+        "sim": (tuple(m0.shape), m0.dtype),
+        "input": ((n, height, width, 1), m.dtype),
+        "centers": np.asarray(patches["centers"]),
+    }
+    attrs = {**patch_attrs, "method": method, "inputs_file": str(patches_path), "input_channel": channel}
+    with chunked_h5(path, layout, attrs) as writer:
+
+        def write(start, net):
+            stop = start + len(net)
+            writer.write(start, net=np.asarray(net, dtype=np.float32), sim=m0[start:stop], input=m[start:stop, ..., channel : channel + 1])
+
+        yield write

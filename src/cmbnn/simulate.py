@@ -140,8 +140,36 @@ class PatchSet:
 
 
 def _cut(centers, patches: dict, freqs, observation: dict, index: PatchSources, label_frequency, sample_inputs, sample_label) -> PatchSet:
+    """All chunks of :func:`_cut_chunks` gathered into one PatchSet."""
+    fields = patches["fields"]
+    height, width = patches["height"], patches["width"]
+    n = len(centers)
+    inputs = {f: np.empty((n, height, width, len(freqs)), np.float32) for f in fields}
+    labels = {f: np.empty((n, height, width, 1), np.float32) for f in fields}
+    mask = np.zeros((n, height, width), np.uint8)
+    table = []
+    for chunk in _cut_chunks(centers, patches, freqs, observation, index, label_frequency, sample_inputs, sample_label):
+        rows = slice(chunk.start, chunk.start + len(chunk.mask))
+        for f in fields:
+            inputs[f][rows] = chunk.inputs[f]
+            labels[f][rows] = chunk.labels[f]
+        mask[rows] = chunk.mask
+        table += chunk.sources
+    return PatchSet(inputs, labels, mask, table)
+
+
+@dataclass
+class PatchChunk(PatchSet):
+    """Patches start:start+len(mask) of a realisation (``sources[i]['patch']`` counts from the
+    realisation's first patch, not the chunk's)."""
+
+    start: int = 0
+
+
+def _cut_chunks(centers, patches: dict, freqs, observation: dict, index: PatchSources, label_frequency, sample_inputs, sample_label):
     """The loop shared by both methods: chunks of patches, inputs per frequency, label, mask.
 
+    Yields a :class:`PatchChunk` of at most ``patches['chunk']`` patches at a time.
     sample_inputs(i_freq, idx, theta, phi, psi) -> {field: (n, H, W)} and
     sample_label(idx, theta, phi, psi) -> {field: (n, H, W)}. Without a label
     frequency the mask stays empty.
@@ -149,34 +177,37 @@ def _cut(centers, patches: dict, freqs, observation: dict, index: PatchSources, 
     fields = patches["fields"]
     height, width, reso = patches["height"], patches["width"], patches["reso_arcmin"]
     n = len(centers)
-    inputs = {f: np.empty((n, height, width, len(freqs)), np.float32) for f in fields}
-    labels = {f: np.empty((n, height, width, 1), np.float32) for f in fields}
-    mask = np.zeros((n, height, width), np.uint8)
-    table = []
     chunk = patches["chunk"]
     for start in range(0, n, chunk):
         idx = np.arange(start, min(start + chunk, n))
+        inputs = {f: np.empty((len(idx), height, width, len(freqs)), np.float32) for f in fields}
+        labels = {f: np.empty((len(idx), height, width, 1), np.float32) for f in fields}
+        mask = np.zeros((len(idx), height, width), np.uint8)
+        table = []
         theta, phi, psi = patch_geometry(centers[idx], height, width, reso)
         for i in range(len(freqs)):
             values = sample_inputs(i, idx, theta, phi, psi)
             for f in fields:
-                inputs[f][idx, ..., i] = values[f]
+                inputs[f][..., i] = values[f]
         values = sample_label(idx, theta, phi, psi)
         for f in fields:
-            labels[f][idx, ..., 0] = values[f]
+            labels[f][..., 0] = values[f]
         if label_frequency is not None:
             i_label = list(freqs).index(label_frequency)
             radius = patches["source_mask_radius_fwhm"] * observation["beam_fwhm_arcmin"][i_label]
-            mask[idx], rows = bright_source_mask(index, i_label, patches["source_mask_flux_Jy"], radius, centers[idx], theta, phi, reso)
-            table += [{**row, "patch": int(idx[row["patch"]])} for row in rows]
+            mask[:], rows = bright_source_mask(index, i_label, patches["source_mask_flux_Jy"], radius, centers[idx], theta, phi, reso)
+            table = [{**row, "patch": int(idx[row["patch"]])} for row in rows]
         log.info("%d/%d patches cut", idx[-1] + 1, n)
-    return PatchSet(inputs, labels, mask, table)
+        yield PatchChunk(inputs, labels, mask, table, start=start)
 
 
-def cut_exact(split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources=(), label_frequency=None, nthreads=1) -> PatchSet:
+def cut_exact(
+    split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources=(), label_frequency=None, nthreads=1, chunks=False
+):
     """Patches by exact evaluation of signal_alm (CMB + diffuse foregrounds, beam-smoothed) at
     every patch pixel, point sources rendered with each frequency's beam profile, and white
-    noise drawn at the patch resolution; the label is ``label`` (CMB alm) evaluated likewise."""
+    noise drawn at the patch resolution; the label is ``label`` (CMB alm) evaluated likewise.
+    A PatchSet, or with ``chunks`` an iterator of :class:`PatchChunk` (one chunk resident at a time)."""
     fields = patches["fields"]
     height, width, reso = patches["height"], patches["width"], patches["reso_arcmin"]
     lmax = lmax_for(nside)
@@ -209,13 +240,14 @@ def cut_exact(split, realisation, centers, patches, freqs, observation, nside, s
     def sample_label(idx, theta, phi, psi):
         return fields_from_alm(fields, label, lmax, theta, phi, psi, nthreads)
 
-    return _cut(centers, patches, freqs, observation, index, label_frequency, sample_inputs, sample_label)
+    return (_cut_chunks if chunks else _cut)(centers, patches, freqs, observation, index, label_frequency, sample_inputs, sample_label)
 
 
-def cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources=(), label_frequency=None) -> PatchSet:
+def cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources=(), label_frequency=None, chunks=False):
     """Patches by interpolating the observed HEALPix ``maps`` (n_freq, rows, npix; noise and
     point sources included); the label is ``label`` (CMB alm) synthesised as a map with the
-    same pixel window and sampled the same way."""
+    same pixel window and sampled the same way. A PatchSet, or with ``chunks`` an iterator of
+    :class:`PatchChunk`."""
     fields = patches["fields"]
     lmax = lmax_for(nside)
     label_pixwin = smooth_alm(label, map_pixel_window(observation, nside))
@@ -229,18 +261,24 @@ def cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources=
     def sample_label(idx, theta, phi, psi):
         return fields_from_maps(fields, label_maps, theta, phi, psi, patches["interpolation"])
 
-    return _cut(centers, patches, freqs, observation, PatchSources(merge(list(sources))), label_frequency, sample_inputs, sample_label)
+    cut = _cut_chunks if chunks else _cut
+    return cut(centers, patches, freqs, observation, PatchSources(merge(list(sources))), label_frequency, sample_inputs, sample_label)
 
 
 def cut_realisation(
-    split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, maps=None, sources=(), label_frequency=None, nthreads=1
-) -> PatchSet:
-    """Patches of one realisation by ``patches['method']`` (see :func:`cut_exact`, :func:`cut_pixel`)."""
+    split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, maps=None, sources=(), label_frequency=None, nthreads=1,
+    chunks=False,
+):
+    """Patches of one realisation by ``patches['method']`` (see :func:`cut_exact`, :func:`cut_pixel`):
+    a PatchSet, or with ``chunks`` an iterator of :class:`PatchChunk` of at most ``patches['chunk']``
+    patches, so that a writer can store each chunk and memory does not grow with the number of patches."""
     if patches["method"] == "exact":
-        return cut_exact(split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources, label_frequency, nthreads)
+        return cut_exact(
+            split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources, label_frequency, nthreads, chunks=chunks
+        )
     if maps is None:
         raise ValueError("the pixel method needs the observed maps")
-    return cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources, label_frequency)
+    return cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources, label_frequency, chunks=chunks)
 
 
 __all__ = [
@@ -254,5 +292,6 @@ __all__ = [
     "cut_exact",
     "cut_pixel",
     "PatchSet",
+    "PatchChunk",
     "source_catalogue",
 ]

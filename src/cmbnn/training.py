@@ -106,8 +106,11 @@ class PatchBatches:
     """Batches of normalised float32 patches without a normalised copy of the whole set.
 
     inputs / labels: lists of (N, H, W, c) float32 arrays, one per field,
-    concatenated along channels batch by batch. Normalisation is
-    (x - offset) * inv_scale per channel. Each epoch's order and (with
+    concatenated along channels batch by batch. They may as well be h5py
+    datasets (or anything with ``shape``, ``len`` and row indexing by a slice
+    or an increasing index array): each batch reads its rows with
+    :func:`read_rows`, so only a batch of patches is resident at a time.
+    Normalisation is (x - offset) * inv_scale per channel. Each epoch's order and (with
     ``augment``) dihedral transforms come from rng_for(seed, stage, epoch)
     (stage 'cenn-epoch' by default), so a resumed run sees exactly the batches
     an uninterrupted one would. Set ``epoch`` before iterating an epoch (see
@@ -156,8 +159,8 @@ class PatchBatches:
         sort = np.argsort(idx)
         inv = np.empty_like(sort)
         inv[sort] = np.arange(len(sort))
-        x = np.concatenate([a[idx[sort]] for a in self.inputs], axis=-1)[inv]
-        y = np.concatenate([a[idx[sort]] for a in self.labels], axis=-1)[inv]
+        x = np.concatenate([read_rows(a, idx[sort]) for a in self.inputs], axis=-1)[inv]
+        y = np.concatenate([read_rows(a, idx[sort]) for a in self.labels], axis=-1)[inv]
         x = (x - self.in_offset) * self.in_inv
         y = (y - self.out_offset) * self.out_inv
         if self.augment:
@@ -170,6 +173,20 @@ class PatchBatches:
         return _float32(x), _float32(y)
 
 
+def read_rows(a, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (strictly increasing) of an array or an h5py dataset, as a numpy array.
+
+    Numpy arrays are indexed as they are; other datasets read one slice when the
+    rows are consecutive (e.g. unshuffled batches), else one fancy-indexed read
+    (h5py needs increasing indices).
+    """
+    if isinstance(a, np.ndarray):
+        return a[rows]
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return np.asarray(a[int(rows[0]) : int(rows[-1]) + 1])
+    return np.asarray(a[rows])
+
+
 def _float32(a):
     """float32 arrays, also inside the tuples a hook may return (e.g. a cVAE's (patch, condition))."""
     if isinstance(a, (tuple, list)):
@@ -178,7 +195,12 @@ def _float32(a):
 
 
 def keras_batches(batches: PatchBatches):
-    """A keras.utils.PyDataset over :class:`PatchBatches` (shuffling and augmentation are its own)."""
+    """A keras.utils.PyDataset over :class:`PatchBatches` (shuffling and augmentation are its own).
+
+    Batch i of an epoch is a pure function of (seed, epoch, i), read when Keras asks
+    for it; with TensorFlow, Keras' tf.data pipeline prefetches a few batches within
+    the epoch. workers=1: no thread pool that could fetch ahead of the epoch setter.
+    """
     import keras
 
     class _Batches(keras.utils.PyDataset):

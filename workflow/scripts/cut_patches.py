@@ -5,48 +5,27 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "cut_patches")
 
+import contextlib  # noqa: E402
+
 import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import cmbnn  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
-from cmbnn.io import atomic_output, read_alm_h5, read_h5, write_patches_h5  # noqa: E402
+from cmbnn.io import atomic_output, chunked_h5, patch_layout, read_alm_h5, read_h5  # noqa: E402
 from cmbnn.simulate import cut_realisation, label_alm, split_centers  # noqa: E402
 
 p = smk.params
 split = smk.wildcards.split
 patches = p.patches
 fields = patches["fields"]
-inputs = {f: [] for f in fields}
-labels = {f: [] for f in fields}
-centers, realisations, masks, source_rows = [], [], [], []
 mask = hp.read_map(smk.input.mask) if patches["mask"] else None
 n_source_files = len(smk.input.sources) // p.realisations
-for r in range(p.realisations):
-    signal, _ = read_alm_h5(smk.input.signal[r])
-    cmb, _ = read_alm_h5(smk.input.cmb[r])
-    label = label_alm(cmb, p.freqs, p.label_frequency, p.observation, p.nside)
-    maps = None
-    if patches["method"] == "pixel":
-        paths = smk.input.maps[r * len(p.freqs) : (r + 1) * len(p.freqs)]
-        maps = np.stack([np.atleast_2d(hp.read_map(path, field=None)) for path in paths])
-    catalogues = [read_h5(path)[0] for path in smk.input.sources[r * n_source_files : (r + 1) * n_source_files]]
-    c = split_centers(patches, p.seed, r, split, mask)
-    cut = cut_realisation(split, r, c, patches, p.freqs, p.observation, p.nside, p.seed, signal, label, maps, catalogues, p.label_frequency, smk.threads)
-    for f in fields:
-        inputs[f].append(cut.inputs[f])
-        labels[f].append(cut.labels[f])
-    offset = sum(len(x) for x in centers)
-    for row in cut.sources:
-        flux = row.pop("flux_Jy")
-        row.update({"patch": row["patch"] + offset, "realisation": r})
-        row.update({f"flux_{nu:g}GHz_Jy": value for nu, value in zip(p.freqs, flux)})
-        source_rows.append(row)
-    masks.append(cut.mask)
-    log.info("realisation %d: %d bright sources, %.2f%% of pixels masked", r, len(cut.sources), 100 * cut.mask.mean())
-    centers.append(c)
-    realisations.append(np.full(len(c), r, dtype=np.int32))
+# Centres first (cheap, from the seed): the files are created with their final shape and every
+# chunk of patches is written as it is cut, so memory does not grow with the number of patches.
+centers = [split_centers(patches, p.seed, r, split, mask) for r in range(p.realisations)]
+n = sum(len(c) for c in centers)
 
 provenance = {
     "nside": p.nside,
@@ -67,20 +46,50 @@ provenance = {
     ),
     "point_sources": "rendered in M with each frequency's beam profile (not band-limited); M0 is CMB only",
 }
-for f, path in zip(fields, smk.output.patches):
-    assert f"/{f}/" in path
-    write_patches_h5(
-        path,
-        {
-            "M": np.concatenate(inputs[f]),
-            "M0": np.concatenate(labels[f]),
-            "centers": np.concatenate(centers).astype(np.float64),
-            "realisation": np.concatenate(realisations),
-            "mask": np.concatenate(masks),
-        },
-        {**provenance, "field": f},
-    )
-    log.info("wrote %s (%d patches)", path, sum(len(c) for c in centers))
+layout = patch_layout(
+    n,
+    patches["height"],
+    patches["width"],
+    len(p.freqs),
+    centers=np.concatenate(centers).astype(np.float64),
+    realisation=np.concatenate([np.full(len(c), r, dtype=np.int32) for r, c in enumerate(centers)]),
+)
+source_rows = []
+with contextlib.ExitStack() as files:
+    writers = {}
+    for f, path in zip(fields, smk.output.patches):
+        assert f"/{f}/" in path
+        # Atomic: each file is renamed into place only when every patch is written.
+        writers[f] = files.enter_context(chunked_h5(path, layout, {**provenance, "field": f}))
+    offset = 0
+    for r in range(p.realisations):
+        signal, _ = read_alm_h5(smk.input.signal[r])
+        cmb, _ = read_alm_h5(smk.input.cmb[r])
+        label = label_alm(cmb, p.freqs, p.label_frequency, p.observation, p.nside)
+        maps = None
+        if patches["method"] == "pixel":
+            paths = smk.input.maps[r * len(p.freqs) : (r + 1) * len(p.freqs)]
+            maps = np.stack([np.atleast_2d(hp.read_map(path, field=None)) for path in paths])
+        catalogues = [read_h5(path)[0] for path in smk.input.sources[r * n_source_files : (r + 1) * n_source_files]]
+        c = centers[r]
+        chunks = cut_realisation(
+            split, r, c, patches, p.freqs, p.observation, p.nside, p.seed, signal, label, maps, catalogues, p.label_frequency, smk.threads, chunks=True
+        )
+        n_sources, masked = 0, 0
+        for chunk in chunks:
+            for f in fields:
+                writers[f].write(offset + chunk.start, M=chunk.inputs[f], M0=chunk.labels[f], mask=chunk.mask)
+            for row in chunk.sources:
+                flux = row.pop("flux_Jy")
+                row.update({"patch": row["patch"] + offset, "realisation": r})
+                row.update({f"flux_{nu:g}GHz_Jy": value for nu, value in zip(p.freqs, flux)})
+                source_rows.append(row)
+            n_sources += len(chunk.sources)
+            masked += int(chunk.mask.sum(dtype=np.int64))
+        log.info("realisation %d: %d bright sources, %.2f%% of pixels masked", r, n_sources, 100 * masked / max(1, len(c) * patches["height"] * patches["width"]))
+        offset += len(c)
+for path in smk.output.patches:
+    log.info("wrote %s (%d patches)", path, n)
 columns = ["patch", "realisation", "source", "lon_deg", "lat_deg"] + [f"flux_{nu:g}GHz_Jy" for nu in p.freqs] + ["x", "y"]
 with atomic_output(smk.output.sources) as tmp:
     with open(tmp, "w") as f:

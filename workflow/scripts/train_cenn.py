@@ -5,6 +5,8 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "train_cenn")
 
+import contextlib  # noqa: E402
+
 import h5py  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -14,33 +16,29 @@ from cmbnn.plots import plot_history  # noqa: E402
 from cmbnn.training import env_summary, write_history  # noqa: E402
 
 
-def read(paths, name):
-    """One float32 dataset per field file, read as is (no float64 copies)."""
-    out = []
-    for path in paths:
-        with h5py.File(path, "r") as f:
-            out.append(f[name][...])
-    return out
-
-
 fields = list(smk.params.fields)
-train_x, train_y = read(smk.input.train, "M"), read(smk.input.train, "M0")
-val_x, val_y = read(smk.input.validation, "M"), read(smk.input.validation, "M0")
-log.info(
-    "%s; CENN %s for %s: %d training and %d validation patches of %s",
-    env_summary(), smk.params.settings["mode"], fields, len(train_x[0]), len(val_x[0]), train_x[0].shape[1:],
-)
-model, history = cenn.train(
-    train_x,
-    train_y,
-    val_x,
-    val_y,
-    smk.params.settings,
-    smk.params.seed,
-    checkpoint_dir=smk.params.checkpoint_dir,
-    tensorboard_dir=smk.output.tensorboard,
-    fields=fields,
-)
+with contextlib.ExitStack() as files:
+    # The patch files stay open and are read batch by batch (cenn.train streams its statistics,
+    # fingerprint and batches from the datasets), so memory does not grow with the number of patches.
+    train_files = [files.enter_context(h5py.File(path, "r")) for path in smk.input.train]
+    val_files = [files.enter_context(h5py.File(path, "r")) for path in smk.input.validation]
+    train_x, train_y = [f["M"] for f in train_files], [f["M0"] for f in train_files]
+    val_x, val_y = [f["M"] for f in val_files], [f["M0"] for f in val_files]
+    log.info(
+        "%s; CENN %s for %s: %d training and %d validation patches of %s, streamed from the patch files",
+        env_summary(), smk.params.settings["mode"], fields, len(train_x[0]), len(val_x[0]), train_x[0].shape[1:],
+    )
+    model, history = cenn.train(
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        smk.params.settings,
+        smk.params.seed,
+        checkpoint_dir=smk.params.checkpoint_dir,
+        tensorboard_dir=smk.output.tensorboard,
+        fields=fields,
+    )
 with atomic_output(smk.output.model) as tmp:
     model.save(tmp)
 write_history(history, smk.output.history)
