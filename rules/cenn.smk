@@ -48,7 +48,7 @@ rule predict_cenn:
         fields=lambda wildcards: CENN_MODELS[model_of(wildcards.field)],
         test_time_augmentation=config["cenn"]["test_time_augmentation"],
     resources:
-        mem_mb=patches_mem_mb(one_split, cenn_field_model_fields, base=_TF_BASE_MB),
+        mem_mb=predict_mem_mb,
         runtime=scaled(60),
     log:
         "results/logs/cenn/predict_{field}_{split}.log",
