@@ -176,3 +176,13 @@ def planck_map_mem_mb(wildcards, attempt):
     """Rules reading one nside 2048 PLA table: four float64 maps of 50M pixels, their alm and
     copies (~6 GB), whatever the run's nside."""
     return (1000 + 3 * 4 * 12 * 2048**2 * 8 // 2**20) * attempt
+
+
+# ----- the dust-VAE stage (rules/dustvae.smk) -----
+
+
+def dust_patch_source(wildcards):
+    """The simulated sky's alm, or the downloaded GNILC 545 GHz map."""
+    if config["dustvae"]["source"] == "gnilc545":
+        return planck_file("COM_CompMap_Dust-GNILC-F545_2048_R2.00.fits")
+    return "results/dust/sky_alm.h5"

@@ -11,7 +11,6 @@ from cmbnn.dustvae import workflow_outputs as dustvae_workflow_outputs
 DUSTVAE = config["dustvae"]
 DUST = "results/dust"
 DUST_MODELS = DUSTVAE["models"]
-DUST_CONDITIONAL = [m for m, s in DUST_MODELS.items() if s.get("condition")]
 DUST_PATCHES = DUSTVAE["patches"]
 
 # Every final output of the stage, for rule all (none when dustvae.enabled is false).
@@ -20,19 +19,6 @@ dustvae_outputs = partial(dustvae_workflow_outputs, config)
 
 wildcard_constraints:
     dustmodel="|".join(DUST_MODELS),
-
-
-def dust_patch_source(wildcards):
-    """The simulated sky's alm, or the downloaded GNILC 545 GHz map."""
-    if DUSTVAE["source"] == "gnilc545":
-        return planck_file("COM_CompMap_Dust-GNILC-F545_2048_R2.00.fits")
-    return f"{DUST}/sky_alm.h5"
-
-
-def dust_mem_mb(splits, copies=4):
-    """Rules holding whole dust patch splits (float32 intensities and their float64 logs)."""
-    n_pix = sum(DUST_PATCHES["counts"][s] for s in splits) * DUST_PATCHES["height"] * DUST_PATCHES["width"]
-    return lambda wildcards, attempt: (3000 + copies * 8 * n_pix // 2**20) * attempt
 
 
 rule dust_sky:
@@ -63,7 +49,7 @@ rule dust_patches:
         sky=DUSTVAE["sky"],
         patches=DUST_PATCHES,
         seed=config["seed"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: (4000 + (2000 if DUSTVAE["source"] == "gnilc545" else 0)) * attempt,
     log:
@@ -95,7 +81,7 @@ rule train_dustvae:
         seed=config["seed"],
         # Not an output: it must survive a killed job so the rerun resumes from it.
         checkpoint_dir=lambda wildcards: f"results/models/dust/{wildcards.dustmodel}/checkpoint",
-    threads: 2
+    threads: 1
     resources:
         gpu=1,
         mem_mb=dust_mem_mb(["train", "validation"]),
@@ -140,7 +126,7 @@ rule dust_statistics:
         statistics=DUSTVAE["statistics"],
         reso_arcmin=DUST_PATCHES["reso_arcmin"],
         seed=config["seed"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=dust_mem_mb(["train", "validation", "test"]),
     log:
@@ -175,7 +161,7 @@ rule dust_imputation:
     params:
         imputation=DUSTVAE["imputation"],
         reso_arcmin=DUST_PATCHES["reso_arcmin"],
-    threads: 2
+    threads: 1
     resources:
         mem_mb=dust_mem_mb(["train", "test"]),
     log:
@@ -222,6 +208,7 @@ rule dust_interpolation:
 rule dust_conditional:
     input:
         model="results/models/dust/{dustmodel}/model.keras",
+        train=f"{DUST}/patches/train.h5",
         test=f"{DUST}/patches/test.h5",
     output:
         table=report(
@@ -254,9 +241,9 @@ rule dust_conditional:
         reso_arcmin=DUST_PATCHES["reso_arcmin"],
         n_bins=DUSTVAE["statistics"]["n_bins"],
         seed=config["seed"],
-    threads: 2
+    threads: 1
     resources:
-        mem_mb=dust_mem_mb(["test"]),
+        mem_mb=dust_mem_mb(["train", "test"]),
     log:
         "results/logs/dust/conditional_{dustmodel}.log",
     benchmark:

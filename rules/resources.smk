@@ -149,3 +149,10 @@ def group_fields(wildcards):
 
 def field_group_fields(wildcards):
     return len(GROUP_FIELDS[field_group(wildcards.field)])
+
+
+def dust_mem_mb(splits, copies=4):
+    """Rules holding whole dust patch splits (float32 intensities, their float64 logs, statistics)."""
+    p = config["dustvae"]["patches"]
+    n_pix = sum(p["counts"][s] for s in splits) * p["height"] * p["width"]
+    return lambda wildcards, attempt: (_TF_BASE_MB + copies * 8 * n_pix // 2**20) * attempt

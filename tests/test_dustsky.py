@@ -54,3 +54,18 @@ def test_patches_are_exact_positive_and_reproducible():
     want = dustsky.intensity(g, 90.0 - np.degrees(theta), 0.8, 1.0)
     np.testing.assert_allclose(a, want, rtol=0.01)
     assert not np.array_equal(dustsky.dust_centers(SETTINGS, 5, "train")[:5], centers)
+
+
+def test_the_sky_resolution_beam_shapes_the_spectrum_and_keeps_unit_variance():
+    lmax = 383
+    fwhm = 60.0
+    plain = dustsky.log_field_alm(lmax, -2.42, rng_for(4, "t"))
+    smooth = dustsky.log_field_alm(lmax, -2.42, rng_for(4, "t"), fwhm_arcmin=fwhm)
+    ratio = hp.alm2cl(smooth)[2:] / hp.alm2cl(plain)[2:]
+    bl2 = hp.gauss_beam(np.radians(fwhm / 60), lmax=lmax)[2:] ** 2
+    # Same draws: the ratio is b_ell^2 up to the unit-variance normalisation of each.
+    np.testing.assert_allclose(ratio / ratio[0], bl2 / bl2[0], rtol=1e-6)
+    ell = np.arange(lmax + 1)
+    cl = hp.alm2cl(smooth)
+    # Expected variance of the smoothed field is 1 (realisation scatter from the low ell).
+    assert np.sum((2 * ell + 1) / (4 * np.pi) * cl) == pytest.approx(1.0, rel=0.15)

@@ -83,6 +83,11 @@ def test_plot_conditional(tmp_path):
     path = tmp_path / "conditional.png"
     pdust.plot_conditional(pd.DataFrame(rows), path)
     written(path, tmp_path)
+    # With a latent column: one generated line per source of z.
+    both = pd.concat([pd.DataFrame(rows).assign(latent="prior"), pd.DataFrame(rows).assign(latent="fit", generated_mean=0.0)])
+    path = tmp_path / "conditional_latent.png"
+    pdust.plot_conditional(both, path)
+    written(path, tmp_path, expected=["conditional.png", "conditional_latent.png"])
 
 
 @pytest.mark.parametrize("latent", [1, 6])

@@ -75,11 +75,12 @@ def test_models_trained_and_checkpoints_removed(dust_run):
 
 def test_statistics_table_and_samples(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/statistics.tsv", sep="\t")
-    assert set(table.set) == {"validation", "dustvae", "betavae", "cvae", "gaussian"}
+    models = ("dustvae", "betavae", "cvae")
+    assert set(table.set) == {"validation", "gaussian"} | {f"{m}, {z} z" for m in models for z in ("prior", "fitted")}
     assert set(table.statistic) >= {"spectrum", "histogram", "V0", "V1", "V2"}
     assert np.all(np.isfinite(table.chi2_per_bin)) and np.all(table.chi2_per_bin >= 0)
     with h5py.File(dust_run / "results/dust/samples.h5", "r") as f:
-        for name in ("dustvae", "betavae", "cvae", "gaussian"):
+        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted")] + ["gaussian"]:
             assert f[name].shape == (TINY["statistics"]["n_samples"], 16, 16)
     for name in ("samples.png", "statistics.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 10_000
@@ -111,6 +112,7 @@ def test_conditional_table_and_figures(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/conditional_cvae.tsv", sep="\t")
     n_values = TINY["conditional"]["n_values"]
     assert table.condition.nunique() == n_values and set(table.statistic) == {"mean_log", "log10_power_ell100"}
+    assert set(table.latent) == {"prior", "fit to the encodings"} and len(table) == 2 * 2 * n_values
     assert np.all(np.diff(np.sort(table.condition.unique())) > 0) and np.all(table.condition > 20)
     for name in ("conditional_cvae.png", "latent_cvae.png", "reconstructions_cvae.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 5000

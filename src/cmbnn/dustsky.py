@@ -30,10 +30,15 @@ def skewed(g: np.ndarray, skew: float) -> np.ndarray:
     return (np.asarray(g) + skew * (np.asarray(g) ** 2 - 1.0)) / np.sqrt(1.0 + 2.0 * skew**2)
 
 
-def log_field_alm(lmax: int, alpha: float, rng) -> np.ndarray:
-    """alm of a Gaussian field with C_ell ~ ell^alpha for ell >= 2, normalised to unit variance."""
+def log_field_alm(lmax: int, alpha: float, rng, fwhm_arcmin: float = 0.0) -> np.ndarray:
+    """alm of a Gaussian field with C_ell ~ ell^alpha b_ell^2 for ell >= 2 (b_ell: a Gaussian beam of
+    ``fwhm_arcmin``, the sky model's resolution), normalised to unit variance."""
+    import healpy as hp
+
     ell = np.arange(lmax + 1, dtype=np.float64)
     cl = np.where(ell >= 2, np.maximum(ell, 1.0) ** alpha, 0.0)
+    if fwhm_arcmin > 0:
+        cl *= hp.gauss_beam(np.radians(fwhm_arcmin / 60.0), lmax=lmax) ** 2
     cl /= np.sum((2 * ell + 1) / (4 * np.pi) * cl)  # variance sum (2l+1) C_l / 4 pi = 1
     ell_alm, _ = alm_lm(lmax)
     return unit_gaussian_alm(lmax, 1, rng)[0] * np.sqrt(cl[ell_alm])

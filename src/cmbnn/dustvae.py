@@ -297,10 +297,27 @@ def decode(model, z: np.ndarray, condition=None, batch_size: int = 64) -> tuple[
     return out[..., 0], np.exp(out[..., 1])
 
 
-def sample(model, n: int, rng, condition=None) -> np.ndarray:
-    """n new patches (N, H, W), standardised units: decoder means at z ~ N(0, 1) drawn from ``rng``."""
-    z = rng.standard_normal((n, model.settings["latent_dim"])).astype(np.float32)
-    return decode(model, z, condition)[0]
+def sample(model, n: int, rng, condition=None, latent=None) -> np.ndarray:
+    """n new patches (N, H, W), standardised units: decoder means at z drawn from ``rng``, from the
+    prior N(0, 1) or, with ``latent`` = (mean, cholesky factor) of :func:`fit_latent_gaussian`,
+    from a Gaussian fitted to the encodings of real patches."""
+    z = rng.standard_normal((n, model.settings["latent_dim"]))
+    if latent is not None:
+        mean, chol = latent
+        z = mean + z @ np.asarray(chol).T
+    return decode(model, z.astype(np.float32), condition)[0]
+
+
+def fit_latent_gaussian(model, x: np.ndarray, condition=None, jitter: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and Cholesky factor of the aggregate posterior's Gaussian fit: the covariance of the
+    encoder means over ``x`` plus the mean posterior variance per dimension ("ex-post density
+    estimation", Ghosh et al. 2020). A short-trained VAE's encodings do not fill N(0, 1): its
+    prior draws then land where the decoder has seen no data, draws from this fit do not."""
+    mu, log_var = encode(model, x, condition)
+    mu = mu.astype(np.float64)
+    cov = np.atleast_2d(np.cov(mu.T)) + np.diag(np.exp(log_var.astype(np.float64)).mean(axis=0))
+    chol = np.linalg.cholesky(cov + jitter * np.trace(cov) / len(cov) * np.eye(len(cov)))
+    return mu.mean(axis=0), chol
 
 
 def slerp(z1: np.ndarray, z2: np.ndarray, t) -> np.ndarray:

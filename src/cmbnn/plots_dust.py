@@ -242,7 +242,8 @@ def plot_conditional(table, path, label: str = "|b| (deg)") -> None:
     """The conditional model's response: per statistic (one panel each), the held-out patches' mean
     +- patch scatter (error bars) and the generated patches' mean +- std (line and band) against the
     condition. table columns: condition, statistic, generated_mean, generated_std, heldout_mean,
-    heldout_std (:func:`cmbnn.dust_stats.conditional_summary` columns as statistics)."""
+    heldout_std (:func:`cmbnn.dust_stats.conditional_summary` columns as statistics), optionally
+    latent (where the generated patches' z came from; one line each)."""
     plt = _pyplot()
     stats = list(dict.fromkeys(table["statistic"]))
     fig, axes = plt.subplots(1, len(stats), figsize=(5.0 * len(stats), 4.0), squeeze=False)
@@ -250,9 +251,14 @@ def plot_conditional(table, path, label: str = "|b| (deg)") -> None:
         sub = table[table["statistic"] == stat].sort_values("condition")
         cond = sub["condition"].to_numpy(dtype=np.float64)
         ax.errorbar(cond, sub["heldout_mean"], yerr=sub["heldout_std"], color="k", marker="o", ms=4, capsize=3, ls="none", label="held-out patches (mean +- scatter)")
-        gen, gstd = sub["generated_mean"].to_numpy(dtype=np.float64), sub["generated_std"].to_numpy(dtype=np.float64)
-        ax.plot(cond, gen, color="C3", marker="s", ms=3, label="generated (mean)")
-        ax.fill_between(cond, gen - gstd, gen + gstd, color="C3", alpha=0.2, label="generated +- std")
+        # One line per latent source (a "latent" column: z from the prior, or from a fit to the encodings).
+        groups = sub.groupby("latent", sort=False) if "latent" in sub else [(None, sub)]
+        for k, (source, g) in enumerate(groups):
+            gcond = g["condition"].to_numpy(dtype=np.float64)
+            gen, gstd = g["generated_mean"].to_numpy(dtype=np.float64), g["generated_std"].to_numpy(dtype=np.float64)
+            what = "generated" if source is None else f"generated, z from {source}"
+            ax.plot(gcond, gen, color=f"C{3 + k}", marker="s", ms=3, label=f"{what} (mean)")
+            ax.fill_between(gcond, gen - gstd, gen + gstd, color=f"C{3 + k}", alpha=0.2, label=f"{what} +- std")
         ax.set_xlabel(f"condition {label}")
         ax.set_ylabel(_stat_label(stat))
         ax.set_title(stat)

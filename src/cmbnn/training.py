@@ -34,6 +34,27 @@ def set_seeds(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def limit_threads(n: int) -> None:
+    """Keep the backend's CPU thread pools to the ``n`` cores the job was given (Snakemake
+    ``threads``; a SLURM job's cpus_per_task): TensorFlow otherwise sizes them by the machine's
+    cores and jobs that share a node oversubscribe it. Call before the first backend op."""
+    import keras
+
+    n = max(1, int(n))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(n)
+        except RuntimeError:  # the runtime already started: its pools are fixed
+            log.warning("TensorFlow already initialised: its thread pools stay as they are")
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def register_serializable(cls):
     """Register a custom Keras layer or model under package 'cmbnn' so saved models load."""
     import keras

@@ -14,7 +14,9 @@ from cmbnn import dust_stats, dustvae  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.plots_dust import plot_conditional, plot_latent, plot_reconstructions  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
+from cmbnn.training import limit_threads  # noqa: E402
 
+limit_threads(smk.threads)
 p = smk.params
 c = p.conditional
 name = smk.wildcards.dustmodel
@@ -23,8 +25,13 @@ kind = model.condition_stats["kind"]
 if kind != p.condition:
     raise ValueError(f"{smk.input.model} is conditioned on {kind}, the config says {p.condition}: retrain it")
 test, _ = read_h5(smk.input.test)
+train, _ = read_h5(smk.input.train)
 x, _ = dustvae.log_standardise(test["intensity"], model.stats)
 raw = dustvae.patch_conditions(kind, test["latitude"], x)
+x_train, _ = dustvae.log_standardise(train["intensity"], model.stats)
+cond_train, _ = dustvae.standardise_condition(dustvae.patch_conditions(kind, train["latitude"], x_train), model.condition_stats)
+# z from the prior, as the paper, and from a Gaussian fitted to the training encodings.
+latents = {"prior": None, "fit to the encodings": dustvae.fit_latent_gaussian(model, x_train, cond_train)}
 ell = list(c["ell"])
 held_out = dust_stats.conditional_summary(x, p.reso_arcmin, ell)
 statistics = list(held_out.columns)
@@ -38,14 +45,15 @@ for k in range(n_values):
     in_bin = which == k
     value = float(np.median(raw[in_bin]))
     cond, _ = dustvae.standardise_condition(np.full(c["n_per_value"], value), model.condition_stats)
-    generated = dustvae.sample(model, c["n_per_value"], rng_for(p.seed, "dust-conditional", name, k), condition=cond)
-    gen = dust_stats.conditional_summary(generated, p.reso_arcmin, ell)
-    for stat in statistics:
-        h = held_out[stat][in_bin]
-        rows.append({"condition": value, "bin_low": edges[k], "bin_high": edges[k + 1], "statistic": stat,
-                     "generated_mean": gen[stat].mean(), "generated_std": gen[stat].std(ddof=1),
-                     "heldout_mean": h.mean(), "heldout_std": h.std(ddof=1), "heldout_n": int(in_bin.sum()),
-                     "difference_in_heldout_std": (gen[stat].mean() - h.mean()) / h.std(ddof=1)})
+    for source, latent in latents.items():
+        generated = dustvae.sample(model, c["n_per_value"], rng_for(p.seed, "dust-conditional", name, k, source), condition=cond, latent=latent)
+        gen = dust_stats.conditional_summary(generated, p.reso_arcmin, ell)
+        for stat in statistics:
+            h = held_out[stat][in_bin]
+            rows.append({"latent": source, "condition": value, "bin_low": edges[k], "bin_high": edges[k + 1], "statistic": stat,
+                         "generated_mean": gen[stat].mean(), "generated_std": gen[stat].std(ddof=1),
+                         "heldout_mean": h.mean(), "heldout_std": h.std(ddof=1), "heldout_n": int(in_bin.sum()),
+                         "difference_in_heldout_std": (gen[stat].mean() - h.mean()) / h.std(ddof=1)})
 table = pd.DataFrame(rows)
 with atomic_output(smk.output.table) as tmp:
     table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")

@@ -13,7 +13,9 @@ from cmbnn import dust_stats, dustvae  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_h5  # noqa: E402
 from cmbnn.plots_dust import plot_samples, plot_statistics  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
+from cmbnn.training import limit_threads  # noqa: E402
 
+limit_threads(smk.threads)
 p = smk.params
 s = p.statistics
 models = {name: dustvae.load_model(path) for name, path in zip(p.names, smk.input.models)}
@@ -26,17 +28,22 @@ n = s["n_samples"]
 
 samples = {}
 for name, model in models.items():
-    rng = rng_for(p.seed, "dust-samples", name)
-    condition = None
+    condition = cond_train = None
     if model.conditional:
         # Conditions of held-out patches, so the samples cover the test set's range.
         kind = model.condition_stats["kind"]
         raw = dustvae.patch_conditions(kind, patches["test"]["latitude"], x["test"])
-        condition = dustvae.standardise_condition(rng.choice(raw, n), model.condition_stats)[0]
-    samples[name] = dustvae.sample(model, n, rng, condition=condition)
-    log.info("%s: %d samples, mean %.3f std %.3f (test %.3f, %.3f)", name, n, samples[name].mean(), samples[name].std(), x["test"].mean(), x["test"].std())
+        condition = dustvae.standardise_condition(rng_for(p.seed, "dust-conditions", name).choice(raw, n), model.condition_stats)[0]
+        cond_train = dustvae.standardise_condition(dustvae.patch_conditions(kind, patches["train"]["latitude"], x["train"]), model.condition_stats)[0]
+    # z from the prior, as the paper, and from a Gaussian fitted to the training encodings.
+    fit = dustvae.fit_latent_gaussian(model, x["train"], cond_train)
+    for source, latent in (("prior z", None), ("fitted z", fit)):
+        key = f"{name}, {source}"
+        samples[key] = dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, latent=latent)
+        log.info("%s: %d samples, mean %.3f, per-patch std %.3f (test %.3f, %.3f)", key, n, samples[key].mean(), samples[key].std(axis=(1, 2)).mean(),
+                 x["test"].mean(), x["test"].std(axis=(1, 2)).mean())
 samples["gaussian"] = dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian"))
-write_h5(smk.output.samples, {name: v.astype(np.float32) for name, v in samples.items()},
+write_h5(smk.output.samples, {name.replace(", ", "/").replace(" z", ""): v.astype(np.float32) for name, v in samples.items()},
          {"units": "standardised log I", "log_mean": stats["log_mean"], "log_std": stats["log_std"]})
 
 thresholds = np.linspace(s["thresholds"]["min"], s["thresholds"]["max"], s["thresholds"]["n"])
