@@ -3,6 +3,8 @@
 # a job killed for memory or time is resubmitted with proportionally more of both.
 # They are estimates: profiles/*/config.yaml can override any of them per rule (set-resources).
 
+from cmbnn.training import IN_MEMORY_MAX_BYTES
+
 # Rough peak factor over the arrays a job holds at once (copies in numpy/healpy/TensorFlow).
 _WORKING_COPIES = 3
 # Interpreter + numpy/healpy (or TensorFlow) imports.
@@ -81,13 +83,16 @@ def _patch_float32_bytes(n_fields):
 
 def train_mem_mb(wildcards, attempt):
     """train_cenn reads its batches from the patch files (cmbnn.training.PatchBatches over h5py
-    datasets). Resident: TensorFlow and the model, one batch's activations and gradients, the
+    datasets) when they hold more than IN_MEMORY_MAX_BYTES. Resident: TensorFlow and the model, one batch's activations and gradients, the
     prefetched batches, and a chunk of patches while the statistics and fingerprint stream;
     nothing grows with the number of patches."""
     p, batch_size = config["patches"], config["cenn"]["batch_size"]
     patch = _patch_float32_bytes(cenn_model_fields(wildcards))
     activations = batch_size * p["height"] * p["width"] * _ACTIVATION_FLOATS * 4
     data = _PREFETCH_BATCHES * batch_size * patch + _WORKING_COPIES * _STATS_CHUNK * patch
+    # Sets up to IN_MEMORY_MAX_BYTES are read whole instead (faster than random reads from HDF5).
+    whole = (p["counts"]["train"] + p["counts"]["validation"]) * config["realisations"] * patch
+    data += whole if whole <= IN_MEMORY_MAX_BYTES else 0
     return (_TF_BASE_MB + _mb(activations + data)) * attempt
 
 

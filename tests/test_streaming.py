@@ -278,3 +278,18 @@ def test_chunked_writer_checks_every_row_is_written(tmp_path):
     with pytest.raises(ValueError, match="row 0"):
         with chunked_h5(tmp_path / "p.h5", copy.deepcopy(layout), {}) as writer:
             writer.write(2, M=np.zeros((2, 2, 2, 1), np.float32))
+
+
+def test_small_patch_sets_are_read_into_memory_and_large_ones_stay_streamed(tmp_path):
+    from cmbnn.training import in_memory_if_small
+
+    path = tmp_path / "p.h5"
+    with h5py.File(path, "w") as f:
+        f["M"] = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+        f["M0"] = np.ones((2, 4, 4, 1), np.float32)
+    with h5py.File(path, "r") as f:
+        arrays, loaded = in_memory_if_small([f["M"], f["M0"]], max_bytes=2 * 4 * 4 * 4 * 4)
+        assert loaded and all(isinstance(a, np.ndarray) for a in arrays)
+        np.testing.assert_array_equal(arrays[0], f["M"][...])
+        same, loaded = in_memory_if_small([f["M"], f["M0"]], max_bytes=2 * 4 * 4 * 4 * 4 - 1)
+        assert not loaded and all(isinstance(d, h5py.Dataset) for d in same)

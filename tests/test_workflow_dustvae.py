@@ -2,8 +2,6 @@
 interpolation and conditional generation run, write their documented layout, and a changed
 model setting retrains that model only."""
 
-import re
-
 import h5py
 import numpy as np
 import pandas as pd
@@ -12,6 +10,7 @@ import yaml
 from PIL import Image
 
 from conftest import ROOT
+from test_workflow import planned_jobs as planned
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +21,6 @@ TARGETS = [
     "results/figures/dust/interpolation.gif",
     "results/metrics/dust/conditional_cvae.tsv",
 ]
-
-
-def planned(stdout: str) -> dict:
-    table = stdout.split("Job stats:", 1)[-1]
-    return {m.group(1): int(m.group(2)) for line in table.splitlines() if (m := re.match(r"^(\w+)\s+(\d+)$", line.strip())) and m.group(1) != "total"}
 
 
 @pytest.fixture(scope="module")

@@ -57,5 +57,5 @@ with atomic_output(smk.output.table) as tmp:
     table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
 with pd.option_context("display.width", 200):
     log.info("distances to the test set (validation: real held-out patches, the floor):\n%s", table.to_string(index=False))
-plot_samples(x["test"], {k: v for k, v in samples.items()}, smk.output.samples_plot)
+plot_samples(x["test"], samples, smk.output.samples_plot)
 plot_statistics(per_set, meta, smk.output.statistics_plot, reference="test")

@@ -13,20 +13,23 @@ import pandas as pd  # noqa: E402
 from cmbnn import cenn  # noqa: E402
 from cmbnn.io import atomic_output  # noqa: E402
 from cmbnn.plots import plot_history  # noqa: E402
-from cmbnn.training import env_summary, write_history  # noqa: E402
+from cmbnn.training import env_summary, in_memory_if_small, write_history  # noqa: E402
 
 
 fields = list(smk.params.fields)
 with contextlib.ExitStack() as files:
-    # The patch files stay open and are read batch by batch (cenn.train streams its statistics,
-    # fingerprint and batches from the datasets), so memory does not grow with the number of patches.
+    # Large patch sets stay in their open files and are read batch by batch (cenn.train streams its
+    # statistics, fingerprint and batches from the datasets), so memory does not grow with them.
     train_files = [files.enter_context(h5py.File(path, "r")) for path in smk.input.train]
     val_files = [files.enter_context(h5py.File(path, "r")) for path in smk.input.validation]
-    train_x, train_y = [f["M"] for f in train_files], [f["M0"] for f in train_files]
-    val_x, val_y = [f["M"] for f in val_files], [f["M0"] for f in val_files]
+    datasets = [f[name] for name in ("M", "M0") for f in (*train_files, *val_files)]
+    datasets, in_memory = in_memory_if_small(datasets)
+    n = len(train_files)
+    train_x, val_x, train_y, val_y = datasets[:n], datasets[n : 2 * n], datasets[2 * n : 3 * n], datasets[3 * n :]
     log.info(
-        "%s; CENN %s for %s: %d training and %d validation patches of %s, streamed from the patch files",
+        "%s; CENN %s for %s: %d training and %d validation patches of %s, %s",
         env_summary(), smk.params.settings["mode"], fields, len(train_x[0]), len(val_x[0]), train_x[0].shape[1:],
+        "read into memory (small)" if in_memory else "streamed from the patch files",
     )
     model, history = cenn.train(
         train_x,
