@@ -130,6 +130,7 @@ def test_conditional_training_feeds_the_condition_and_is_deterministic(tmp_path)
     cond, cstats = dustvae.standardise_condition(lat[:16])
     cond_val, _ = dustvae.standardise_condition(lat[16:], cstats)
     assert cond.shape == (16, 1) and abs(float(cond.mean())) < 1e-6
+    cstats["kind"] = "abs_latitude"  # as train_dustvae stores it
     settings = {**SMALL, "conditional": True, "beta": 0.1, "epochs": 2, "batch_size": 8, "learning_rate": 1e-3}
     runs = []
     for name in ("a", "b"):
@@ -138,6 +139,9 @@ def test_conditional_training_feeds_the_condition_and_is_deterministic(tmp_path)
         runs.append([h["loss"] for h in history])
     assert len(runs[0]) == 2 and runs[0] == runs[1]
     assert model.condition_stats == cstats
+    raw, std = dustvae.model_conditions(model, lat[16:], x[16:])
+    np.testing.assert_array_equal(raw, lat[16:])
+    np.testing.assert_array_equal(std, cond_val)
     z = np.zeros((2, 8), np.float32)
     assert np.abs(dustvae.decode(model, z, condition=[-1.0, -1.0])[0] - dustvae.decode(model, z, condition=[1.0, 1.0])[0]).max() > 1e-5
     with pytest.raises(ValueError, match="condition"):

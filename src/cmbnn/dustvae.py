@@ -417,6 +417,13 @@ def patch_conditions(kind: str, latitude_deg: np.ndarray, x: np.ndarray) -> np.n
     raise ValueError(f"unknown condition {kind!r}: one of {CONDITIONS}")
 
 
+def model_conditions(model, latitude_deg: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A trained conditional model's condition for patches: (raw values (N,), standardised with the
+    model's own statistics (N, 1)); the kind of condition is the one the model was trained on."""
+    raw = patch_conditions(model.condition_stats["kind"], latitude_deg, x)
+    return raw, standardise_condition(raw, model.condition_stats)[0]
+
+
 def workflow_outputs(config: dict) -> list[str]:
     """Final outputs of the workflow's dust-VAE stage (rules/dustvae.smk) for a validated config;
     checks what the schema cannot (model names used elsewhere exist and are unconditional)."""

@@ -27,9 +27,9 @@ if kind != p.condition:
 test, _ = read_h5(smk.input.test)
 train, _ = read_h5(smk.input.train)
 x, _ = dustvae.log_standardise(test["intensity"], model.stats)
-raw = dustvae.patch_conditions(kind, test["latitude"], x)
+raw, cond_test = dustvae.model_conditions(model, test["latitude"], x)
 x_train, _ = dustvae.log_standardise(train["intensity"], model.stats)
-cond_train, _ = dustvae.standardise_condition(dustvae.patch_conditions(kind, train["latitude"], x_train), model.condition_stats)
+_, cond_train = dustvae.model_conditions(model, train["latitude"], x_train)
 # z from the prior, as the paper, and from a Gaussian fitted to the training encodings.
 latents = {"prior": None, "fit to the encodings": dustvae.fit_latent_gaussian(model, x_train, cond_train)}
 ell = list(c["ell"])
@@ -61,7 +61,6 @@ with pd.option_context("display.width", 200):
     log.info("%s conditioned on %s:\n%s", name, kind, table.to_string(index=False))
 plot_conditional(table, smk.output.plot)
 
-cond_test, _ = dustvae.standardise_condition(raw, model.condition_stats)
 mu, _ = dustvae.encode(model, x, condition=cond_test)
 label = "|b| (deg)" if kind == "abs_latitude" else "mean standardised log I"
 plot_latent(mu, raw, smk.output.latent, label=label)

@@ -31,10 +31,9 @@ for name, model in models.items():
     condition = cond_train = None
     if model.conditional:
         # Conditions of held-out patches, so the samples cover the test set's range.
-        kind = model.condition_stats["kind"]
-        raw = dustvae.patch_conditions(kind, patches["test"]["latitude"], x["test"])
+        raw, _ = dustvae.model_conditions(model, patches["test"]["latitude"], x["test"])
         condition = dustvae.standardise_condition(rng_for(p.seed, "dust-conditions", name).choice(raw, n), model.condition_stats)[0]
-        cond_train = dustvae.standardise_condition(dustvae.patch_conditions(kind, patches["train"]["latitude"], x["train"]), model.condition_stats)[0]
+        _, cond_train = dustvae.model_conditions(model, patches["train"]["latitude"], x["train"])
     # z from the prior, as the paper, and from a Gaussian fitted to the training encodings.
     fit = dustvae.fit_latent_gaussian(model, x["train"], cond_train)
     for source, latent in (("prior z", None), ("fitted z", fit)):
