@@ -77,6 +77,16 @@ def test_tiny_dag_writes_patch_files_with_the_design_layout(tiny_run):
     assert (tiny_run / "results" / "benchmarks" / "patches" / "cut_train.tsv").exists()
 
 
+def test_every_benchmarked_job_logs_its_peak_memory(tiny_run):
+    # The peak table pairs each benchmark with its job's log; "n/a" would be a log without the line.
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), str(tiny_run / "results" / "benchmarks")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "n/a" not in proc.stdout and "largest: " in proc.stdout
+
+
 def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
     import pandas as pd
 

@@ -2,11 +2,14 @@
 
 ``configure(snakemake)`` makes the library in src/ importable even in a
 conda env that does not install it, sends logging and uncaught exceptions
-to the rule's log file, and returns a logger.
+to the rule's log file, logs the job's peak memory when it exits, and
+returns a logger.
 """
 
+import atexit
 import logging
 import os
+import resource
 import sys
 import warnings
 from pathlib import Path
@@ -41,7 +44,21 @@ def configure(snakemake, name: str) -> logging.Logger:
         logger.error("failed", exc_info=(exc_type, exc, tb))
 
     sys.excepthook = log_uncaught
+    atexit.register(log_peak_memory, logger)
     return logger
+
+
+def peak_memory_mib() -> float:
+    """The kernel's high-water mark of resident memory of this process (or of its largest
+    child process, if larger), MiB. Snakemake's benchmark samples RSS every 30 s after a
+    job's first 15 s and can miss a short peak; this cannot."""
+    kib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return kib / 1024  # ru_maxrss is in KiB on Linux
+
+
+def log_peak_memory(logger: logging.Logger) -> None:
+    # The last line of every job's log; benchmarks/peak_memory.py reads it beside the benchmark.
+    logger.info("peak memory %.0f MiB (high-water mark)", peak_memory_mib())
 
 
 def freq_tag(nu) -> str:
