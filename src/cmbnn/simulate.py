@@ -79,13 +79,17 @@ def observe(
     pixwin = map_pixel_window(observation, nside)
     pixel_area = pixel_side_arcmin(nside) ** 2
     point_sources = render_healpix(merge(list(sources)), freqs, observation["beam_fwhm_arcmin"], nside)
-    signal, maps = [], []
+    # Filled in place: stacking lists of per-frequency arrays at the end held every map twice
+    # (21 GB peak at nside 2048 with 3 frequencies).
+    signal = np.empty((len(freqs),) + cmb_alm.shape, dtype=np.result_type(cmb_alm, np.complex128))
+    maps = None
     for i, nu in enumerate(freqs):
         sky = cmb_alm.copy()
         for templates, sed in components:
             sky += fg.alm_at_frequency(templates, sed, i)
         smoothed = smooth_alm(sky, gaussian_beam(observation["beam_fwhm_arcmin"][i], lmax))
-        signal.append(smoothed)
+        del sky
+        signal[i] = smoothed
         rng = rng_for(seed, "noise", realisation, float(nu))
         if noise_variance is not None:
             from .realsky import correlated_noise
@@ -100,9 +104,12 @@ def observe(
 
             teb = np.asarray(hp.map2alm(tqu, lmax=lmax, pol=True, iter=3))
             tqu = np.concatenate([tqu, scalar_eb_maps(teb, nside, lmax)])
-        maps.append(tqu)
+        if maps is None:
+            maps = np.empty((len(freqs),) + tqu.shape, dtype=tqu.dtype)
+        maps[i] = tqu
+        del tqu, smoothed
         log.info("observed %g GHz (beam %.2f arcmin)", nu, observation["beam_fwhm_arcmin"][i])
-    return np.asarray(signal), np.asarray(maps)
+    return signal, maps
 
 
 def label_alm(cmb_alm: np.ndarray, freqs, label_frequency: float, observation: dict, nside: int) -> np.ndarray:
