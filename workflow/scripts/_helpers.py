@@ -49,11 +49,20 @@ def configure(snakemake, name: str) -> logging.Logger:
 
 
 def peak_memory_mib() -> float:
-    """The kernel's high-water mark of resident memory of this process (or of its largest
-    child process, if larger), MiB. Snakemake's benchmark samples RSS every 30 s after a
-    job's first 15 s and can miss a short peak; this cannot."""
-    kib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return kib / 1024  # ru_maxrss is in KiB on Linux
+    """The kernel's high-water mark of this process's resident memory (VmHWM), MiB.
+
+    Snakemake's benchmark samples RSS every 30 s after a job's first 15 s and can miss a
+    short peak; this cannot. Not getrusage's ru_maxrss: on Linux that keeps the RSS the
+    process had when it was forked (a script started from a large process would report
+    the parent's size)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 2**20 if sys.platform == "darwin" else kib / 1024  # bytes on macOS, KiB elsewhere
 
 
 def log_peak_memory(logger: logging.Logger) -> None:
