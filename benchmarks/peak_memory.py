@@ -17,6 +17,7 @@ A file with several rows (a rule run with `benchmark: repeat(...)`) counts its l
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def job_peaks(directory: Path, logs: Path | None = None) -> pd.DataFrame:
         job = path.relative_to(directory).with_suffix("")
         logged = logged_peak_mib(logs / job.with_suffix(".log"))
         rows.append({"job": str(job), "wall_s": float(table["s"][i]), "sampled_mib": float(rss[i]),
-                     "logged_mib": logged, "peak_mib": max(float(rss[i]), logged if logged == logged else 0.0),
+                     "logged_mib": logged, "peak_mib": float(rss[i]) if math.isnan(logged) else max(float(rss[i]), logged),
                      "cpu_s": float(table["cpu_time"][i])})
     if not rows:
         raise ValueError(f"no benchmark files (*.tsv) under {directory}")
@@ -62,7 +63,7 @@ def job_peaks(directory: Path, logs: Path | None = None) -> pd.DataFrame:
 def markdown(peaks: pd.DataFrame) -> str:
     lines = ["| job | wall (s) | peak RSS, sampled (GiB) | high-water mark (GiB) | CPU time (s) |", "|---|---|---|---|---|"]
     for row in peaks.itertuples():
-        logged = "n/a" if row.logged_mib != row.logged_mib else f"{row.logged_mib / 1024:.2f}"
+        logged = "n/a" if math.isnan(row.logged_mib) else f"{row.logged_mib / 1024:.2f}"
         lines.append(f"| `{row.job}` | {row.wall_s:.0f} | {row.sampled_mib / 1024:.2f} | {logged} | {row.cpu_s:.0f} |")
     return "\n".join(lines)
 
