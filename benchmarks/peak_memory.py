@@ -11,6 +11,11 @@ peak first (the larger of the two), and exits with status 1 when a job went over
 
     .venv/bin/python benchmarks/peak_memory.py results/benchmarks --limit-gib 24
 
+With --snakemake-log (a run's .snakemake/log/*.snakemake.log, or what `snakemake -n` printed for
+the same targets and config) the table also gives the memory each job requested (its mem_mib,
+rules/resources.smk) and flags a job whose peak went over its request: the check that the
+estimates a cluster run submits with are large enough.
+
 A file with several rows (a rule run with `benchmark: repeat(...)`) counts its largest peak.
 """
 
@@ -25,6 +30,30 @@ from pathlib import Path
 import pandas as pd
 
 LOG_PEAK = re.compile(r"peak memory (\d+) MiB")
+REQUESTED = re.compile(r"\bmem_mib=(\d+)")
+
+
+def requested_mib(snakemake_log: Path, directory: Path) -> dict[str, float]:
+    """{job: requested MiB} from a Snakemake log's job blocks ("benchmark: <file>" followed by
+    "resources: ..., mem_mib=N"), jobs named by their benchmark file under `directory` as in
+    :func:`job_peaks`; run from the workflow's directory, as the log's paths are relative to it.
+    A job listed twice (a rerun) keeps its last request."""
+    requests, benchmark = {}, None
+    for line in snakemake_log.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")):
+            benchmark = None
+        elif line.startswith("benchmark: "):
+            benchmark = Path(line.removeprefix("benchmark: "))
+        elif line.startswith("resources: ") and benchmark is not None:
+            found = REQUESTED.search(line)
+            if found and benchmark.resolve().is_relative_to(directory.resolve()):
+                job = benchmark.resolve().relative_to(directory.resolve()).with_suffix("")
+                requests[str(job)] = float(found.group(1))
+            benchmark = None
+    if not requests:
+        raise ValueError(f"{snakemake_log}: no job with a benchmark under {directory} and a mem_mib request")
+    return requests
 
 
 def logged_peak_mib(log: Path) -> float:
@@ -60,11 +89,17 @@ def job_peaks(directory: Path, logs: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("peak_mib", ascending=False, ignore_index=True)
 
 
+def _gib(mib: float) -> str:
+    return "n/a" if math.isnan(mib) else f"{mib / 1024:.2f}"
+
+
 def markdown(peaks: pd.DataFrame) -> str:
-    lines = ["| job | wall (s) | peak RSS, sampled (GiB) | high-water mark (GiB) | CPU time (s) |", "|---|---|---|---|---|"]
+    requested = "requested_mib" in peaks
+    header = "| job | wall (s) | peak RSS, sampled (GiB) | high-water mark (GiB) | CPU time (s) |"
+    lines = [header + (" requested (GiB) |" if requested else ""), "|---" * (6 if requested else 5) + "|"]
     for row in peaks.itertuples():
-        logged = "n/a" if math.isnan(row.logged_mib) else f"{row.logged_mib / 1024:.2f}"
-        lines.append(f"| `{row.job}` | {row.wall_s:.0f} | {row.sampled_mib / 1024:.2f} | {logged} | {row.cpu_s:.0f} |")
+        line = f"| `{row.job}` | {row.wall_s:.0f} | {_gib(row.sampled_mib)} | {_gib(row.logged_mib)} | {row.cpu_s:.0f} |"
+        lines.append(line + (f" {_gib(row.requested_mib)} |" if requested else ""))
     return "\n".join(lines)
 
 
@@ -73,21 +108,33 @@ def main(argv=None) -> int:
     parser.add_argument("directory", type=Path, help="a run's benchmark folder, e.g. results/benchmarks")
     parser.add_argument("--logs", type=Path, help="the run's log folder (default: the benchmark folder's sibling 'logs')")
     parser.add_argument("--limit-gib", type=float, default=24.0, help="flag jobs whose peak RSS exceeds this (default 24)")
+    parser.add_argument("--snakemake-log", type=Path, help="a Snakemake log (or dry-run output) of the same jobs: add their mem_mib requests")
     args = parser.parse_args(argv)
     if not args.directory.is_dir():
         parser.error(f"{args.directory} is not a folder")
     try:
         peaks = job_peaks(args.directory, args.logs)
+        if args.snakemake_log:
+            if not args.snakemake_log.is_file():
+                raise ValueError(f"{args.snakemake_log} is not a file")
+            requests = requested_mib(args.snakemake_log, args.directory)
+            peaks["requested_mib"] = [requests.get(job, float("nan")) for job in peaks.job]
     except ValueError as err:
         parser.error(str(err))
     print(markdown(peaks))
     largest = peaks.iloc[0]
     print(f"\nlargest: {largest.job} at {largest.peak_mib / 1024:.2f} GiB; {len(peaks)} jobs")
+    status = 0
     over = peaks[peaks.peak_mib > args.limit_gib * 1024]
     if len(over):
         print(f"over {args.limit_gib:g} GiB: {', '.join(over.job)}", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    if "requested_mib" in peaks:
+        short = peaks[peaks.peak_mib > peaks.requested_mib]  # NaN (not in the log) compares False
+        if len(short):
+            print(f"peak over the requested memory: {', '.join(short.job)}", file=sys.stderr)
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

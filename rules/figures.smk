@@ -42,7 +42,7 @@ rule plot_sky:
         freqs=FREQS,
         nside_out=config["figures"]["mollweide_nside"],
     resources:
-        mem_mb=sky_mem_mb,
+        mem_mb=sky_mem_mb("plot_sky"),
         runtime=scaled(30),
     log:
         "results/logs/figures/plot_sky.log",

@@ -3,6 +3,7 @@
 # a job killed for memory or time is resubmitted with proportionally more of both.
 # They are estimates: profiles/*/config.yaml can override any of them per rule (set-resources).
 
+from cmbnn.planck import foreground_template_file
 from cmbnn.training import IN_MEMORY_MAX_BYTES
 
 # Rough peak factor over the arrays a job holds at once (copies in numpy/healpy/TensorFlow).
@@ -16,11 +17,11 @@ def _mb(n_bytes):
     return int(n_bytes / 2**20)
 
 
-def _sky_bytes():
-    """IQU maps at nside plus IQU alm to lmax, float64, for every frequency of one realisation."""
+def _sky_unit_bytes():
+    """One IQU sky at nside: float64 maps and complex128 alm to LMAX (2.1 GB at nside 2048)."""
     npix = 12 * config["nside"] ** 2
     n_alm = (LMAX + 1) * (LMAX + 2) // 2
-    return len(FREQS) * 3 * (npix * 8 + n_alm * 16)
+    return 3 * (npix * 8 + n_alm * 16)
 
 
 def _patch_bytes(split, n_fields):
@@ -29,9 +30,53 @@ def _patch_bytes(split, n_fields):
     return p["counts"][split] * n_fields * p["height"] * p["width"] * (len(FREQS) + 1) * 8
 
 
-def sky_mem_mb(wildcards, attempt):
-    """Full-sky map/alm rules: memory grows with nside^2 and the number of frequencies."""
-    return (_BASE_MB + _WORKING_COPIES * _mb(_sky_bytes())) * attempt
+# Skies (of _sky_unit_bytes) each full-sky rule holds at its peak. Measured at nside 2048 with three
+# frequencies (README, "Memory at paper scale"): cmb_map 1.7, foreground 4.5, observe 8.6, cut_patches
+# 3.1; these follow what each script holds (observe: per frequency the signal alm, the maps and a
+# working sky; foreground: the reference maps and one alm per frequency), and _SKY_MARGIN covers
+# the rest.
+_SKY_MARGIN = 1.1
+
+
+def _foreground_skies(wildcards):
+    # A Planck template (GNILC dust, Commander synchrotron) is read beside the modelled field.
+    return 1.5 + len(FREQS) + (1.0 if foreground_template_file(config, wildcards.component) else 0.0)
+
+
+def _observed_skies(wildcards):
+    per_freq = 3.0
+    if config["observation"]["scalar_eb"]:
+        per_freq += 0.5  # E and B maps beside T, Q, U
+    if config["observation"]["noise_model"] == "planck":
+        per_freq += 1.0  # the (II, QQ, UU, QU) covariance maps
+    return per_freq * len(FREQS)
+
+
+SKIES = {
+    "cmb_map": lambda wildcards: 2.0,
+    "foreground": _foreground_skies,
+    "observe": _observed_skies,
+    "cut_patches": lambda wildcards: float(len(FREQS)),  # each frequency's signal alm or observed maps
+    "plot_sky": lambda wildcards: 1.0,  # one IQU map at a time
+}
+
+
+def sky_mem_mb(rule):
+    """Full-sky map/alm rules: memory grows with nside^2 and (but for cmb_map) the number of frequencies."""
+    skies = SKIES[rule]
+
+    def mem_mb(wildcards, attempt):
+        return (_BASE_MB + _mb(_SKY_MARGIN * skies(wildcards) * _sky_unit_bytes())) * attempt
+
+    return mem_mb
+
+
+def sky_threads():
+    """The spherical-harmonic transforms are OpenMP-parallel (Snakemake sets OMP_NUM_THREADS to a
+    job's threads): one thread below nside 1024, where jobs are short and run side by side; then
+    a thread per 256 of nside (8 at 2048). A local run caps them at --cores."""
+    nside = config["nside"]
+    return 1 if nside < 1024 else nside // 256
 
 
 def _chunk_bytes(n_patches, n_fields):
@@ -47,7 +92,7 @@ def cut_mem_mb(wildcards, attempt):
     every field; each chunk is written to the patch files as it is cut, so nothing grows with
     the number of patches (cmbnn.io.chunked_h5)."""
     chunk = _chunk_bytes(config["patches"]["chunk"], len(FIELDS))
-    return (_BASE_MB + _WORKING_COPIES * _mb(_sky_bytes()) + _mb(chunk)) * attempt
+    return (sky_mem_mb("cut_patches")(wildcards, 1) + _mb(chunk)) * attempt
 
 
 def patches_mem_mb(splits, n_fields=None, base=_BASE_MB):

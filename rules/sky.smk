@@ -11,8 +11,9 @@ rule cmb_map:
     params:
         nside=config["nside"],
         seed=config["seed"],
+    threads: sky_threads()
     resources:
-        mem_mb=sky_mem_mb,
+        mem_mb=sky_mem_mb("cmb_map"),
         runtime=sky_runtime,
     log:
         "results/logs/sky/r{realisation}/cmb_map.log",
@@ -45,8 +46,9 @@ rule foreground:
         seed=config["seed"],
         # Amplitudes are defined (and the modulation normalised) on the patches' sky.
         lat_cut_deg=config["patches"]["lat_cut_deg"],
+    threads: sky_threads()
     resources:
-        mem_mb=sky_mem_mb,
+        mem_mb=sky_mem_mb("foreground"),
         runtime=sky_runtime,
     log:
         "results/logs/sky/r{realisation}/foreground_{component}.log",
@@ -94,8 +96,9 @@ rule observe:
         freqs=FREQS,
         nside=config["nside"],
         seed=config["seed"],
+    threads: sky_threads()
     resources:
-        mem_mb=sky_mem_mb,
+        mem_mb=sky_mem_mb("observe"),
         runtime=sky_runtime,
     log:
         "results/logs/sky/r{realisation}/observe.log",

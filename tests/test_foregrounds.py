@@ -198,3 +198,12 @@ def test_zero_scatter_is_one_template_times_the_mean_sed():
     templates, sed, extra, _ = fg.diffuse_component("dust", settings, 32, 95, [143.0, 353.0], 20.0, rng_for(4, "dust"))
     assert templates.shape[0] == 1 and not extra
     np.testing.assert_allclose(sed[:, 0], fg.dust_sed(np.array([143.0, 353.0]), 1.54, 19.6, 353.0))
+
+
+def test_diffuse_component_logs_a_line_per_frequency(caplog):
+    # At nside 2048 each frequency's transform takes minutes: the job log shows how far it is.
+    with caplog.at_level("INFO", logger="cmbnn.foregrounds"):
+        fg.diffuse_component("dust", DUST, 16, 47, [100.0, 143.0], 20.0, rng_for(4, "dust"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "cmbnn.foregrounds"]
+    assert lines[0].startswith("dust: drawing the Gaussian field")
+    assert lines[1:] == ["dust: SED varies over the sky, alm at 100 GHz (1 of 2)", "dust: SED varies over the sky, alm at 143 GHz (2 of 2)"]

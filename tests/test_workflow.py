@@ -77,14 +77,22 @@ def test_tiny_dag_writes_patch_files_with_the_design_layout(tiny_run):
     assert (tiny_run / "results" / "benchmarks" / "patches" / "cut_train.tsv").exists()
 
 
-def test_every_benchmarked_job_logs_its_peak_memory(tiny_run):
-    # The peak table pairs each benchmark with its job's log; "n/a" would be a log without the line.
+def test_every_benchmarked_job_logs_its_peak_memory_within_its_request(tiny_run):
+    # The peak table pairs each benchmark with its job's log ("n/a" would be a log without the
+    # line) and with the mem_mib the run's log shows the job requested (rules/resources.smk);
+    # status 1 if a job went over its request, as a cluster would have killed it.
+    run_log = sorted((tiny_run / ".snakemake" / "log").glob("*.snakemake.log"))[0]  # the full run, the first
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), str(tiny_run / "results" / "benchmarks")],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(ROOT / "benchmarks" / "peak_memory.py"), "results/benchmarks", "--snakemake-log", str(run_log)],
+        capture_output=True, text=True, timeout=120, cwd=tiny_run,
     )
-    assert proc.returncode == 0, proc.stderr
-    assert "n/a" not in proc.stdout and "largest: " in proc.stdout
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| `")]
+    assert rows and "largest: " in proc.stdout
+    # Every column filled but the request of rules that state none (mem_mb) themselves.
+    assert all("n/a" not in row.rsplit("|", 2)[0] for row in rows), proc.stdout
+    requested = {row.split("`")[1] for row in rows if not row.endswith("n/a |")}
+    assert {"sky/r0/observe", "sky/r0/cmb_map", "sky/r0/foreground_dust", "patches/cut_train"} <= requested, proc.stdout
 
 
 def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):

@@ -15,6 +15,8 @@ polarisation), rendered with the beam profile in real space.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .components import COMPONENTS, DIFFUSE, POINT_SOURCES  # noqa: F401 (re-exported)
@@ -27,6 +29,8 @@ T_CMB = 2.7255  # K
 JY = 1e-26  # W m^-2 Hz^-1
 
 GHZ = 1e9
+
+log = logging.getLogger(__name__)
 
 
 def planck_intensity(nu_ghz, temperature_k):
@@ -213,6 +217,8 @@ def diffuse_component(name: str, settings: dict, nside: int, lmax: int, freqs_gh
     weight = amplitude_weight(nside, lat_cut_deg)
     spectra = {k: settings[k] for k in ("d80_ee", "alpha", "bb_over_ee", "tt_over_ee", "te_correlation")}
     modulation = {"sigma": settings["modulation_sigma"], "lmax_mod": settings["modulation_lmax"], "galactic_profile": settings["galactic_profile"]}
+    # Progress lines: at nside 2048 each spherical-harmonic step takes minutes.
+    log.info("%s: drawing the Gaussian field and its modulation (lmax %d, nside %d)", name, lmax, nside)
     ref = diffuse_reference_maps(nside, lmax, spectra, modulation, rng, weight, settings["max_polarization_fraction"])
     configured = {"EE": settings["d80_ee"], "BB": settings["d80_ee"] * settings["bb_over_ee"]}
     if template_maps is not None:
@@ -243,11 +249,13 @@ def diffuse_component(name: str, settings: dict, nside: int, lmax: int, freqs_gh
         return synchrotron_sed(nu, beta, nu_ref)
 
     if not extra:
+        log.info("%s: one SED over the sky, the template's alm", name)
         template = np.asarray(hp.map2alm(ref, lmax=lmax, pol=True, iter=1))[None]
         mean_sed = sed(freqs, settings["beta"], settings.get("temperature_K"))
         return template, mean_sed[:, None], extra, amplitudes
     templates = []
-    for nu in freqs:
+    for i, nu in enumerate(freqs):
+        log.info("%s: SED varies over the sky, alm at %g GHz (%d of %d)", name, nu, i + 1, freqs.size)
         scale = sed(nu, fields["beta"], fields.get("temperature"))
         templates.append(hp.map2alm(ref * scale, lmax=lmax, pol=True, iter=1))
     return np.asarray(templates), np.eye(freqs.size), extra, amplitudes
