@@ -24,7 +24,8 @@ def tiny_snakemake():
         return subprocess.run(
             [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1",
              "--configfile", str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "tiny.yaml"), *map(str, configs), *args],
-            capture_output=True, text=True, env=env, timeout=300,
+            # A guard against a hung run, not a speed test: the planck DAG took over 300 s on a busy machine.
+            capture_output=True, text=True, env=env, timeout=900,
         )
 
     return run
