@@ -122,6 +122,9 @@ PAPER_PEAKS_MIB = {
     "patches/cut_train": 6318,
     "patches/cut_validation": 6287,
     "sky/r0/cmb_map": 3512,
+    "cenn/predict_Q_test": 1560,
+    "cenn/train_U": 1045,
+    "cenn/train_Q": 1041,
 }
 
 
