@@ -38,18 +38,17 @@ def requested_mib(snakemake_log: Path, directory: Path) -> dict[str, float]:
     "resources: ..., mem_mib=N"), jobs named by their benchmark file under `directory` as in
     :func:`job_peaks`; run from the workflow's directory, as the log's paths are relative to it.
     A job listed twice (a rerun) keeps its last request."""
-    requests, benchmark = {}, None
+    requests, benchmark, root = {}, None, directory.resolve()
     for line in snakemake_log.read_text(errors="replace").splitlines():
         line = line.strip()
         if line.startswith(("rule ", "localrule ")):
             benchmark = None
         elif line.startswith("benchmark: "):
-            benchmark = Path(line.removeprefix("benchmark: "))
+            benchmark = Path(line.removeprefix("benchmark: ")).resolve()
         elif line.startswith("resources: ") and benchmark is not None:
             found = REQUESTED.search(line)
-            if found and benchmark.resolve().is_relative_to(directory.resolve()):
-                job = benchmark.resolve().relative_to(directory.resolve()).with_suffix("")
-                requests[str(job)] = float(found.group(1))
+            if found and benchmark.is_relative_to(root):
+                requests[str(benchmark.relative_to(root).with_suffix(""))] = float(found.group(1))
             benchmark = None
     if not requests:
         raise ValueError(f"{snakemake_log}: no job with a benchmark under {directory} and a mem_mib request")

@@ -61,14 +61,13 @@ SKIES = {
 }
 
 
+def _sky_mb(rule, wildcards):
+    return _BASE_MB + _mb(_SKY_MARGIN * SKIES[rule](wildcards) * _sky_unit_bytes())
+
+
 def sky_mem_mb(rule):
     """Full-sky map/alm rules: memory grows with nside^2 and (but for cmb_map) the number of frequencies."""
-    skies = SKIES[rule]
-
-    def mem_mb(wildcards, attempt):
-        return (_BASE_MB + _mb(_SKY_MARGIN * skies(wildcards) * _sky_unit_bytes())) * attempt
-
-    return mem_mb
+    return lambda wildcards, attempt: _sky_mb(rule, wildcards) * attempt
 
 
 def sky_threads():
@@ -92,7 +91,7 @@ def cut_mem_mb(wildcards, attempt):
     every field; each chunk is written to the patch files as it is cut, so nothing grows with
     the number of patches (cmbnn.io.chunked_h5)."""
     chunk = _chunk_bytes(config["patches"]["chunk"], len(FIELDS))
-    return (sky_mem_mb("cut_patches")(wildcards, 1) + _mb(chunk)) * attempt
+    return (_sky_mb("cut_patches", wildcards) + _mb(chunk)) * attempt
 
 
 def patches_mem_mb(splits, n_fields=None, base=_BASE_MB):
