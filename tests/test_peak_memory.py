@@ -15,6 +15,11 @@ import peak_memory  # noqa: E402
 BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
 
+def write_benchmark(bench, job, rss):
+    (bench / job).parent.mkdir(parents=True, exist_ok=True)
+    (bench / f"{job}.tsv").write_text(BENCH_HEADER + f"12.5\t0:00:12\t{rss}\t1\t1\t1\t0\t0\t90\t11.0\n")
+
+
 def test_script_log_ends_with_the_high_water_mark_of_a_short_peak(tmp_path):
     # 400 MiB held for an instant: Snakemake's 30 s sampling would miss it, the kernel's mark does not.
     log = tmp_path / "job.log"
@@ -37,8 +42,7 @@ def test_script_log_ends_with_the_high_water_mark_of_a_short_peak(tmp_path):
 def test_peak_table_takes_the_larger_of_sampled_and_logged_and_flags_the_limit(tmp_path, capsys):
     bench, logs = tmp_path / "benchmarks", tmp_path / "logs"
     for job, rss, logged in (("sky/r0/observe", 900.0, 2048), ("patches/cut_train", 3000.0, 1500), ("theory/camb", 100.0, None)):
-        (bench / job).parent.mkdir(parents=True, exist_ok=True)
-        (bench / f"{job}.tsv").write_text(BENCH_HEADER + f"12.5\t0:00:12\t{rss}\t1\t1\t1\t0\t0\t90\t11.0\n")
+        write_benchmark(bench, job, rss)
         if logged is not None:
             (logs / job).parent.mkdir(parents=True, exist_ok=True)
             (logs / f"{job}.log").write_text(f"2026 x INFO done\n2026 _helpers INFO peak memory {logged} MiB (high-water mark)\n")
@@ -61,11 +65,6 @@ def test_peak_table_names_a_file_that_is_not_a_benchmark(tmp_path):
         peak_memory.job_peaks(tmp_path / "b")
     with pytest.raises(ValueError, match="no benchmark files"):
         peak_memory.job_peaks(tmp_path / "logs")
-
-
-def write_benchmark(bench, job, rss):
-    (bench / job).parent.mkdir(parents=True, exist_ok=True)
-    (bench / f"{job}.tsv").write_text(BENCH_HEADER + f"12.5\t0:00:12\t{rss}\t1\t1\t1\t0\t0\t90\t11.0\n")
 
 
 SNAKEMAKE_LOG = """\
