@@ -5,8 +5,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cmbnn.config import validate_config  # noqa: E402
-from cmbnn.components import COMPONENTS as ALL_COMPONENTS, DIFFUSE, POINT_SOURCES  # noqa: E402
-from cmbnn.fields import FIELDS as ALL_FIELDS, GROUP_FIELDS, spectra_groups  # noqa: E402
+from cmbnn.names import COMPONENTS as ALL_COMPONENTS, DIFFUSE, POINT_SOURCES  # noqa: E402
+from cmbnn.names import FIELDS as ALL_FIELDS, GROUP_FIELDS, spectra_groups  # noqa: E402
 
 # Stops the run before any job with every problem named (key, value, what is allowed).
 validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")

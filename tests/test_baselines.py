@@ -183,9 +183,9 @@ def test_fourier_e_b_follow_the_patch_convention(camb_cls):
     """E and B from patch Q/U Fourier modes equal the Fourier modes of the scalar E and B patches
     of the same sky (which fixes sign and axes), and an E-only sky gives ~no B."""
     from cmbnn import projection as proj
+    from cmbnn.harmonics import gaussian_beam, synalm_teb
     from cmbnn.patches import fields_from_alm
     from cmbnn.seeding import rng_for
-    from cmbnn.sky import gaussian_beam, synalm_teb
 
     lmax, side, reso = 1500, 64, 5.0
     b2 = gaussian_beam(10.0, lmax)[:, 1] ** 2

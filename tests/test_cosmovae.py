@@ -121,7 +121,6 @@ def test_perceptual_term_with_identity_and_vgg_shaped_features():
 
 def default_settings():
     import yaml
-
     from conftest import ROOT
 
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["cosmovae"]

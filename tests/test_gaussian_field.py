@@ -195,7 +195,7 @@ def test_calibration_on_gaussian_simulations(cl_tt):
 def sphere_patches(cl, beam_fwhm, lmax, size, reso, n_real, rng):
     """Patches of beam-smoothed skies drawn on the sphere (alm -> exact values at gnomonic pixel centres)."""
     from cmbnn import projection as proj
-    from cmbnn.sky import alm_lm, gaussian_beam, synalm_teb
+    from cmbnn.harmonics import alm_lm, gaussian_beam, synalm_teb
 
     lat = np.repeat([-60.0, -20.0, 20.0, 60.0], 6)
     lon = np.tile(np.arange(6) * 60.0, 4) + np.repeat([0, 30, 0, 30], 6)

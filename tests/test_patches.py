@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from cmbnn import simulate
-from cmbnn.components import DIFFUSE, POINT_SOURCES
 from cmbnn.config import validate_config
 from cmbnn.io import write_patches_h5
+from cmbnn.names import DIFFUSE, POINT_SOURCES
 from cmbnn.patches import SPLITS, assign_regions
 from cmbnn.projection import patch_geometry
 from cmbnn.seeding import rng_for
@@ -138,9 +138,9 @@ def test_label_bandpowers_match_camb_times_beam_at_the_default_geometry(root, ca
     import pymaster as nmt
 
     from cmbnn.evaluation import group_spectra
+    from cmbnn.harmonics import gaussian_beam
     from cmbnn.patches import fields_from_alm
     from cmbnn.powspec import ARCMIN, bandpowers
-    from cmbnn.sky import gaussian_beam
 
     with open(root / "config" / "config.yaml") as f:
         cfg = validate_config(yaml.safe_load(f), root / "workflow" / "schemas" / "config.schema.yaml")

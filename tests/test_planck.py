@@ -11,20 +11,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from cmbnn.planck import (
-    MissingColumnError,
-    PLANCK_2015_MJYSR_PER_KCMB,
-    UNSEEN,
-    change_resolution,
-    monochromatic_mjysr_per_kcmb,
-    mjysr_to_uk_cmb,
-    read_planck_map,
-    read_planck_mask,
-    read_planck_theory,
-    unit_factor,
-    uk_cmb_to_mjysr,
-)
-from cmbnn.sky import gaussian_beam, pixel_window, synalm_teb
+from cmbnn.harmonics import gaussian_beam, pixel_window, synalm_teb
+from cmbnn.planck import UNSEEN, MissingColumnError, change_resolution, read_planck_map, read_planck_mask, read_planck_theory
+from cmbnn.units import PLANCK_2015_MJYSR_PER_KCMB, mjysr_to_uk_cmb, monochromatic_mjysr_per_kcmb, uk_cmb_to_mjysr, unit_factor
 
 NSIDE = 32
 NPIX = hp.nside2npix(NSIDE)

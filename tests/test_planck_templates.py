@@ -11,6 +11,7 @@ import yaml
 from astropy.io import fits
 
 from cmbnn import foregrounds as fg
+from cmbnn import units
 from cmbnn.planck import FOREGROUND_TEMPLATES, change_resolution
 from cmbnn.seeding import rng_for
 
@@ -80,7 +81,7 @@ def test_commander_synchrotron_replaces_q_u_keeps_the_modelled_intensity(tmp_pat
     assert templates.shape[0] == 1  # one SED for the whole sky: K = 1
     np.testing.assert_allclose(sed[:, 0], fg.synchrotron_sed(np.array(freqs), base["beta"], 30.0), rtol=1e-12)
     np.testing.assert_allclose(templates[0, 0], gaussian[0, 0], rtol=1e-12, atol=0)  # intensity: the Gaussian model's
-    qu = uk_rj * float(fg.k_rj_to_k_cmb(30.0))  # uK_RJ -> uK_CMB at 30 GHz
+    qu = uk_rj * float(units.k_rj_to_k_cmb(30.0))  # uK_RJ -> uK_CMB at 30 GHz
     expected = change_resolution(np.stack([np.zeros(qu.shape[1]), *qu]), 40.0, 40.0, NSIDE)
     expected[0] = hp.alm2map(gaussian[0, 0], NSIDE, lmax=LMAX)
     want = hp.map2alm(expected, lmax=LMAX, pol=True, iter=1)

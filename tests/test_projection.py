@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from cmbnn import projection as proj
+from cmbnn.harmonics import gaussian_beam, synalm_teb
 from cmbnn.powspec import FlatSpectra
 from cmbnn.seeding import rng_for
-from cmbnn.sky import gaussian_beam, synalm_teb
 
 
 @pytest.fixture(scope="module")

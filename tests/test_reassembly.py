@@ -29,7 +29,7 @@ def sky():
     cl = np.zeros(ell.size)
     cl[2:] = 1e3 / (ell[2:] * (ell[2:] + 1.0))
     rng = np.random.default_rng(0)
-    from cmbnn.sky import alm_lm
+    from cmbnn.harmonics import alm_lm
 
     lm_ell, _ = alm_lm(3 * NSIDE - 1)
     n = lm_ell.size

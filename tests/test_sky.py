@@ -4,8 +4,9 @@ import pytest
 from conftest import binned_z_scores
 
 from cmbnn import simulate
+from cmbnn.harmonics import gaussian_beam, pixel_side_arcmin, pixel_window, synalm_teb, white_noise
 from cmbnn.seeding import rng_for
-from cmbnn.sky import ARCMIN, gaussian_beam, pixel_side_arcmin, pixel_window, synalm_teb, white_noise
+from cmbnn.units import ARCMIN
 
 OBS_NOISELESS = {
     "beam_fwhm_arcmin": [30.0],

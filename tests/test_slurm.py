@@ -16,7 +16,6 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-
 from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
 from test_envs import rule_blocks
 

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 
-from cmbnn import foregrounds as fg
-from cmbnn import sources
+from cmbnn import sources, units
 from cmbnn.projection import centre_frames, patch_geometry, rotate_qu, sample_maps
-from cmbnn.sky import ARCMIN
+from cmbnn.units import ARCMIN
 
 FWHM = 7.3  # arcmin
 SIDE, RESO = 48, 1.0  # patch pixels well below the beam, so its shape can be measured
@@ -59,10 +58,10 @@ def test_a_source_in_a_patch_has_the_beam_profile_at_its_true_position(lat):
     # Width: the second moment of a Gaussian of this FWHM, and its total flux.
     sigma = np.sqrt(np.sum(w * ((rows - row_s) ** 2 + (cols - col_s) ** 2)) / 2) * RESO
     assert sigma * np.sqrt(8 * np.log(2)) == pytest.approx(FWHM, rel=0.01)
-    to_jy = (RESO * ARCMIN) ** 2 / fg.jy_per_sr_to_uk_cmb(143.0)
+    to_jy = (RESO * ARCMIN) ** 2 / units.jy_per_sr_to_uk_cmb(143.0)
     assert t.sum() * to_jy == pytest.approx(flux, rel=0.01)
     # Peak: flux / (2 pi sigma^2) of the analytic beam, at the sub-pixel peak.
-    peak = flux * fg.jy_per_sr_to_uk_cmb(143.0) / (2 * np.pi * (FWHM * ARCMIN / np.sqrt(8 * np.log(2))) ** 2)
+    peak = flux * units.jy_per_sr_to_uk_cmb(143.0) / (2 * np.pi * (FWHM * ARCMIN / np.sqrt(8 * np.log(2))) ** 2)
     dist = np.hypot(rows - row_s, cols - col_s) * RESO * ARCMIN
     np.testing.assert_allclose(t, peak * np.exp(-0.5 * (dist / (FWHM * ARCMIN / np.sqrt(8 * np.log(2)))) ** 2), rtol=2e-3, atol=1e-5 * peak)  # profile cut at 5 sigma (4e-6 of the peak)
 
@@ -90,7 +89,7 @@ def test_healpix_rendering_agrees_with_the_patch_rendering(lat):
     maps = sources.render_healpix(cat, [143.0], [FWHM], nside)[0]
     omega = 4 * np.pi / (12 * nside**2)
     assert maps[0].min() >= 0
-    assert maps[0].sum() * omega / fg.jy_per_sr_to_uk_cmb(143.0) == pytest.approx(3.0, rel=0.01)
+    assert maps[0].sum() * omega / units.jy_per_sr_to_uk_cmb(143.0) == pytest.approx(3.0, rel=0.01)
     pixel_pol = np.hypot(maps[1], maps[2])[maps[0] > 0] / maps[0][maps[0] > 0]
     np.testing.assert_allclose(pixel_pol, 0.1, rtol=1e-10)
     theta, phi, psi = patch_geometry(np.array([center]), SIDE, SIDE, RESO)

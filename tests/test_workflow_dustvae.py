@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
-
 from conftest import ROOT
+from PIL import Image
 from test_workflow import planned_jobs as planned
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sky import ARCMIN
+from cmbnn.units import ARCMIN
 
 
 def ilc_weights(cov: np.ndarray, cmb_sed: np.ndarray | None = None, deproject: np.ndarray | None = None) -> np.ndarray:

@@ -230,7 +230,7 @@ def predict_symmetrised(model, inputs: np.ndarray, input_fields, output_fields, 
     The network saw all 8 in training; averaging them lowers the variance of
     its output. input_fields / output_fields name each channel ('Q', 'U', ...).
     """
-    from .training import dihedral_signs
+    from cmbnn.training import dihedral_signs
 
     if "B" in list(input_fields) + list(output_fields):
         raise ValueError("B is a pseudo-scalar: a mirror negates it, which dihedral_signs does not model")
@@ -309,7 +309,7 @@ def train(x_train, y_train, x_val, y_val, settings: dict, seed: int, checkpoint_
     """
     import keras
 
-    from .training import PatchBatches, distribution_scope, fit_resumable, set_seeds
+    from cmbnn.training import PatchBatches, distribution_scope, fit_resumable, set_seeds
 
     settings = with_defaults(settings)
     mode = settings["mode"]

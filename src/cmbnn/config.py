@@ -64,8 +64,8 @@ def _message(error) -> str:
 
 
 def load_schema(path) -> dict:
-    """The schema, with the foreground component list filled in from :mod:`cmbnn.components` (its one owner)."""
-    from .components import COMPONENTS
+    """The schema, with the foreground component list filled in from :mod:`cmbnn.names` (its one owner)."""
+    from cmbnn.names import COMPONENTS
 
     with open(path) as f:
         schema = yaml.safe_load(f)

@@ -55,10 +55,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-
 import numpy as np
 
-from .training import register_serializable
+from cmbnn.training import register_serializable
 
 PAPER = {
     "filters": [64, 128, 256, 512, 512, 512],
@@ -95,7 +94,7 @@ def prior_variance(cl_tt, ell_max: int, scale: float, beam_fwhm_arcmin: float = 
 
     cl_tt: C_ell^TT in uK^2 from ell = 0. scale: uK_CMB per unit of the normalised data.
     """
-    from .sky import gaussian_beam, pixel_window
+    from cmbnn.harmonics import gaussian_beam, pixel_window
 
     cl = np.asarray(cl_tt, dtype=np.float64)
     if len(cl) <= ell_max:
@@ -463,7 +462,7 @@ class MaskSampler:
     def plan(self, epoch):
         epoch = 0 if self.fixed else int(epoch)
         if self._plan is None or self._plan[0] != epoch:
-            from .seeding import rng_for
+            from cmbnn.seeding import rng_for
 
             rng = rng_for(self.seed, "cosmovae-masks", epoch)
             choice = rng.integers(0, len(self.bank), self.n)
@@ -472,7 +471,7 @@ class MaskSampler:
         return self._plan[1], self._plan[2]
 
     def masks(self, idx, epoch) -> np.ndarray:
-        from .training import dihedral
+        from cmbnn.training import dihedral
 
         choice, codes = self.plan(epoch)
         return np.stack([dihedral(self.bank[choice[i]][..., None], codes[i])[..., 0] for i in idx])
@@ -483,7 +482,7 @@ class MaskSampler:
 
 def truth_scale(truth: np.ndarray) -> float:
     """rms of the training truth patches (uK_CMB): one unit of the network's data."""
-    from .cenn import _moments
+    from cmbnn.cenn import _moments
 
     return float(np.sqrt(_moments(np.asarray(truth))["mean_square"][0]))
 
@@ -498,8 +497,8 @@ def train(truth_train, truth_val, bank, cl_tt, settings: dict, seed: int, checkp
     """Train CosmoVAE on hole-free truth patches (N, H, W, 1) uK_CMB with masks drawn from ``bank``
     (Nb, H, W) uint8; returns (model, history). The model works in normalised units: it carries
     ``data_scale`` (uK_CMB per unit) for :func:`inpaint`."""
-    from .cenn import data_digest
-    from .training import PatchBatches, distribution_scope, fit_resumable, set_seeds
+    from cmbnn.cenn import data_digest
+    from cmbnn.training import PatchBatches, distribution_scope, fit_resumable, set_seeds
 
     s = with_defaults(settings)
     _layers()
@@ -542,7 +541,7 @@ def inpaint(model, truth_or_data: np.ndarray, mask: np.ndarray, n_samples: int, 
     rng_for(seed, 'cosmovae-samples', k); the composite keeps the observed pixels,
     so the std is 0 there. Returns (mean, std), each (N, H, W, 1) float32.
     """
-    from .seeding import rng_for
+    from cmbnn.seeding import rng_for
 
     scale = float(model.data_scale)
     x = masked_input(np.asarray(truth_or_data, dtype=np.float32) / scale, mask)
@@ -626,7 +625,7 @@ def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_p
     composite: observed pixels kept, holes estimated) and ``std`` (0 on observed pixels),
     (N, H, W, 1) float32 uK_CMB; ``sim`` the truth, ``input`` the masked truth (holes 0),
     ``mask`` (N, H, W) uint8 1 = missing, ``centers``, ``realisation``."""
-    from .io import write_h5
+    from cmbnn.io import write_h5
 
     sim = np.asarray(patches["M0"], dtype=np.float32)
     mask = np.asarray(patches["mask"], dtype=np.uint8)

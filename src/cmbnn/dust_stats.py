@@ -20,10 +20,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .gaussian_field import FlatSkyCovariance, gaussian_realisations, patch_stack
-from .minkowski import minkowski_functionals
-from .powspec import FlatSpectra, linear_bin_edges
-from .sky import ARCMIN
+from cmbnn.gaussian_field import FlatSkyCovariance, gaussian_realisations, patch_stack
+from cmbnn.minkowski import minkowski_functionals
+from cmbnn.powspec import FlatSpectra, linear_bin_edges
+from cmbnn.units import ARCMIN
 
 # The paper's histogram binning, in units of the standardised log intensity.
 HIST_EDGES = np.linspace(-3, 5, 21)

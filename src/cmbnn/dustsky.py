@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .patches import assign_regions, draw_centers
-from .projection import evaluate_alm, patch_geometry
-from .seeding import rng_for
-from .sky import alm_lm, unit_gaussian_alm
+from cmbnn.harmonics import alm_lm, unit_gaussian_alm
+from cmbnn.patches import assign_regions, draw_centers
+from cmbnn.projection import evaluate_alm, patch_geometry
+from cmbnn.seeding import rng_for
 
 
 def skewed(g: np.ndarray, skew: float) -> np.ndarray:
@@ -82,7 +82,7 @@ def cut_dust_patches(alm: np.ndarray, lmax: int, centers: np.ndarray, settings: 
 def cut_map_patches(sky_map: np.ndarray, centers: np.ndarray, settings: dict, interpolation: str = "bilinear", chunk: int = 256) -> np.ndarray:
     """Patches (N, H, W) float32 of a RING HEALPix intensity map (e.g. GNILC 545 GHz, MJy/sr) at
     ``centers``, interpolated at the gnomonic pixel positions."""
-    from .projection import sample_maps
+    from cmbnn.projection import sample_maps
 
     h, w, reso = settings["height"], settings["width"], settings["reso_arcmin"]
     out = np.empty((len(centers), h, w), np.float32)

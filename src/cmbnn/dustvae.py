@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .training import register_serializable
+from cmbnn.training import register_serializable
 
 DEFAULTS = {
     "latent_dim": 256,
@@ -239,8 +239,8 @@ def train(x_train, x_val, settings: dict, seed: int, checkpoint_dir, stats: dict
 
     import keras
 
-    from .cenn import data_digest
-    from .training import PatchBatches, distribution_scope, fit_resumable, set_seeds
+    from cmbnn.cenn import data_digest
+    from cmbnn.training import PatchBatches, distribution_scope, fit_resumable, set_seeds
 
     s = with_defaults(settings)
     _model_class()  # registered before a checkpoint is loaded to resume

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import read_predictions_h5
-from .metrics import pixel_metrics
-from .powspec import FlatSpectra, linear_bin_edges, residual_bandpowers, summarise
-from .sky import gaussian_beam
+from cmbnn.harmonics import gaussian_beam
+from cmbnn.io import read_predictions_h5
+from cmbnn.metrics import pixel_metrics
+from cmbnn.powspec import FlatSpectra, linear_bin_edges, residual_bandpowers, summarise
+
 
 def _stack(predictions: list, key: str, spin: int) -> np.ndarray:
     maps = [p[key][..., 0].astype(np.float64) for p in predictions]

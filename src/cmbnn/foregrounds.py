@@ -19,44 +19,11 @@ import logging
 
 import numpy as np
 
-from .components import COMPONENTS, DIFFUSE, POINT_SOURCES  # noqa: F401 (re-exported)
-from .sky import alm_lm, synalm_teb, unit_gaussian_alm
-
-H_PLANCK = 6.62607015e-34  # J s
-K_BOLTZMANN = 1.380649e-23  # J / K
-C_LIGHT = 2.99792458e8  # m / s
-T_CMB = 2.7255  # K
-JY = 1e-26  # W m^-2 Hz^-1
-
-GHZ = 1e9
+from cmbnn.harmonics import alm_lm, synalm_teb, unit_gaussian_alm
+from cmbnn.names import DIFFUSE
+from cmbnn.units import db_dt_cmb, k_rj_to_k_cmb, planck_intensity
 
 log = logging.getLogger(__name__)
-
-
-def planck_intensity(nu_ghz, temperature_k):
-    """Black-body specific intensity B_nu(T) in W m^-2 Hz^-1 sr^-1."""
-    nu = np.asarray(nu_ghz, dtype=np.float64) * GHZ
-    x = H_PLANCK * nu / (K_BOLTZMANN * temperature_k)
-    return 2 * H_PLANCK * nu**3 / C_LIGHT**2 / np.expm1(x)
-
-
-def db_dt_cmb(nu_ghz):
-    """dB_nu/dT at T_CMB in W m^-2 Hz^-1 sr^-1 K^-1 (intensity per K_CMB)."""
-    nu = np.asarray(nu_ghz, dtype=np.float64) * GHZ
-    x = H_PLANCK * nu / (K_BOLTZMANN * T_CMB)
-    return 2 * K_BOLTZMANN * nu**2 / C_LIGHT**2 * x**2 * np.exp(x) / np.expm1(x) ** 2
-
-
-def k_rj_to_k_cmb(nu_ghz):
-    """Factor turning a Rayleigh-Jeans brightness temperature into K_CMB."""
-    nu = np.asarray(nu_ghz, dtype=np.float64) * GHZ
-    x = H_PLANCK * nu / (K_BOLTZMANN * T_CMB)
-    return np.expm1(x) ** 2 / (x**2 * np.exp(x))
-
-
-def jy_per_sr_to_uk_cmb(nu_ghz):
-    """uK_CMB per Jy/sr at frequency nu."""
-    return JY / db_dt_cmb(nu_ghz) * 1e6
 
 
 def dust_sed(nu_ghz, beta_d: float, t_d: float, nu_ref_ghz: float = 353.0):
@@ -320,7 +287,7 @@ def component_alm(name: str, settings: dict, nside: int, lmax: int, freqs_ghz, r
         template = settings.get("template", "gaussian")
         maps = None
         if template != "gaussian":
-            from .planck import foreground_template_info, read_foreground_template
+            from cmbnn.planck import foreground_template_info, read_foreground_template
 
             info = foreground_template_info(name, template)
             if float(settings["reference_GHz"]) != info["freq_GHz"]:

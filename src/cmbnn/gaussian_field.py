@@ -86,7 +86,7 @@ import warnings
 
 import numpy as np
 
-from .sky import ARCMIN
+from cmbnn.units import ARCMIN
 
 # White noise floor added to the observed pixels, relative to the pixel variance C(0).
 JITTER = 1e-10
@@ -132,7 +132,7 @@ class FlatSkyCovariance:
     """
 
     def __init__(self, cl, height: int, width: int, reso_arcmin: float, beam_fwhm_arcmin: float = 0.0, pixwin_nside: int | None = None):
-        from .baselines import gaussian_beam_ell
+        from cmbnn.baselines import gaussian_beam_ell
 
         cl = np.asarray(cl, dtype=np.float64)
         if cl.ndim != 1 or cl.size < 2:

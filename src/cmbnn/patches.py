@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .projection import evaluate_alm, patch_geometry, rotate_qu, sample_maps
-from .seeding import rng_for
-from .sky import white_noise
+from cmbnn.harmonics import white_noise
+from cmbnn.projection import evaluate_alm, patch_geometry, rotate_qu, sample_maps
+from cmbnn.seeding import rng_for
 
 SPLITS = ("train", "validation", "test")
 

@@ -51,8 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .foregrounds import db_dt_cmb, jy_per_sr_to_uk_cmb, k_rj_to_k_cmb
-from .sky import gaussian_beam, pixel_window
+from cmbnn.harmonics import gaussian_beam, pixel_window
+from cmbnn.units import DIMENSIONLESS_UNITS, normalise_unit, unit_factor
 
 log = logging.getLogger(__name__)
 
@@ -64,100 +64,6 @@ COLUMN_ALIASES = (
     ("Q_STOKES", "Q", "Q_POLARISATION", "Q_POLARIZATION", "Q-POLARISATION"),
     ("U_STOKES", "U", "U_POLARISATION", "U_POLARIZATION", "U-POLARISATION"),
 )
-
-# Planck's own band-integrated coefficients (MJy/sr per K_CMB). 2015 release
-# (Planck 2015 results VIII): 545 GHz 58.04. Pass one as ``mjysr_per_kcmb`` to
-# match Planck's conversion instead of the monochromatic one.
-PLANCK_2015_MJYSR_PER_KCMB = {545: 58.04}
-
-# Normalised unit strings (lower case, no spaces) and their factor: "cmb" to
-# uK_CMB directly; "rj" to uK_RJ, then times k_rj_to_k_cmb(nu); "intensity" to
-# MJy/sr, then times the MJy/sr -> uK_CMB conversion at nu; dimensionless
-# (masks, hits) unchanged. A trailing ^2 / **2 squares the factor (covariances).
-_CMB = {"kcmb": 1e6, "k_cmb": 1e6, "mkcmb": 1e3, "mk_cmb": 1e3, "ukcmb": 1.0, "uk_cmb": 1.0, "muk_cmb": 1.0, "mukcmb": 1.0}
-_RJ = {"krj": 1e6, "k_rj": 1e6, "mkrj": 1e3, "mk_rj": 1e3, "ukrj": 1.0, "uk_rj": 1.0, "muk_rj": 1.0}
-_INTENSITY = {"mjy/sr": 1.0, "mjysr-1": 1.0, "mjy.sr-1": 1.0, "mjy.sr^-1": 1.0, "mjysr^-1": 1.0, "jy/sr": 1e-6, "jysr-1": 1e-6, "jy.sr-1": 1e-6}
-_DIMENSIONLESS = {"", "none", "unitless", "dimensionless", "1", "counts", "hits", "n/a"}
-UNIT_FACTORS = {"cmb": _CMB, "rj": _RJ, "intensity": _INTENSITY, "none": _DIMENSIONLESS}
-
-
-def mjysr_to_uk_cmb(nu_ghz, mjysr_per_kcmb: float | None = None):
-    """uK_CMB per MJy/sr at frequency ``nu_ghz`` (multiply a MJy/sr map by this).
-
-    By default the monochromatic thermodynamic conversion at nu with
-    T_CMB = 2.7255 K, 1 / (dB_nu/dT), the same as astropy's
-    ``u.thermodynamic_temperature(nu, T_cmb=2.7255 K)`` equivalency (tested to
-    1e-6). Planck's own conversions integrate over the instrument bandpass
-    (and Planck's MJy/sr maps follow the IRAS nu I_nu = const convention), so
-    they differ from the monochromatic value: at 545 GHz the 2015 release
-    quotes 58.04 MJy/sr per K_CMB against 57.12 monochromatic (1.6 %); at
-    857 GHz the gap is tens of percent (2015 value about 2.27, not verified
-    here, against 1.44 monochromatic). See
-    :data:`PLANCK_2015_MJYSR_PER_KCMB`. To reproduce Planck's numbers pass
-    the band-integrated coefficient as ``mjysr_per_kcmb``: the result is then
-    1e6 / mjysr_per_kcmb and ``nu_ghz`` is not used.
-    """
-    if mjysr_per_kcmb is not None:
-        if mjysr_per_kcmb <= 0:
-            raise ValueError(f"mjysr_per_kcmb must be > 0, got {mjysr_per_kcmb}")
-        return 1e6 / float(mjysr_per_kcmb)
-    nu = np.asarray(nu_ghz, dtype=np.float64)
-    if np.any(nu <= 0):
-        raise ValueError(f"frequency must be > 0 GHz, got {nu_ghz}")
-    return 1e6 * jy_per_sr_to_uk_cmb(nu)
-
-
-def uk_cmb_to_mjysr(nu_ghz, mjysr_per_kcmb: float | None = None):
-    """MJy/sr per uK_CMB at ``nu_ghz``: the inverse of :func:`mjysr_to_uk_cmb`."""
-    return 1.0 / mjysr_to_uk_cmb(nu_ghz, mjysr_per_kcmb)
-
-
-def monochromatic_mjysr_per_kcmb(nu_ghz):
-    """Monochromatic MJy/sr per K_CMB at nu (dB_nu/dT at T_CMB), for comparison with Planck's tables."""
-    return db_dt_cmb(nu_ghz) / 1e-20
-
-
-def _normalise_unit(unit: str) -> tuple[str, int]:
-    """Lower-case, drop spaces, split off a square: ('k_cmb', 2) for 'K_CMB^2' or '(K_CMB)**2'."""
-    u = str(unit).strip().lower().replace(" ", "").replace("\u00b5", "u").replace("\u03bc", "u")
-    power = 1
-    squared = re.fullmatch(r"\(?(.+?)\)?(\^2|\*\*2)", u)
-    if squared:
-        u, power = squared.group(1), 2
-    elif u.endswith("2") and u[:-1] in (*_CMB, *_RJ):
-        u, power = u[:-1], 2
-    return u.strip("()[]"), power
-
-
-def unit_factor(unit: str, nu_ghz: float | None = None, mjysr_per_kcmb: float | None = None, where: str = "") -> float:
-    """Factor turning a column in ``unit`` into uK_CMB (uK_CMB^2 for squared units).
-
-    ``nu_ghz`` is needed for MJy/sr, Jy/sr and K_RJ only. Dimensionless units
-    ('', 'none', ...) give 1. An unknown unit raises ValueError naming
-    ``where`` (the file and column).
-    """
-    name, power = _normalise_unit(unit)
-    if name in _DIMENSIONLESS and power == 1:
-        return 1.0
-    if name in _CMB:
-        base = _CMB[name]
-    elif name in _RJ or name in _INTENSITY:
-        if nu_ghz is None and not (name in _INTENSITY and mjysr_per_kcmb is not None):
-            raise ValueError(
-                f"{where}: unit {unit!r} needs the map's frequency to convert to uK_CMB; none found in the header "
-                "(FREQ) or the file name: pass freq_ghz="
-            )
-        if name in _RJ:
-            base = _RJ[name] * float(k_rj_to_k_cmb(nu_ghz))
-        else:
-            base = _INTENSITY[name] * float(mjysr_to_uk_cmb(nu_ghz, mjysr_per_kcmb))
-    else:
-        known = sorted({*_CMB, *_RJ, *_INTENSITY} - {""})
-        raise ValueError(
-            f"{where}: unknown unit {unit!r} (TUNIT); known: {known}, their squares (e.g. K_CMB^2) and "
-            f"dimensionless ('', 'none'); pass units={{column: unit}} to override"
-        )
-    return base**power
 
 
 @dataclass
@@ -336,10 +242,10 @@ def read_planck_map(
                 bad |= raw == tnull
             unit = units.get(name.upper(), units.get(asked.upper(), header.get(f"TUNIT{col}", "")))
             where = f"{path}: column {name}"
-            unit_name, power = _normalise_unit(unit)
-            if unit_name in _DIMENSIONLESS and _alias_group(name) != (name.upper(),):
+            unit_name, power = normalise_unit(unit)
+            if unit_name in DIMENSIONLESS_UNITS and _alias_group(name) != (name.upper(),):
                 raise ValueError(f"{where}: a Stokes map with no unit (TUNIT{col}={unit!r}); pass units={{{name!r}: 'K_CMB'}} or similar")
-            if name.upper().endswith("_COV") and power == 1 and unit_name not in _DIMENSIONLESS:
+            if name.upper().endswith("_COV") and power == 1 and unit_name not in DIMENSIONLESS_UNITS:
                 log.warning("%s: covariance labelled %r, read as its square (%s^2)", where, unit, unit)
                 unit = f"({unit})^2"
             factor = unit_factor(unit, freq_ghz, mjysr_per_kcmb, where=where)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import atomic_output
-from .theory import dl_from_cl
+from cmbnn.io import atomic_output
+from cmbnn.theory import dl_from_cl
 
 
 def _pyplot():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import _pyplot, save_figure
+from cmbnn.plots import _pyplot, save_figure
 
 X_UNIT = "standardised log I"
 MAP_CMAP = "inferno"
@@ -190,7 +190,7 @@ def write_gif(frames, path, fps: int = 4, title: str = "Latent interpolation") -
     temporary file beside ``path`` and renamed into place (:func:`cmbnn.io.atomic_output`)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    from .io import atomic_output
+    from cmbnn.io import atomic_output
 
     plt = _pyplot()
     frames = _maps(frames)

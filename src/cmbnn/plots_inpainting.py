@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plots import _pyplot, save_figure
+from cmbnn.plots import _pyplot, save_figure
 
 
 def pick_examples(mask: np.ndarray, n: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sky import ARCMIN
+from cmbnn.units import ARCMIN
 
 
 def apodized_mask(height: int, width: int, reso_arcmin: float, aposize_deg: float, border_px: int = 1, apotype: str = "C1") -> np.ndarray:
@@ -55,7 +55,7 @@ class FlatSpectra:
 
     def save(self, path) -> None:
         """Write the coupling matrix so other jobs with the same mask and binning can reuse it."""
-        from .io import atomic_output
+        from cmbnn.io import atomic_output
 
         with atomic_output(path) as tmp:
             self.workspace.write_to(str(tmp))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .sky import ARCMIN
+from cmbnn.units import ARCMIN
 
 
 def plane_offsets(height: int, width: int, reso_arcmin: float) -> tuple[np.ndarray, np.ndarray]:

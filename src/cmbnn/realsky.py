@@ -18,9 +18,9 @@ import logging
 
 import numpy as np
 
-from .planck import change_resolution, read_planck_map, read_planck_mask
-from .patches import sample_centers
-from .projection import patch_geometry
+from cmbnn.patches import sample_centers
+from cmbnn.planck import change_resolution, read_planck_map, read_planck_mask
+from cmbnn.projection import patch_geometry
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def comparison_bandpowers(spectra, cenn: dict, commander: np.ndarray, smica: np.
     'hm2': (N, 2, H, W) Q/U patches}; ``commander``/``smica``: (N, 2, H, W) at the same
     centres. Each map's NaMaster field is built once and reused for all its spectra.
     """
-    from .powspec import residual_bandpowers
+    from cmbnn.powspec import residual_bandpowers
 
     out = {q: [] for q in COMPARISON_QUANTITIES if q != "smica" or smica is not None}
     for i in range(len(commander)):

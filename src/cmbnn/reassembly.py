@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import projection as proj
-from .sky import ARCMIN
+from cmbnn import projection as proj
+from cmbnn.units import ARCMIN
 
 
 def _taper_axis(d: np.ndarray, n: float) -> np.ndarray:

@@ -11,21 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import foregrounds as fg
-from .patches import SPLITS, assign_regions, draw_centers, fields_from_alm, fields_from_maps, patch_noise
-from .projection import patch_geometry
-from .seeding import rng_for
-from .sources import PatchSources, bright_source_mask, merge, render_healpix, render_patches
-from .sky import (
-    alm_to_maps,
-    gaussian_beam,
-    pixel_side_arcmin,
-    pixel_window,
-    scalar_eb_maps,
-    smooth_alm,
-    synalm_teb,
-    white_noise,
-)
+from cmbnn import foregrounds as fg
+from cmbnn.harmonics import alm_to_maps, gaussian_beam, pixel_side_arcmin, pixel_window, scalar_eb_maps, smooth_alm, synalm_teb, white_noise
+from cmbnn.patches import SPLITS, assign_regions, draw_centers, fields_from_alm, fields_from_maps, patch_noise
+from cmbnn.projection import patch_geometry
+from cmbnn.seeding import rng_for
+from cmbnn.sources import PatchSources, bright_source_mask, merge, render_healpix, render_patches
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +83,7 @@ def observe(
         signal[i] = smoothed
         rng = rng_for(seed, "noise", realisation, float(nu))
         if noise_variance is not None:
-            from .realsky import correlated_noise
+            from cmbnn.realsky import correlated_noise
 
             noise = correlated_noise(noise_variance[i], rng)
         else:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .foregrounds import jy_per_sr_to_uk_cmb
-from .projection import centre_frames, frame_angle, gnomonic_pixels, rotate_qu, unit_vectors
-from .sky import ARCMIN
+from cmbnn.projection import centre_frames, frame_angle, gnomonic_pixels, rotate_qu, unit_vectors
+from cmbnn.units import ARCMIN, jy_per_sr_to_uk_cmb
 
 FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
 # Pixels farther than this many beam sigmas from a source get nothing (profile < 4e-6 of the peak).

@@ -71,7 +71,7 @@ def planck_pr3_spectra(path, lmax: int, r: float = 0.0) -> dict[str, np.ndarray]
     the simulations (the PR3 file ends at ell = 2508, enough for nside <= 836;
     use ``theory.source: camb`` above that).
     """
-    from .planck import read_planck_theory
+    from cmbnn.planck import read_planck_theory
 
     if r != 0:
         raise ValueError(
@@ -101,7 +101,7 @@ def write_cls(path, cls: dict[str, np.ndarray], r: float, source: str | None = N
 
     ``source``: the first header line (default: the CAMB Planck 2018 line).
     """
-    from .io import atomic_output
+    from cmbnn.io import atomic_output
 
     ell = np.arange(len(cls["TT"]))
     names = [n for n in (*SPECTRA, "BB_lensing", "BB_tensor") if n in cls]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_output
+from cmbnn.io import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ class PatchBatches:
     def plan(self, epoch):
         """(order, transform codes) of one epoch, a pure function of (seed, epoch)."""
         if self._plan is None or self._plan[0] != epoch:
-            from .seeding import rng_for
+            from cmbnn.seeding import rng_for
 
             rng = rng_for(self.seed, self.stage, epoch)
             order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)

@@ -15,7 +15,6 @@ from cmbnn.io import atomic_output  # noqa: E402
 from cmbnn.plots import plot_history  # noqa: E402
 from cmbnn.training import env_summary, in_memory_if_small, write_history  # noqa: E402
 
-
 fields = list(smk.params.fields)
 with contextlib.ExitStack() as files:
     # Large patch sets stay in their open files and are read batch by batch (cenn.train streams its

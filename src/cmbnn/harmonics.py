@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# The one definition of the arcminute in radians; other modules import it from here.
-ARCMIN = np.pi / 180 / 60
+from cmbnn.units import ARCMIN
 
 
 def alm_lm(lmax: int) -> tuple[np.ndarray, np.ndarray]:
