@@ -5,7 +5,7 @@
 # checksum match, so --keep-incomplete is not needed; a rerun resumes the .part (HTTP Range).
 import re
 
-from cmbnn.download import download_params, find_manifest, load_manifest
+from cmbnn.planck.download import download_params, find_manifest, load_manifest
 
 PLANCK = config["planck"]
 PLANCK_MANIFEST = load_manifest(find_manifest(PLANCK["manifest"], workflow.basedir))

@@ -1,7 +1,7 @@
 # The real Planck sky (planck.real_sky, the `planck` preset): HFI maps and Planck's CMB products at the
 # simulation's resolution, patches outside the common mask, CENN on them, and the comparison with
 # Commander and SMICA. Also the per-pixel noise covariances that observation.noise_model: planck draws from.
-from cmbnn.realsky import CMB_PRODUCTS, HFI_DATA, MASK_FILES, hfi_map_file
+from cmbnn.planck.maps import CMB_PRODUCTS, HFI_DATA, MASK_FILES, hfi_map_file
 
 REAL_SKY = PLANCK["real_sky"]
 REAL_DATA = list(HFI_DATA)  # full, hm1, hm2: the half missions give the noise bias

@@ -3,7 +3,7 @@
 # a job killed for memory or time is resubmitted with proportionally more of both.
 # They are estimates: profiles/*/config.yaml can override any of them per rule (set-resources).
 
-from cmbnn.planck import foreground_template_file
+from cmbnn.planck.archive import foreground_template_file
 from cmbnn.training import IN_MEMORY_MAX_BYTES
 
 # Rough peak factor over the arrays a job holds at once (copies in numpy/healpy/TensorFlow).

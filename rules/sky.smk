@@ -1,5 +1,5 @@
 # Sky: CMB realisations, foreground components, and the observation (beams + noise) per frequency.
-from cmbnn.planck import foreground_rule_settings, foreground_template_file
+from cmbnn.planck.archive import foreground_rule_settings, foreground_template_file
 
 
 rule cmb_map:

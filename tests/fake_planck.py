@@ -13,8 +13,8 @@ import healpy as hp
 import numpy as np
 from test_planck import write_pla_table
 
-from cmbnn.planck import FOREGROUND_TEMPLATES
-from cmbnn.realsky import CMB_PRODUCTS, MASK_FILES, hfi_map_file
+from cmbnn.planck.archive import FOREGROUND_TEMPLATES
+from cmbnn.planck.maps import CMB_PRODUCTS, MASK_FILES, hfi_map_file
 
 BEAMS = {100: 9.68, 143: 7.30, 217: 5.02}
 NOISE_UK = {100: 6.0, 143: 4.0, 217: 5.0}  # Q/U rms per pixel of the full mission, uK

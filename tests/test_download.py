@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cmbnn.download import ChecksumError, DownloadError, OfflineError, fetch, file_url, load_manifest
+from cmbnn.planck.download import ChecksumError, DownloadError, OfflineError, fetch, file_url, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(retries=3, backoff=0.001, backoff_max=0.01, timeout=(2.0, 5.0))
@@ -264,7 +264,7 @@ def test_verify_command_checks_copies_fetched_by_hand(tmp_path):
     (tmp_path / "good.fits").write_bytes(data)
     (tmp_path / "bad.fits").write_bytes(data[::-1])
     (tmp_path / "new.fits").write_bytes(data)
-    cmd = [sys.executable, "-m", "cmbnn.download", "verify", "--manifest", str(manifest)]
+    cmd = [sys.executable, "-m", "cmbnn.planck.download", "verify", "--manifest", str(manifest)]
     ok = subprocess.run([*cmd, str(tmp_path / "good.fits"), str(tmp_path / "new.fits")], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("OK") and "UNPINNED" in ok.stdout and md5(data) in ok.stdout
     bad = subprocess.run([*cmd, "--dir", str(tmp_path)], capture_output=True, text=True)
@@ -333,7 +333,7 @@ def test_snakemake_offline_fails_with_the_manual_copy_advice(tmp_path):
     dest = str((work / "resources" / "planck" / name).resolve())
     for text in (proc.stderr, (work / "results" / "logs" / "planck" / f"download_{name}.log").read_text()):
         assert "OfflineError" in text and url in text and dest in text and "b607003f2b30af87f43f4f76ca044055" in text
-        assert "python -m cmbnn.download verify" in text
+        assert "python -m cmbnn.planck.download verify" in text
     assert not (work / "resources" / "planck" / name).exists()
 
 

@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 
 from cmbnn.harmonics import gaussian_beam, pixel_window, synalm_teb
-from cmbnn.planck import UNSEEN, MissingColumnError, change_resolution, read_planck_map, read_planck_mask, read_planck_theory
+from cmbnn.planck.archive import UNSEEN, MissingColumnError, change_resolution, read_planck_map, read_planck_mask, read_planck_theory
 from cmbnn.units import PLANCK_2015_MJYSR_PER_KCMB, mjysr_to_uk_cmb, monochromatic_mjysr_per_kcmb, uk_cmb_to_mjysr, unit_factor
 
 NSIDE = 32

@@ -12,7 +12,7 @@ from astropy.io import fits
 
 from cmbnn import foregrounds as fg
 from cmbnn import units
-from cmbnn.planck import FOREGROUND_TEMPLATES, change_resolution
+from cmbnn.planck.archive import FOREGROUND_TEMPLATES, change_resolution
 from cmbnn.seeding import rng_for
 
 ROOT = Path(__file__).resolve().parents[1]

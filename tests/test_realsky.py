@@ -16,6 +16,7 @@ from fake_planck import BEAMS, pol_mask, write_fake_archive, write_table
 from test_download import Archive
 
 from cmbnn import realsky
+from cmbnn.planck import maps as planck_maps
 from cmbnn.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.seeding import rng_for
 from cmbnn.simulate import observe
@@ -41,15 +42,15 @@ def test_noise_variance_reads_k_cmb2_nested_and_degrades_as_a_mean(tmp_path):
     var = rng.uniform(1.0, 4.0, (4, npix))  # uK^2, RING
     var[3] = 0.3 * np.sqrt(var[1] * var[2])
     var[1, 5] = 0.0  # an unobserved pixel
-    cols = [(c, v * 1e-12, "K_CMB^2") for c, v in zip(realsky.COV_COLUMNS, var)]
+    cols = [(c, v * 1e-12, "K_CMB^2") for c, v in zip(planck_maps.COV_COLUMNS, var)]
     path = write_table(tmp_path / "HFI_SkyMap_143_2048_R3.01_full.fits", cols, nside, "FREQ-MAP")
-    same, bad = realsky.noise_variance(path, nside)
+    same, bad = planck_maps.noise_variance(path, nside)
     assert bad.sum() == 1 and bad[5]
     ok = ~bad
     np.testing.assert_allclose(same[:, ok], var[:, ok], rtol=1e-6)
     assert same[1, 5] == pytest.approx(np.median(var[1, ok]), rel=1e-6) and same[3, 5] == 0.0
     # nside 8: the variance of the mean of 4 children = their mean / 4.
-    coarse, _ = realsky.noise_variance(path, nside // 2)
+    coarse, _ = planck_maps.noise_variance(path, nside // 2)
     nest = hp.reorder(var[2], r2n=True).reshape(-1, 4).mean(axis=1) / 4
     np.testing.assert_allclose(coarse[2], hp.reorder(nest, n2r=True), rtol=1e-6)
 
@@ -75,8 +76,8 @@ def test_prepared_frequency_map_has_the_simulations_beam_and_pixel_window(tmp_pa
     alm = hp.synalm([camb_cls[k][: 3 * nside_in] for k in ("TT", "EE", "BB", "TE")], lmax=3 * nside_in - 1, new=True, )
     bl = hp.gauss_beam(np.radians(BEAMS[143] / 60), lmax=3 * nside_in - 1, pol=True)
     sky = hp.alm2map([hp.almxfl(a, bl[:, i]) for i, a in enumerate(alm)], nside_in, pol=True, pixwin=True)
-    path = write_table(tmp_path / "HFI_SkyMap_143_2048_R3.01_full.fits", [(c, m * 1e-6, "K_CMB") for c, m in zip(realsky.STOKES, sky)], nside_in, "FREQ-MAP")
-    maps, valid = realsky.prepare_frequency_map(path, nside, BEAMS[143])
+    path = write_table(tmp_path / "HFI_SkyMap_143_2048_R3.01_full.fits", [(c, m * 1e-6, "K_CMB") for c, m in zip(planck_maps.STOKES, sky)], nside_in, "FREQ-MAP")
+    maps, valid = planck_maps.prepare_frequency_map(path, nside, BEAMS[143])
     assert valid.all() and maps.shape == (3, hp.nside2npix(nside))
     # What the simulation writes at nside: the same alm x beam x pixel window of nside.
     pw = hp.pixwin(nside, pol=True, lmax=lmax)
@@ -136,9 +137,9 @@ def test_ratio_of_means_error_matches_the_scatter_of_ratios_over_independent_set
 
 
 def test_hfi_file_names_and_bad_frequencies():
-    assert realsky.hfi_map_file(143, "hm2") == "HFI_SkyMap_143_2048_R3.01_halfmission-2.fits"
+    assert planck_maps.hfi_map_file(143, "hm2") == "HFI_SkyMap_143_2048_R3.01_halfmission-2.fits"
     with pytest.raises(ValueError, match="no HFI frequency map at 70 GHz"):
-        realsky.hfi_map_file(70)
+        planck_maps.hfi_map_file(70)
 
 
 # ----- the whole preset on a fake archive -------------------------------------------------------

@@ -280,14 +280,14 @@ def component_alm(name: str, settings: dict, nside: int, lmax: int, freqs_ghz, r
 
     With ``settings["template"]`` other than 'gaussian' (dust: gnilc, synchrotron: commander)
     the Planck template in ``settings["template_file"]`` (set by the foreground rule) is read
-    (:func:`cmbnn.planck.read_foreground_template`, beam ``template_fwhm_arcmin`` kept) and
+    (:func:`cmbnn.planck.archive.read_foreground_template`, beam ``template_fwhm_arcmin`` kept) and
     scaled with the component's SED; ``reference_GHz`` must be the template's frequency.
     """
     if name in DIFFUSE:
         template = settings.get("template", "gaussian")
         maps = None
         if template != "gaussian":
-            from cmbnn.planck import foreground_template_info, read_foreground_template
+            from cmbnn.planck.archive import foreground_template_info, read_foreground_template
 
             info = foreground_template_info(name, template)
             if float(settings["reference_GHz"]) != info["freq_GHz"]:

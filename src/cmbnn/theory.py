@@ -63,7 +63,7 @@ def planck_pr3_spectra(path, lmax: int, r: float = 0.0) -> dict[str, np.ndarray]
 
     The file (``COM_PowerSpect_CMB-base-plikHM-TTTEEE-lowl-lowE-lensing-minimum-theory_R3.01.txt``)
     holds D_ell of the Planck 2018 best-fit LCDM, lensed, from ell = 2 (read
-    with :func:`cmbnn.planck.read_planck_theory`). Its BB column is lensing
+    with :func:`cmbnn.planck.archive.read_planck_theory`). Its BB column is lensing
     BB only (no tensors), so ``BB_lensing`` = BB and ``BB_tensor`` = 0, and
     only ``r = 0`` is accepted: the file carries no tensor spectrum to scale.
     A file ending below ``lmax`` is refused (ValueError) rather than padded
@@ -71,7 +71,7 @@ def planck_pr3_spectra(path, lmax: int, r: float = 0.0) -> dict[str, np.ndarray]
     the simulations (the PR3 file ends at ell = 2508, enough for nside <= 836;
     use ``theory.source: camb`` above that).
     """
-    from cmbnn.planck import read_planck_theory
+    from cmbnn.planck.archive import read_planck_theory
 
     if r != 0:
         raise ValueError(

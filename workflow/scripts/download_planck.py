@@ -4,7 +4,7 @@ from _helpers import configure
 
 log = configure(snakemake, "download_planck")  # noqa: F821
 
-from cmbnn.download import fetch  # noqa: E402
+from cmbnn.planck.download import fetch  # noqa: E402
 
 p = snakemake.params.download  # noqa: F821
 log.info(f"{snakemake.wildcards.filename}: {p['used_for']}; from {p['url']}")  # noqa: F821

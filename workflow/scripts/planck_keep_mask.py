@@ -6,7 +6,7 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "planck_keep_mask")
 
 from cmbnn.io import write_maps_fits  # noqa: E402
-from cmbnn.realsky import keep_mask  # noqa: E402
+from cmbnn.planck.maps import keep_mask  # noqa: E402
 
 p = smk.params
 keep = keep_mask(smk.input[0], p.nside, column=p.column, threshold=p.threshold)

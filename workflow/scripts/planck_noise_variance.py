@@ -8,7 +8,7 @@ log = configure(smk, "planck_noise_variance")
 import numpy as np  # noqa: E402
 
 from cmbnn.io import write_maps_fits  # noqa: E402
-from cmbnn.realsky import COV_COLUMNS, noise_variance  # noqa: E402
+from cmbnn.planck.maps import COV_COLUMNS, noise_variance  # noqa: E402
 
 variance, bad = noise_variance(smk.input[0], smk.params.nside)
 write_maps_fits(

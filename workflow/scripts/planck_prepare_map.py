@@ -12,7 +12,7 @@ log = configure(smk, smk.rule)
 import numpy as np  # noqa: E402
 
 from cmbnn.io import write_maps_fits  # noqa: E402
-from cmbnn.realsky import prepare_cmb_map, prepare_frequency_map  # noqa: E402
+from cmbnn.planck.maps import prepare_cmb_map, prepare_frequency_map  # noqa: E402
 
 p = smk.params
 if smk.rule == "planck_cmb_map":

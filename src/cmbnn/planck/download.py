@@ -180,7 +180,7 @@ def manual_copy_hint(dest, url, md5=None, sha256=None) -> str:
     return (
         f"Fetch it by hand where there is internet (e.g. curl -fLC - -o {dest.name} '{url}') and put it at "
         f"{dest} ({check}); Snakemake then uses it without running the download, so check it first with "
-        f"`python -m cmbnn.download verify {dest}`. "
+        f"`python -m cmbnn.planck.download verify {dest}`. "
         "Or point the base URL (config planck.base_urls / planck.mirror) at a reachable mirror."
     )
 
@@ -461,10 +461,10 @@ def verify_files(paths, manifest: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    """``python -m cmbnn.download verify [FILE ...]``: check Planck files against the manifest."""
+    """``python -m cmbnn.planck.download verify [FILE ...]``: check Planck files against the manifest."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cmbnn.download", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cmbnn.planck.download", description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="check files (default: all of --dir) against the manifest")
     verify.add_argument("files", nargs="*", type=Path)
