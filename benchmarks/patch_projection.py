@@ -26,7 +26,7 @@ from cmbnn import projection as proj  # noqa: E402
 from cmbnn.harmonics import alm_to_maps, gaussian_beam, smooth_alm, synalm_teb  # noqa: E402
 from cmbnn.powspec import FlatSpectra  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
-from cmbnn.theory import camb_spectra  # noqa: E402
+from cmbnn.sky.theory import camb_spectra  # noqa: E402
 
 
 def gnomview_patches(maps, centers, size, reso):

@@ -34,7 +34,7 @@ def tiny_snakemake():
 @pytest.fixture(scope="session")
 def camb_cls():
     """Planck 2018 lensed spectra to ell = 3000 (r = 0), computed once per session."""
-    from cmbnn.theory import camb_spectra
+    from cmbnn.sky.theory import camb_spectra
 
     return camb_spectra(3000, r=0.0)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cmbnn.baselines import ilc, ilc_weights, patch_covariance
-from cmbnn.foregrounds import dust_sed, synchrotron_sed
+from cmbnn.sky.foregrounds import dust_sed, synchrotron_sed
 
 FREQS = np.array([100.0, 143.0, 217.0])
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from conftest import binned_z_scores
 
-from cmbnn import foregrounds as fg
 from cmbnn import units
 from cmbnn.seeding import rng_for
+from cmbnn.sky import foregrounds as fg
 
 FREQS = np.array([30.0, 100.0, 143.0, 217.0, 353.0, 545.0])
 
@@ -203,8 +203,8 @@ def test_zero_scatter_is_one_template_times_the_mean_sed():
 
 def test_diffuse_component_logs_a_line_per_frequency(caplog):
     # At nside 2048 each frequency's transform takes minutes: the job log shows how far it is.
-    with caplog.at_level("INFO", logger="cmbnn.foregrounds"):
+    with caplog.at_level("INFO", logger="cmbnn.sky.foregrounds"):
         fg.diffuse_component("dust", DUST, 16, 47, [100.0, 143.0], 20.0, rng_for(4, "dust"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "cmbnn.foregrounds"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "cmbnn.sky.foregrounds"]
     assert lines[0].startswith("dust: drawing the Gaussian field")
     assert lines[1:] == ["dust: SED varies over the sky, alm at 100 GHz (1 of 2)", "dust: SED varies over the sky, alm at 143 GHz (2 of 2)"]

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import yaml
 
-from cmbnn import simulate
 from cmbnn.config import validate_config
 from cmbnn.io import write_patches_h5
 from cmbnn.names import DIFFUSE, POINT_SOURCES
 from cmbnn.patches import SPLITS, assign_regions
 from cmbnn.projection import patch_geometry
 from cmbnn.seeding import rng_for
+from cmbnn.sky import simulate
 
 
 @pytest.fixture(scope="module")

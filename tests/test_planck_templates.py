@@ -10,10 +10,10 @@ import pytest
 import yaml
 from astropy.io import fits
 
-from cmbnn import foregrounds as fg
 from cmbnn import units
 from cmbnn.planck.archive import FOREGROUND_TEMPLATES, change_resolution
 from cmbnn.seeding import rng_for
+from cmbnn.sky import foregrounds as fg
 
 ROOT = Path(__file__).resolve().parents[1]
 NSIDE = 32

@@ -19,7 +19,8 @@ from cmbnn import realsky
 from cmbnn.planck import maps as planck_maps
 from cmbnn.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.seeding import rng_for
-from cmbnn.simulate import observe
+from cmbnn.sky.noise import correlated_noise
+from cmbnn.sky.simulate import observe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def test_correlated_noise_has_the_per_pixel_covariance():
     n = 400_000
     ii, qq, uu, qu = 9.0, 4.0, 1.0, -1.2
     var = np.stack([np.full(n, ii), np.full(n, qq), np.full(n, uu), np.full(n, qu)])
-    t, q, u = realsky.correlated_noise(var, np.random.default_rng(1))
+    t, q, u = correlated_noise(var, np.random.default_rng(1))
     cov = np.cov(np.stack([t, q, u]))
     expected = np.array([[ii, 0, 0], [0, qq, qu], [0, qu, uu]])
     # Sampling error of a (co)variance from n draws: ~ sqrt(2/n) x scale (< 0.3% here).

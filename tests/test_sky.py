@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 from conftest import binned_z_scores
 
-from cmbnn import simulate
-from cmbnn.harmonics import gaussian_beam, pixel_side_arcmin, pixel_window, synalm_teb, white_noise
+from cmbnn.harmonics import gaussian_beam, pixel_side_arcmin, pixel_window, synalm_teb
 from cmbnn.seeding import rng_for
+from cmbnn.sky import simulate
+from cmbnn.sky.noise import white_noise
 from cmbnn.units import ARCMIN
 
 OBS_NOISELESS = {
@@ -90,7 +91,7 @@ def test_negative_noise_level_is_refused():
 @pytest.mark.parametrize("scatter", [0.0, 0.1])
 def test_observe_mixes_foregrounds_by_their_seds(camb_cls, scatter):
     """Observed signal minus CMB, per frequency, is the component scaled by its SED."""
-    from cmbnn import foregrounds as fg
+    from cmbnn.sky import foregrounds as fg
 
     nside, freqs = 32, [100.0, 143.0, 217.0, 353.0]
     lmax = 3 * nside - 1

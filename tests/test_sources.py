@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from cmbnn import sources, units
+from cmbnn import units
 from cmbnn.projection import centre_frames, patch_geometry, rotate_qu, sample_maps
+from cmbnn.sky import sources
 from cmbnn.units import ARCMIN
 
 FWHM = 7.3  # arcmin

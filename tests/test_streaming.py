@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from cmbnn import simulate
 from cmbnn.config import validate_config
 from cmbnn.io import chunked_h5, patch_layout, read_patches_h5, streamed_predictions_h5, write_patches_h5, write_predictions_h5
+from cmbnn.sky import simulate
 
 keras = pytest.importorskip("keras")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cmbnn.theory import camb_spectra, dl_from_cl, read_cls, write_cls
+from cmbnn.sky.theory import camb_spectra, dl_from_cl, read_cls, write_cls
 
 
 def test_spectra_indexed_from_ell_zero_in_uk2(camb_cls):
@@ -76,7 +76,7 @@ def write_pr3_file(path, lmax):
 
 
 def test_planck_pr3_table_is_the_files_d_ell_as_c_ell(tmp_path):
-    from cmbnn.theory import planck_pr3_spectra
+    from cmbnn.sky.theory import planck_pr3_spectra
 
     path = tmp_path / PR3_NAME
     ell, dl = write_pr3_file(path, 400)
@@ -95,7 +95,7 @@ def test_planck_pr3_table_is_the_files_d_ell_as_c_ell(tmp_path):
 
 
 def test_planck_pr3_refuses_r_and_a_short_file(tmp_path):
-    from cmbnn.theory import planck_pr3_spectra
+    from cmbnn.sky.theory import planck_pr3_spectra
 
     path = tmp_path / PR3_NAME
     write_pr3_file(path, 400)

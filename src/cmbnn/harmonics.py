@@ -97,17 +97,6 @@ def pixel_side_arcmin(nside: int) -> float:
     return float(np.sqrt(4 * np.pi / (12 * nside**2)) / ARCMIN)
 
 
-def white_noise(shape, level_uk_arcmin: float, pixel_area_arcmin2: float, rng) -> np.ndarray:
-    """White noise whose depth is ``level_uk_arcmin`` on pixels of the given area.
-
-    A level of sigma uK-arcmin means a pixel of 1 arcmin^2 has rms sigma, so a
-    pixel of area A arcmin^2 has rms sigma / sqrt(A).
-    """
-    if level_uk_arcmin < 0:
-        raise ValueError(f"noise level must be >= 0 uK-arcmin, got {level_uk_arcmin}")
-    return (level_uk_arcmin / np.sqrt(pixel_area_arcmin2)) * rng.standard_normal(shape)
-
-
 def scalar_eb_maps(teb_alm: np.ndarray, nside: int, lmax: int) -> np.ndarray:
     """Scalar E and B maps (spin-0 synthesis of the E and B alm)."""
     import healpy as hp

@@ -32,7 +32,7 @@ def dust_temperature_map(templates: np.ndarray, sed: np.ndarray, i_freq: int, ns
     """Smoothed dust T map (uK_CMB, RING) at frequency index i_freq from the foreground alm (K, 3, nalm)."""
     import healpy as hp
 
-    from cmbnn.foregrounds import alm_at_frequency
+    from cmbnn.sky.foregrounds import alm_at_frequency
 
     alm = np.asarray(alm_at_frequency(np.asarray(templates, dtype=np.complex128), np.asarray(sed, dtype=np.float64), i_freq)[0])
     lmax = hp.Alm.getlmax(alm.size)

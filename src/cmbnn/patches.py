@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.harmonics import white_noise
 from cmbnn.projection import evaluate_alm, patch_geometry, rotate_qu, sample_maps
 from cmbnn.seeding import rng_for
+from cmbnn.sky.noise import white_noise
 
 SPLITS = ("train", "validation", "test")
 

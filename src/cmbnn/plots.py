@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cmbnn.io import atomic_output
-from cmbnn.theory import dl_from_cl
+from cmbnn.sky.theory import dl_from_cl
 
 
 def _pyplot():

@@ -24,19 +24,6 @@ from cmbnn.projection import patch_geometry
 log = logging.getLogger(__name__)
 
 
-def correlated_noise(variance: np.ndarray, rng) -> np.ndarray:
-    """T, Q, U noise maps (3, npix) with per-pixel covariance ``variance`` = (II, QQ, UU, QU).
-
-    T ~ N(0, II); (Q, U) ~ N(0, [[QQ, QU], [QU, UU]]) through the 2x2 Cholesky factor
-    Q = sqrt(QQ) n1, U = QU / sqrt(QQ) n1 + sqrt(UU - QU^2 / QQ) n2 (T is drawn
-    independently: the HFI IQ/IU covariances are ignored).
-    """
-    ii, qq, uu, qu = np.asarray(variance, dtype=np.float64)
-    n = rng.standard_normal((3, ii.size))
-    sq = np.sqrt(qq)
-    return np.stack([np.sqrt(ii) * n[0], sq * n[1], qu / sq * n[1] + np.sqrt(np.maximum(uu - qu**2 / qq, 0.0)) * n[2]])
-
-
 def centers_in_mask(n: int, keep: np.ndarray, lat_cut_deg: float, height: int, width: int, reso_arcmin: float, rng, max_rounds: int = 200) -> np.ndarray:
     """n centres (lon, lat deg) at |b| > lat_cut whose every patch pixel falls on ``keep`` (RING booleans)."""
     import healpy as hp

@@ -5,7 +5,7 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "camb_spectra")
 
-from cmbnn.theory import camb_spectra, write_cls  # noqa: E402
+from cmbnn.sky.theory import camb_spectra, write_cls  # noqa: E402
 
 theory = smk.params.theory
 log.info("CAMB: lmax=%d r=%g cosmology overrides=%s", smk.params.lmax, theory["r"], theory["cosmology"])

@@ -6,8 +6,8 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "cmb_map")
 
 from cmbnn.io import write_alm_h5, write_maps_fits  # noqa: E402
-from cmbnn.simulate import cmb_realisation, lmax_for  # noqa: E402
-from cmbnn.theory import read_cls  # noqa: E402
+from cmbnn.sky.simulate import cmb_realisation, lmax_for  # noqa: E402
+from cmbnn.sky.theory import read_cls  # noqa: E402
 
 nside, seed = smk.params.nside, smk.params.seed
 realisation = int(smk.wildcards.realisation)

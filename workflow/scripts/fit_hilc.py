@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 
 from cmbnn.baselines import COMPONENTS, HarmonicILC, gaussian_beam_ell  # noqa: E402
 from cmbnn.io import read_patches_h5, write_h5  # noqa: E402
-from cmbnn.theory import read_cls  # noqa: E402
+from cmbnn.sky.theory import read_cls  # noqa: E402
 
 p = smk.params
 group = smk.wildcards.group

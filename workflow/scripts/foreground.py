@@ -11,7 +11,7 @@ log = configure(smk, "foreground")
 import pandas as pd  # noqa: E402
 
 from cmbnn.io import atomic_output, write_h5  # noqa: E402
-from cmbnn.simulate import foreground_realisation, lmax_for  # noqa: E402
+from cmbnn.sky.simulate import foreground_realisation, lmax_for  # noqa: E402
 
 name = smk.wildcards.component
 realisation = int(smk.wildcards.realisation)

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 from cmbnn.cosmovae import write_inpainting  # noqa: E402
 from cmbnn.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std  # noqa: E402
 from cmbnn.io import read_h5  # noqa: E402
-from cmbnn.theory import read_cls  # noqa: E402
+from cmbnn.sky.theory import read_cls  # noqa: E402
 
 p = smk.params
 data, attrs = read_h5(smk.input.patches)

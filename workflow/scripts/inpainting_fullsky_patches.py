@@ -15,7 +15,7 @@ from cmbnn import masks, reassembly  # noqa: E402
 from cmbnn.io import read_alm_h5, write_h5, write_maps_fits  # noqa: E402
 from cmbnn.patches import fields_from_alm  # noqa: E402
 from cmbnn.projection import patch_geometry  # noqa: E402
-from cmbnn.simulate import label_alm, lmax_for  # noqa: E402
+from cmbnn.sky.simulate import label_alm, lmax_for  # noqa: E402
 
 p = smk.params
 g, fs = p.geometry, p.fullsky

@@ -8,7 +8,7 @@ log = configure(smk, "observe")
 import numpy as np  # noqa: E402
 
 from cmbnn.io import read_alm_h5, read_h5, write_alm_h5, write_maps_fits  # noqa: E402
-from cmbnn.simulate import lmax_for, observe  # noqa: E402
+from cmbnn.sky.simulate import lmax_for, observe  # noqa: E402
 
 p = smk.params
 realisation = int(smk.wildcards.realisation)

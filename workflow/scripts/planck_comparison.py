@@ -13,7 +13,7 @@ from cmbnn.evaluation import group_spectra, theory_bandpowers  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.plots import plot_planck_comparison  # noqa: E402
 from cmbnn.realsky import COMPARISON_QUANTITIES, RATIOS, comparison_bandpowers, comparison_table  # noqa: E402
-from cmbnn.theory import read_cls  # noqa: E402
+from cmbnn.sky.theory import read_cls  # noqa: E402
 
 p = smk.params
 fields = list(p.fields)

@@ -5,7 +5,7 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "planck_pr3_spectra")
 
-from cmbnn.theory import planck_pr3_spectra, write_cls  # noqa: E402
+from cmbnn.sky.theory import planck_pr3_spectra, write_cls  # noqa: E402
 
 theory = smk.params.theory
 log.info("Planck PR3 theory: %s, lmax=%d", smk.input.theory, smk.params.lmax)

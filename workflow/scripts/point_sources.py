@@ -8,7 +8,7 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "point_sources")
 
 from cmbnn.io import write_h5  # noqa: E402
-from cmbnn.simulate import source_catalogue  # noqa: E402
+from cmbnn.sky.simulate import source_catalogue  # noqa: E402
 
 name = smk.wildcards.component
 realisation = int(smk.wildcards.realisation)

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cmbnn import foregrounds as fg
-from cmbnn.harmonics import alm_to_maps, gaussian_beam, pixel_side_arcmin, pixel_window, scalar_eb_maps, smooth_alm, synalm_teb, white_noise
+from cmbnn.harmonics import alm_to_maps, gaussian_beam, pixel_side_arcmin, pixel_window, scalar_eb_maps, smooth_alm, synalm_teb
 from cmbnn.patches import SPLITS, assign_regions, draw_centers, fields_from_alm, fields_from_maps, patch_noise
 from cmbnn.projection import patch_geometry
 from cmbnn.seeding import rng_for
-from cmbnn.sources import PatchSources, bright_source_mask, merge, render_healpix, render_patches
+from cmbnn.sky import foregrounds as fg
+from cmbnn.sky.noise import correlated_noise, white_noise
+from cmbnn.sky.sources import PatchSources, bright_source_mask, merge, render_healpix, render_patches
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ def observe(
         signal[i] = smoothed
         rng = rng_for(seed, "noise", realisation, float(nu))
         if noise_variance is not None:
-            from cmbnn.realsky import correlated_noise
-
             noise = correlated_noise(noise_variance[i], rng)
         else:
             levels = (observation["noise_T_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i], observation["noise_P_uK_arcmin"][i])

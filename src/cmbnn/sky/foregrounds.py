@@ -21,6 +21,7 @@ import numpy as np
 
 from cmbnn.harmonics import alm_lm, synalm_teb, unit_gaussian_alm
 from cmbnn.names import DIFFUSE
+from cmbnn.planck.archive import foreground_template_info, read_foreground_template
 from cmbnn.units import db_dt_cmb, k_rj_to_k_cmb, planck_intensity
 
 log = logging.getLogger(__name__)
@@ -287,8 +288,6 @@ def component_alm(name: str, settings: dict, nside: int, lmax: int, freqs_ghz, r
         template = settings.get("template", "gaussian")
         maps = None
         if template != "gaussian":
-            from cmbnn.planck.archive import foreground_template_info, read_foreground_template
-
             info = foreground_template_info(name, template)
             if float(settings["reference_GHz"]) != info["freq_GHz"]:
                 raise ValueError(

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from cmbnn.io import atomic_output
+from cmbnn.planck.archive import read_planck_theory
+
 SPECTRA = ("TT", "EE", "BB", "TE")
 
 # Planck 2018 TT,TE,EE+lowE+lensing best fit (Planck 2018 VI, Table 2).
@@ -71,8 +74,6 @@ def planck_pr3_spectra(path, lmax: int, r: float = 0.0) -> dict[str, np.ndarray]
     the simulations (the PR3 file ends at ell = 2508, enough for nside <= 836;
     use ``theory.source: camb`` above that).
     """
-    from cmbnn.planck.archive import read_planck_theory
-
     if r != 0:
         raise ValueError(
             f"theory.source planck_pr3: the PR3 minimum-theory file has no tensor spectrum, so r must be 0 (got r = {r}); "
@@ -101,8 +102,6 @@ def write_cls(path, cls: dict[str, np.ndarray], r: float, source: str | None = N
 
     ``source``: the first header line (default: the CAMB Planck 2018 line).
     """
-    from cmbnn.io import atomic_output
-
     ell = np.arange(len(cls["TT"]))
     names = [n for n in (*SPECTRA, "BB_lensing", "BB_tensor") if n in cls]
     with atomic_output(path) as tmp, open(tmp, "w") as f:
