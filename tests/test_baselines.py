@@ -184,7 +184,7 @@ def test_fourier_e_b_follow_the_patch_convention(camb_cls):
     of the same sky (which fixes sign and axes), and an E-only sky gives ~no B."""
     from cmbnn import projection as proj
     from cmbnn.harmonics import gaussian_beam, synalm_teb
-    from cmbnn.patches import fields_from_alm
+    from cmbnn.patches.cutting import fields_from_alm
     from cmbnn.seeding import rng_for
 
     lmax, side, reso = 1500, 64, 5.0

@@ -8,7 +8,8 @@ import yaml
 from cmbnn.config import validate_config
 from cmbnn.io import write_patches_h5
 from cmbnn.names import DIFFUSE, POINT_SOURCES
-from cmbnn.patches import SPLITS, assign_regions
+from cmbnn.patches.cutting import cut_realisation
+from cmbnn.patches.sets import SPLITS, assign_regions, split_centers
 from cmbnn.projection import patch_geometry
 from cmbnn.seeding import rng_for
 from cmbnn.sky import simulate
@@ -33,8 +34,8 @@ def make_patch_file(config, cls, path, split="train"):
     sources = [simulate.source_catalogue(c, config["foregrounds"][c], freqs, seed, 0) for c in config["foregrounds"]["components"] if c in POINT_SOURCES]
     signal, maps = simulate.observe(cmb_alm, components, freqs, config["observation"], nside, seed, 0, sources)
     label = simulate.label_alm(cmb_alm, freqs, config["label_frequency"], config["observation"], nside)
-    centers = simulate.split_centers(config["patches"], seed, 0, split)
-    cut = simulate.cut_realisation(
+    centers = split_centers(config["patches"], seed, 0, split)
+    cut = cut_realisation(
         split, 0, centers, config["patches"], freqs, config["observation"], nside, seed, signal, label, maps, sources, config["label_frequency"]
     )
     write_patches_h5(path, {"M": cut.inputs["Q"], "M0": cut.labels["Q"], "centers": centers, "mask": cut.mask}, {"seed": seed})
@@ -60,8 +61,8 @@ def test_patch_noise_matches_depth_and_labels_are_noiseless(config, camb_cls):
     nside, seed, freqs = cfg["nside"], cfg["seed"], cfg["frequencies"]
     cmb_alm = np.zeros((3, hp.Alm.getsize(3 * nside - 1)), complex)
     signal, _ = simulate.observe(cmb_alm, [], freqs, cfg["observation"], nside, seed, 0)
-    centers = simulate.split_centers(cfg["patches"], seed, 0, "train")
-    cut = simulate.cut_realisation("train", 0, centers, cfg["patches"], freqs, cfg["observation"], nside, seed, signal, cmb_alm, None)
+    centers = split_centers(cfg["patches"], seed, 0, "train")
+    cut = cut_realisation("train", 0, centers, cfg["patches"], freqs, cfg["observation"], nside, seed, signal, cmb_alm, None)
     inputs, labels = cut.inputs, cut.labels
     reso = cfg["patches"]["reso_arcmin"]
     for i in range(len(freqs)):
@@ -76,7 +77,7 @@ def test_splits_never_share_sky(config):
     share = np.bincount(owner, minlength=3) / owner.size
     np.testing.assert_allclose(share, [0.6, 0.2, 0.2], atol=1 / owner.size + 1e-9)
     for k, split in enumerate(SPLITS):
-        centers = simulate.split_centers(patches, config["seed"], 0, split)
+        centers = split_centers(patches, config["seed"], 0, split)
         assert np.all(np.abs(centers[:, 1]) > patches["lat_cut_deg"])
         theta, phi, _ = patch_geometry(centers, patches["height"], patches["width"], patches["reso_arcmin"])
         # Every pixel of every patch lies in a region of its own split.
@@ -87,14 +88,14 @@ def test_impossible_placement_is_a_clear_error(config):
     patches = copy.deepcopy(config["patches"])
     patches.update(lat_cut_deg=80, height=64, width=64, reso_arcmin=60.0)
     with pytest.raises(RuntimeError, match="too small"):
-        simulate.split_centers(patches, 1, 0, "validation")
+        split_centers(patches, 1, 0, "validation")
 
 
 def test_centres_respect_a_mask(config):
     nside = 16
     _, lat = hp.pix2ang(nside, np.arange(12 * nside**2), lonlat=True)
     south_only = (lat < 0).astype(float)
-    centers = simulate.split_centers(config["patches"], config["seed"], 0, "train", mask=south_only)
+    centers = split_centers(config["patches"], config["seed"], 0, "train", mask=south_only)
     assert np.all(centers[:, 1] < 0)
 
 
@@ -111,11 +112,11 @@ def test_pixel_method_agrees_with_exact_on_a_smooth_noiseless_sky(config, camb_c
     signal, maps = simulate.observe(cmb_alm, [dust], freqs, obs, nside, seed, 0)
     assert maps.shape[1] == 5  # T, Q, U and the scalar E, B maps
     label = simulate.label_alm(cmb_alm, freqs, cfg["label_frequency"], obs, nside)
-    centers = simulate.split_centers(cfg["patches"], seed, 0, "train")
+    centers = split_centers(cfg["patches"], seed, 0, "train")
     outputs = {}
     for method in ("exact", "pixel"):
         cfg["patches"]["method"] = method
-        outputs[method] = simulate.cut_realisation("train", 0, centers, cfg["patches"], freqs, obs, nside, seed, signal, label, maps)
+        outputs[method] = cut_realisation("train", 0, centers, cfg["patches"], freqs, obs, nside, seed, signal, label, maps)
     for field in ("T", "Q", "U", "E", "B"):
         exact, pixel = outputs["exact"].inputs[field], outputs["pixel"].inputs[field]
         rel = np.std(pixel - exact) / np.std(exact)
@@ -139,7 +140,7 @@ def test_label_bandpowers_match_camb_times_beam_at_the_default_geometry(root, ca
 
     from cmbnn.evaluation import group_spectra
     from cmbnn.harmonics import gaussian_beam
-    from cmbnn.patches import fields_from_alm
+    from cmbnn.patches.cutting import fields_from_alm
     from cmbnn.powspec import ARCMIN, bandpowers
 
     with open(root / "config" / "config.yaml") as f:

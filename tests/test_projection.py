@@ -107,7 +107,7 @@ def test_patch_q_u_convention_matches_namaster_te_tb_eb(camb_cls):
     the same signs and amplitudes; a flipped U (mirror image) reverses TB and
     EB, a flipped Q reverses TE as well.
     """
-    from cmbnn.patches import fields_from_alm
+    from cmbnn.patches.cutting import fields_from_alm
     from cmbnn.powspec import ARCMIN, apodized_mask
 
     nmt = pytest.importorskip("pymaster")

@@ -16,6 +16,7 @@ from fake_planck import BEAMS, pol_mask, write_fake_archive, write_table
 from test_download import Archive
 
 from cmbnn import realsky
+from cmbnn.patches.sets import centers_in_mask
 from cmbnn.planck import maps as planck_maps
 from cmbnn.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.seeding import rng_for
@@ -91,13 +92,13 @@ def test_prepared_frequency_map_has_the_simulations_beam_and_pixel_window(tmp_pa
 def test_centres_keep_the_whole_footprint_on_the_kept_sky():
     nside = 64
     keep = pol_mask(nside) > 0.5
-    centers = realsky.centers_in_mask(20, keep, 20.0, 16, 16, 30.0, np.random.default_rng(2))
+    centers = centers_in_mask(20, keep, 20.0, 16, 16, 30.0, np.random.default_rng(2))
     from cmbnn.projection import patch_geometry
 
     theta, phi, _ = patch_geometry(centers, 16, 16, 30.0)
     assert keep[hp.ang2pix(nside, theta, phi)].all() and np.all(np.abs(centers[:, 1]) > 20.0)
     with pytest.raises(RuntimeError, match="placed only"):
-        realsky.centers_in_mask(5, np.zeros_like(keep), 20.0, 16, 16, 30.0, np.random.default_rng(2), max_rounds=3)
+        centers_in_mask(5, np.zeros_like(keep), 20.0, 16, 16, 30.0, np.random.default_rng(2), max_rounds=3)
 
 
 def test_comparison_noise_bias_is_the_full_mission_noise_power():

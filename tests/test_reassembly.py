@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cmbnn.reassembly import cut_patches, reassemble, taper, taper_at, tile_centers
+from cmbnn.patches.reassembly import cut_patches, reassemble, taper, taper_at, tile_centers
 
 NSIDE = 64  # 55 arcmin pixels
 SIZE, RESO = 32, 15.0  # 8 deg patches with pixels finer than the HEALPix ones

@@ -11,6 +11,8 @@ import yaml
 
 from cmbnn.config import validate_config
 from cmbnn.io import chunked_h5, patch_layout, read_patches_h5, streamed_predictions_h5, write_patches_h5, write_predictions_h5
+from cmbnn.patches.cutting import cut_realisation
+from cmbnn.patches.sets import split_centers
 from cmbnn.sky import simulate
 
 keras = pytest.importorskip("keras")
@@ -201,7 +203,7 @@ def sky(root, camb_cls):
 def cut(sky, centers, method="exact", chunks=False):
     cfg, signal, maps, label, sources = sky
     patches = dict(cfg["patches"], method=method)
-    return simulate.cut_realisation(
+    return cut_realisation(
         "train", 0, centers, patches, cfg["frequencies"], cfg["observation"], cfg["nside"], cfg["seed"], signal, label, maps, sources, cfg["label_frequency"],
         chunks=chunks,
     )
@@ -231,7 +233,7 @@ def cut_to_file(sky, centers, path, method="exact"):
 @pytest.mark.parametrize("method", ["exact", "pixel"])
 def test_cutting_writes_chunk_by_chunk_the_same_file_as_in_memory(sky, tmp_path, method):
     cfg = sky[0]
-    centers = simulate.split_centers(cfg["patches"], cfg["seed"], 0, "train")
+    centers = split_centers(cfg["patches"], cfg["seed"], 0, "train")
     assert len(centers) == 40
     whole = cut(sky, centers, method)
     write_patches_h5(
@@ -249,7 +251,7 @@ def test_cutting_writes_chunk_by_chunk_the_same_file_as_in_memory(sky, tmp_path,
 
 def test_cutting_memory_does_not_grow_with_the_number_of_patches(sky, tmp_path):
     cfg = sky[0]
-    centers = simulate.split_centers(cfg["patches"], cfg["seed"], 0, "train")
+    centers = split_centers(cfg["patches"], cfg["seed"], 0, "train")
     many = np.concatenate([centers] * 4)  # 160 patches
     patch_bytes = 16 * 16 * (len(cfg["frequencies"]) + 1) * 4 + 16 * 16
     peaks = {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from cmbnn.harmonics import alm_lm, unit_gaussian_alm
-from cmbnn.patches import assign_regions, draw_centers
+from cmbnn.patches.sets import assign_regions, draw_centers
 from cmbnn.projection import evaluate_alm, patch_geometry
 from cmbnn.seeding import rng_for
 

@@ -18,34 +18,8 @@ import logging
 
 import numpy as np
 
-from cmbnn.patches import sample_centers
-from cmbnn.projection import patch_geometry
 
 log = logging.getLogger(__name__)
-
-
-def centers_in_mask(n: int, keep: np.ndarray, lat_cut_deg: float, height: int, width: int, reso_arcmin: float, rng, max_rounds: int = 200) -> np.ndarray:
-    """n centres (lon, lat deg) at |b| > lat_cut whose every patch pixel falls on ``keep`` (RING booleans)."""
-    import healpy as hp
-
-    nside = hp.npix2nside(keep.size)
-
-    def on_keep(lon, lat):
-        return keep[hp.ang2pix(nside, lon, lat, lonlat=True)]
-
-    def footprint_kept(cand):
-        theta, phi, _ = patch_geometry(cand, height, width, reso_arcmin)
-        return keep[hp.ang2pix(nside, theta, phi)].reshape(len(cand), -1).all(axis=1)
-
-    # Candidates per round: every pixel of every footprint is looked up (~4M lookups a round).
-    batch = int(max(16, min(4 * n, 4_000_000 // (height * width))))
-    centers = sample_centers(n, lat_cut_deg, rng, batch, footprint_kept, on_keep, max_rounds)
-    if len(centers) < n:
-        raise RuntimeError(
-            f"placed only {len(centers)} of {n} patches of {height}x{width} at {reso_arcmin} arcmin whose footprint avoids the mask "
-            f"(|b| > {lat_cut_deg} deg, {keep.mean():.1%} of the sky kept): lower the count or the patch size"
-        )
-    return centers
 
 
 # Quantities of the real-sky comparison (per patch, spin-2 bandpowers EE, EB, BE, BB).

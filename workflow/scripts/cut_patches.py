@@ -14,7 +14,9 @@ import pandas as pd  # noqa: E402
 import cmbnn  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
 from cmbnn.io import atomic_output, chunked_h5, patch_layout, read_alm_h5, read_h5  # noqa: E402
-from cmbnn.sky.simulate import cut_realisation, label_alm, split_centers  # noqa: E402
+from cmbnn.patches.cutting import cut_realisation  # noqa: E402
+from cmbnn.patches.sets import split_centers  # noqa: E402
+from cmbnn.sky.simulate import label_alm  # noqa: E402
 
 p = smk.params
 split = smk.wildcards.split

@@ -11,9 +11,10 @@ import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cmbnn  # noqa: E402
-from cmbnn import masks, reassembly  # noqa: E402
+from cmbnn import masks  # noqa: E402
 from cmbnn.io import read_alm_h5, write_h5, write_maps_fits  # noqa: E402
-from cmbnn.patches import fields_from_alm  # noqa: E402
+from cmbnn.patches import reassembly  # noqa: E402
+from cmbnn.patches.cutting import fields_from_alm  # noqa: E402
 from cmbnn.projection import patch_geometry  # noqa: E402
 from cmbnn.sky.simulate import label_alm, lmax_for  # noqa: E402
 

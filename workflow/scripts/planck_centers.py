@@ -9,7 +9,7 @@ import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cmbnn.io import atomic_output  # noqa: E402
-from cmbnn.realsky import centers_in_mask  # noqa: E402
+from cmbnn.patches.sets import centers_in_mask  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
 
 p = smk.params

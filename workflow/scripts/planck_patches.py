@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import cmbnn  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
 from cmbnn.io import write_patches_h5  # noqa: E402
-from cmbnn.patches import fields_from_maps  # noqa: E402
+from cmbnn.patches.cutting import fields_from_maps  # noqa: E402
 from cmbnn.projection import patch_geometry  # noqa: E402
 
 p = smk.params

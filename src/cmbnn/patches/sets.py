@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.projection import evaluate_alm, patch_geometry, rotate_qu, sample_maps
+from cmbnn.projection import patch_geometry
 from cmbnn.seeding import rng_for
-from cmbnn.sky.noise import white_noise
 
 SPLITS = ("train", "validation", "test")
 
@@ -98,49 +97,41 @@ def draw_centers(
     return centers
 
 
-def needs_spin2(fields) -> bool:
-    return any(f in ("Q", "U") for f in fields)
+def split_centers(patches: dict, seed: int, realisation: int, split: str, mask: np.ndarray | None = None) -> np.ndarray:
+    """Patch centres of one split and realisation (same config -> same centres)."""
+    owner = assign_regions(patches["region_nside"], patches["split_fractions"], rng_for(seed, "regions"))
+    return draw_centers(
+        patches["counts"][split],
+        split,
+        owner,
+        patches["lat_cut_deg"],
+        patches["height"],
+        patches["width"],
+        patches["reso_arcmin"],
+        rng_for(seed, "centers", realisation, split),
+        mask=mask,
+    )
 
 
-def fields_from_alm(fields, teb_alm: np.ndarray, lmax: int, theta, phi, psi, nthreads: int = 1) -> dict:
-    """Exact values of each field at the positions, Q/U rotated into the patch frame."""
-    out = {}
-    if "T" in fields:
-        out["T"] = evaluate_alm(teb_alm[0], lmax, theta, phi, spin=0, nthreads=nthreads)
-    if needs_spin2(fields):
-        q, u = evaluate_alm(teb_alm[1:3], lmax, theta, phi, spin=2, nthreads=nthreads)
-        out["Q"], out["U"] = rotate_qu(q, u, psi)
-    for i, name in ((1, "E"), (2, "B")):
-        if name in fields:
-            out[name] = evaluate_alm(teb_alm[i], lmax, theta, phi, spin=0, nthreads=nthreads)
-    return {f: out[f] for f in fields}
+def centers_in_mask(n: int, keep: np.ndarray, lat_cut_deg: float, height: int, width: int, reso_arcmin: float, rng, max_rounds: int = 200) -> np.ndarray:
+    """n centres (lon, lat deg) at |b| > lat_cut whose every patch pixel falls on ``keep`` (RING booleans)."""
+    import healpy as hp
 
+    nside = hp.npix2nside(keep.size)
 
-def fields_from_maps(fields, maps: np.ndarray, theta, phi, psi, interpolation: str) -> dict:
-    """Interpolated values of each field; maps rows are T, Q, U[, E, B] as written by the observation step."""
-    out = {}
-    if "T" in fields:
-        out["T"] = sample_maps(maps[0], theta, phi, interpolation)[0]
-    if needs_spin2(fields):
-        q, u = sample_maps(maps[1:3], theta, phi, interpolation)
-        out["Q"], out["U"] = rotate_qu(q, u, psi)
-    for i, name in ((3, "E"), (4, "B")):
-        if name in fields:
-            if maps.shape[0] <= i:
-                raise ValueError(f"field {name} needs scalar E/B maps (observation.scalar_eb: true)")
-            out[name] = sample_maps(maps[i], theta, phi, interpolation)[0]
-    return {f: out[f] for f in fields}
+    def on_keep(lon, lat):
+        return keep[hp.ang2pix(nside, lon, lat, lonlat=True)]
 
+    def footprint_kept(cand):
+        theta, phi, _ = patch_geometry(cand, height, width, reso_arcmin)
+        return keep[hp.ang2pix(nside, theta, phi)].reshape(len(cand), -1).all(axis=1)
 
-def patch_noise(field: str, indices, height: int, width: int, level_t: float, level_p: float, reso_arcmin: float, seed: int, keys) -> np.ndarray:
-    """White noise at patch pixels of area reso^2.
-
-    One generator per (patch index, field), so how patches are chunked does
-    not change the draws. T uses the temperature depth, Q/U/E/B the
-    polarisation depth (white Q/U noise has E/B noise of the same depth).
-    """
-    level = level_t if field == "T" else level_p
-    out = np.empty((len(indices), height, width))
-    for j, i in enumerate(indices):
-        out[j] = white_noise((height, width), level, reso_arcmin**2, rng_for(seed, "patch_noise", *keys, int(i), field))
-    return out
+    # Candidates per round: every pixel of every footprint is looked up (~4M lookups a round).
+    batch = int(max(16, min(4 * n, 4_000_000 // (height * width))))
+    centers = sample_centers(n, lat_cut_deg, rng, batch, footprint_kept, on_keep, max_rounds)
+    if len(centers) < n:
+        raise RuntimeError(
+            f"placed only {len(centers)} of {n} patches of {height}x{width} at {reso_arcmin} arcmin whose footprint avoids the mask "
+            f"(|b| > {lat_cut_deg} deg, {keep.mean():.1%} of the sky kept): lower the count or the patch size"
+        )
+    return centers
