@@ -65,7 +65,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cmbnn import gaussian_field as gf  # noqa: E402
+from cmbnn.analysis import gaussian_field as gf  # noqa: E402
 from cmbnn.sky.theory import camb_spectra  # noqa: E402
 
 

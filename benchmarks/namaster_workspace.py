@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cmbnn.powspec import ARCMIN, FlatSpectra, linear_bin_edges  # noqa: E402
+from cmbnn.analysis.powspec import ARCMIN, FlatSpectra, linear_bin_edges  # noqa: E402
 
 
 def main():

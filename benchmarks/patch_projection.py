@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from cmbnn import projection as proj  # noqa: E402
+from cmbnn.analysis.powspec import FlatSpectra  # noqa: E402
 from cmbnn.harmonics import alm_to_maps, gaussian_beam, smooth_alm, synalm_teb  # noqa: E402
-from cmbnn.powspec import FlatSpectra  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
 from cmbnn.sky.theory import camb_spectra  # noqa: E402
 

@@ -60,7 +60,8 @@ def test_too_many_constraints_are_refused():
 # ---------------------------------------------------------------------------
 # Harmonic ILC
 # ---------------------------------------------------------------------------
-from cmbnn.baselines import ARCMIN, HarmonicILC, eb_to_qu, fourier_grid, gaussian_beam_ell, qu_to_eb  # noqa: E402
+from cmbnn.analysis.flatsky import eb_to_qu, fourier_grid, gaussian_beam_ell, qu_to_eb  # noqa: E402
+from cmbnn.baselines import ARCMIN, HarmonicILC  # noqa: E402
 
 BEAMS = np.array([9.68, 7.30, 5.02])  # arcmin, the default Planck-like beams; label at 143 GHz
 SIDE, RESO = 64, 5.0

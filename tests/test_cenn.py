@@ -242,7 +242,7 @@ def test_augmented_patches_keep_their_e_and_b():
 
 def test_flat_eb_helper_follows_the_patch_convention():
     """The E/B used above is NaMaster's on these arrays: an E-only map has no purified BB there."""
-    from cmbnn.powspec import FlatSpectra, linear_bin_edges
+    from cmbnn.analysis.powspec import FlatSpectra, linear_bin_edges
 
     n, reso = 64, 6.87
     rng = np.random.default_rng(4)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.special import eval_legendre
 
-from cmbnn import gaussian_field as gf
-from cmbnn.gaussian_field import (
+from cmbnn.analysis import gaussian_field as gf
+from cmbnn.analysis.gaussian_field import (
     FlatSkyCovariance,
     conditional_mean,
     conditional_std,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cmbnn.metrics import SSIM_BORDER, label_data_range, pixel_metrics, ssim
+from cmbnn.analysis.metrics import SSIM_BORDER, label_data_range, pixel_metrics, ssim
 
 
 def test_metrics_of_a_constant_offset():

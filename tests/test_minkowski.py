@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cmbnn.minkowski import gaussian_minkowski, gradient_tau, minkowski_functionals
+from cmbnn.analysis.minkowski import gaussian_minkowski, gradient_tau, minkowski_functionals
 
 
 def gaussian_field(n, smoothing_px, rng, count=4):

@@ -138,10 +138,10 @@ def test_label_bandpowers_match_camb_times_beam_at_the_default_geometry(root, ca
     """
     import pymaster as nmt
 
-    from cmbnn.evaluation import group_spectra
+    from cmbnn.analysis.evaluation import group_spectra
+    from cmbnn.analysis.powspec import ARCMIN, bandpowers
     from cmbnn.harmonics import gaussian_beam
     from cmbnn.patches.cutting import fields_from_alm
-    from cmbnn.powspec import ARCMIN, bandpowers
 
     with open(root / "config" / "config.yaml") as f:
         cfg = validate_config(yaml.safe_load(f), root / "workflow" / "schemas" / "config.schema.yaml")

@@ -3,7 +3,7 @@ import pytest
 
 nmt = pytest.importorskip("pymaster")
 
-from cmbnn.powspec import ARCMIN, FlatSpectra, bandpowers, linear_bin_edges  # noqa: E402
+from cmbnn.analysis.powspec import ARCMIN, FlatSpectra, bandpowers, linear_bin_edges  # noqa: E402
 
 SIDE, RESO = 64, 6.0
 LX = SIDE * RESO * ARCMIN
@@ -83,7 +83,7 @@ def test_saved_workspace_reads_back_identically(spectra, tmp_path):
 def test_residual_bandpowers_from_autos_and_cross_equal_the_direct_ones(spectra):
     """The evaluation derives residual spectra from autos and the cross (bilinearity, purified
     fields included) instead of building a field of the residual: both must agree."""
-    from cmbnn.powspec import residual_bandpowers
+    from cmbnn.analysis.powspec import residual_bandpowers
 
     ee, bb = input_spectra()
     label = gaussian_qu_patches(3, ee, bb, seed=600)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from cmbnn import projection as proj
+from cmbnn.analysis.powspec import FlatSpectra
 from cmbnn.harmonics import gaussian_beam, synalm_teb
-from cmbnn.powspec import FlatSpectra
 from cmbnn.seeding import rng_for
 
 
@@ -107,8 +107,8 @@ def test_patch_q_u_convention_matches_namaster_te_tb_eb(camb_cls):
     the same signs and amplitudes; a flipped U (mirror image) reverses TB and
     EB, a flipped Q reverses TE as well.
     """
+    from cmbnn.analysis.powspec import ARCMIN, apodized_mask
     from cmbnn.patches.cutting import fields_from_alm
-    from cmbnn.powspec import ARCMIN, apodized_mask
 
     nmt = pytest.importorskip("pymaster")
     lmax, side, reso = 2500, 96, 4.0

@@ -16,9 +16,9 @@ from fake_planck import BEAMS, pol_mask, write_fake_archive, write_table
 from test_download import Archive
 
 from cmbnn import realsky
+from cmbnn.analysis.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.patches.sets import centers_in_mask
 from cmbnn.planck import maps as planck_maps
-from cmbnn.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.seeding import rng_for
 from cmbnn.sky.noise import correlated_noise
 from cmbnn.sky.simulate import observe

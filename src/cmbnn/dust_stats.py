@@ -20,9 +20,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from cmbnn.gaussian_field import FlatSkyCovariance, gaussian_realisations, patch_stack
-from cmbnn.minkowski import minkowski_functionals
-from cmbnn.powspec import FlatSpectra, linear_bin_edges
+from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations, patch_stack
+from cmbnn.analysis.minkowski import minkowski_functionals
+from cmbnn.analysis.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.units import ARCMIN
 
 # The paper's histogram binning, in units of the standardised log intensity.

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.gaussian_field import patch_stack
+from cmbnn.analysis.gaussian_field import patch_stack
 
 GAUSSIAN_1SIGMA = 0.6826894921370859  # erf(1 / sqrt(2))
 GAUSSIAN_2SIGMA = 0.9544997361036416  # erf(2 / sqrt(2))

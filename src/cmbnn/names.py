@@ -19,3 +19,7 @@ def spectra_groups(fields) -> list[str]:
     """Spectrum groups available from a set of predicted fields: QU (spin 2) and scalar T/E/B."""
     groups = ["QU"] if {"Q", "U"} <= set(fields) else []
     return groups + [f for f in fields if f in ("T", "E", "B")]
+
+
+# Field group -> the harmonic components analysed (scalar E/B patches are spin-0 maps of E and B).
+GROUP_HARMONICS = {"QU": ("E", "B"), "T": ("T",), "E": ("E",), "B": ("B",)}

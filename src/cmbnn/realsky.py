@@ -18,7 +18,6 @@ import logging
 
 import numpy as np
 
-
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +40,7 @@ def comparison_bandpowers(spectra, cenn: dict, commander: np.ndarray, smica: np.
     'hm2': (N, 2, H, W) Q/U patches}; ``commander``/``smica``: (N, 2, H, W) at the same
     centres. Each map's NaMaster field is built once and reused for all its spectra.
     """
-    from cmbnn.powspec import residual_bandpowers
+    from cmbnn.analysis.powspec import residual_bandpowers
 
     out = {q: [] for q in COMPARISON_QUANTITIES if q != "smica" or smica is not None}
     for i in range(len(commander)):

@@ -7,8 +7,10 @@ log = configure(smk, "fit_hilc")
 
 import numpy as np  # noqa: E402
 
-from cmbnn.baselines import COMPONENTS, HarmonicILC, gaussian_beam_ell  # noqa: E402
+from cmbnn.analysis.flatsky import gaussian_beam_ell  # noqa: E402
+from cmbnn.baselines import HarmonicILC  # noqa: E402
 from cmbnn.io import read_patches_h5, write_h5  # noqa: E402
+from cmbnn.names import GROUP_HARMONICS  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402
 
 p = smk.params
@@ -26,7 +28,7 @@ ell = np.arange(lmax + 1.0)
 spin = 0 if group == "T" else 2  # E and B carry the polarisation beam, as Q/U or as scalar maps
 # S = C_ell x label beam^2 (the label is the CMB at that beam, without a pixel window).
 b2 = gaussian_beam_ell(p.label_beam_arcmin, ell, spin) ** 2
-signal = {c: cls[{"T": "TT", "E": "EE", "B": "BB"}[c]][: lmax + 1] * b2 for c in COMPONENTS[group]}
+signal = {c: cls[{"T": "TT", "E": "EE", "B": "BB"}[c]][: lmax + 1] * b2 for c in GROUP_HARMONICS[group]}
 s = p.settings
 hilc = HarmonicILC(group, p.beams_arcmin, p.label_beam_arcmin, p.reso_arcmin, p.height, p.width, edge=s["edge"], delta_ell=s["delta_ell"], min_modes=s["min_modes"])
 hilc.fit({f: d["M"] for f, d in data.items()}, {f: d["M0"] for f, d in data.items()}, signal)

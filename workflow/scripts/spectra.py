@@ -9,7 +9,7 @@ log = configure(smk, "spectra")
 
 import pandas as pd  # noqa: E402
 
-from cmbnn.evaluation import group_bandpowers, group_spectra, spectra_summary, theory_bandpowers  # noqa: E402
+from cmbnn.analysis.evaluation import group_bandpowers, group_spectra, spectra_summary, theory_bandpowers  # noqa: E402
 from cmbnn.io import atomic_output  # noqa: E402
 from cmbnn.plots import plot_spectra_comparison, plot_transfer_residuals  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402

@@ -5,7 +5,7 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "spectra_workspace")
 
-from cmbnn.evaluation import group_spectra  # noqa: E402
+from cmbnn.analysis.evaluation import group_spectra  # noqa: E402
 
 p = smk.params
 spectra = group_spectra(smk.wildcards.group, p.height, p.width, p.reso_arcmin, p.spectra)

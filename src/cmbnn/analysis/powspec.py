@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cmbnn.io import atomic_output
 from cmbnn.units import ARCMIN
 
 
@@ -55,8 +56,6 @@ class FlatSpectra:
 
     def save(self, path) -> None:
         """Write the coupling matrix so other jobs with the same mask and binning can reuse it."""
-        from cmbnn.io import atomic_output
-
         with atomic_output(path) as tmp:
             self.workspace.write_to(str(tmp))
 

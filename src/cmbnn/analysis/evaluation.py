@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cmbnn.analysis.metrics import pixel_metrics
+from cmbnn.analysis.powspec import FlatSpectra, linear_bin_edges, residual_bandpowers, summarise
 from cmbnn.harmonics import gaussian_beam
 from cmbnn.io import read_predictions_h5
-from cmbnn.metrics import pixel_metrics
-from cmbnn.powspec import FlatSpectra, linear_bin_edges, residual_bandpowers, summarise
 
 
 def _stack(predictions: list, key: str, spin: int) -> np.ndarray:

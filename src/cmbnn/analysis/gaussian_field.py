@@ -86,6 +86,7 @@ import warnings
 
 import numpy as np
 
+from cmbnn.analysis.flatsky import gaussian_beam_ell
 from cmbnn.units import ARCMIN
 
 # White noise floor added to the observed pixels, relative to the pixel variance C(0).
@@ -132,8 +133,6 @@ class FlatSkyCovariance:
     """
 
     def __init__(self, cl, height: int, width: int, reso_arcmin: float, beam_fwhm_arcmin: float = 0.0, pixwin_nside: int | None = None):
-        from cmbnn.baselines import gaussian_beam_ell
-
         cl = np.asarray(cl, dtype=np.float64)
         if cl.ndim != 1 or cl.size < 2:
             raise ValueError(f"cl must be a 1-D C_ell array from ell = 0, got shape {cl.shape}")
