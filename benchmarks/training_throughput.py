@@ -45,7 +45,7 @@ def main():
     import keras
 
     from cmbnn import cenn
-    from cmbnn.training import accelerators
+    from cmbnn.nn.training import accelerators
 
     settings = cenn.with_defaults(JOINT if args.mode == "joint" else {})
     settings.update(epochs=args.epochs + 1, patience=args.epochs + 1, batch_size=args.batch)

@@ -4,7 +4,7 @@
 # They are estimates: profiles/*/config.yaml can override any of them per rule (set-resources).
 
 from cmbnn.planck.archive import foreground_template_file
-from cmbnn.training import IN_MEMORY_MAX_BYTES
+from cmbnn.nn.training import IN_MEMORY_MAX_BYTES
 
 # Rough peak factor over the arrays a job holds at once (copies in numpy/healpy/TensorFlow).
 _WORKING_COPIES = 3

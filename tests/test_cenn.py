@@ -11,6 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 
 from cmbnn import cenn  # noqa: E402
+from cmbnn.nn import data as nn_data  # noqa: E402
 
 SMALL = {"filters": [4, 8], "kernels": [3, 3], "leaky_slope": 0.2, "l2": 1e-6, "learning_rate": 0.05, "batch_size": 8, "epochs": 6, "patience": 20}
 
@@ -198,7 +199,7 @@ def ring_power(m, n_bins=8):
 
 
 def test_dihedral_signs_are_those_of_a_spin_2_field():
-    from cmbnn.training import dihedral_signs
+    from cmbnn.nn.training import dihedral_signs
 
     assert list(dihedral_signs("QU", 2)) == [-1, -1]  # quarter turn: P -> -P
     assert list(dihedral_signs("QU", 1)) == [1, -1]  # mirror: U -> -U
@@ -209,7 +210,7 @@ def test_dihedral_signs_are_those_of_a_spin_2_field():
 def test_augmented_patches_keep_their_e_and_b():
     """Every one of the 8 transforms moves E like a scalar and B like a pseudo-scalar:
     same EE and BB spectra, an E-only sky stays E-only. Wrong signs fail."""
-    from cmbnn.training import dihedral, dihedral_signs
+    from cmbnn.nn.training import dihedral, dihedral_signs
 
     n = 32
     rng = np.random.default_rng(1)
@@ -268,16 +269,16 @@ def test_normalisation_streams_in_float32_and_matches_float64():
     y = rng.standard_normal((512, 64, 64, 1)).astype(np.float32)
     tracemalloc.start()
     stats = cenn.normalisation_stats(x, y)
-    digest = cenn.data_digest(x, y)
+    digest = nn_data.data_digest(x, y)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < x.nbytes / 2, f"{peak / 1e6:.0f} MB traced for a {x.nbytes / 1e6:.0f} MB array"
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(stats["input_offset"], x64.mean(axis=(0, 1, 2)), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(stats["input_scale"], x64.std(axis=(0, 1, 2)), rtol=1e-6)
-    assert digest == cenn.data_digest(x, y)
+    assert digest == nn_data.data_digest(x, y)
     x[100, 3, 3, 3] += 1
-    assert digest != cenn.data_digest(x, y)
+    assert digest != nn_data.data_digest(x, y)
     x[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         cenn.normalisation_stats(x, y)
@@ -295,7 +296,7 @@ def test_joint_normalisation_has_no_offsets_and_one_scale_per_frequency():
 
 
 def test_batches_depend_only_on_seed_and_epoch_and_augment_inputs_and_labels_alike():
-    from cmbnn.training import PatchBatches
+    from cmbnn.nn.training import PatchBatches
 
     rng = np.random.default_rng(0)
     q, u = (rng.standard_normal((10, 8, 8, 3)).astype(np.float32) for _ in range(2))
@@ -360,7 +361,7 @@ def test_resumed_training_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error(tmp_path):
-    from cmbnn.training import NonFiniteLoss
+    from cmbnn.nn.training import NonFiniteLoss
 
     xs, ys = joint_toy()
     # Adam moves every weight by ~lr per step: 1e30 overflows float32 in the first epoch.
@@ -379,7 +380,7 @@ def test_joint_model_predicts_q_and_u_in_uk(tmp_path):
 
 
 def test_symmetrised_prediction_is_equivariant_under_spin_2_turns_and_mirrors():
-    from cmbnn.training import dihedral_signs
+    from cmbnn.nn.training import dihedral_signs
 
     core = cenn.build_core(16, 16, 6, [4, 8], [3, 3], outputs=2, full_res_filters=4, linear_kernel=3)
     rng = np.random.default_rng(5)

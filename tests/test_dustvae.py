@@ -101,7 +101,7 @@ def test_log_standardise_round_trip_and_bad_input():
 
 
 def test_a_short_training_run_through_the_shared_resumable_loop(tmp_path):
-    from cmbnn.training import PatchBatches, fit_resumable, set_seeds
+    from cmbnn.nn.training import PatchBatches, fit_resumable, set_seeds
 
     set_seeds(0)
     x = np.random.default_rng(10).standard_normal((24, 16, 16, 1)).astype(np.float32)

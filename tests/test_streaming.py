@@ -18,6 +18,7 @@ from cmbnn.sky import simulate
 keras = pytest.importorskip("keras")
 
 from cmbnn import cenn  # noqa: E402
+from cmbnn.nn import data as nn_data  # noqa: E402
 
 TINY_NET = {"filters": [4, 8], "kernels": [3, 3], "learning_rate": 0.05, "batch_size": 4, "epochs": 2, "patience": 5}
 
@@ -87,7 +88,7 @@ def test_training_from_the_patch_files_equals_training_in_memory_and_reads_a_bat
     import contextlib
 
     tmp_path, train, val = qu_files
-    monkeypatch.setattr(cenn, "CHUNK", 8)  # statistics and fingerprint read 8 patches at a time
+    monkeypatch.setattr(nn_data, "CHUNK", 8)  # statistics and fingerprint read 8 patches at a time
     fields = ["Q", "U"] if settings.get("mode") == "joint" else ["Q"]
     pick = slice(0, len(fields))
     in_memory = cenn.train(
@@ -101,7 +102,7 @@ def test_training_from_the_patch_files_equals_training_in_memory_and_reads_a_bat
         used = xt[pick] + yt[pick] + xv[pick] + yv[pick]
         assert all(a.reads > 0 for a in used)
         # Never more than a batch (4) or a statistics chunk (8) of the 40 patches in one read.
-        assert max(a.max_rows for a in used) <= max(settings["batch_size"], cenn.CHUNK)
+        assert max(a.max_rows for a in used) <= max(settings["batch_size"], nn_data.CHUNK)
     for key in ("loss", "val_loss"):
         np.testing.assert_allclose([h[key] for h in streamed[1]], [h[key] for h in in_memory[1]], rtol=1e-6)
     assert [h["loss"] for h in streamed[1]] == [h["loss"] for h in in_memory[1]]  # in fact bit for bit
@@ -112,7 +113,7 @@ def test_training_from_the_patch_files_equals_training_in_memory_and_reads_a_bat
 def test_batches_read_from_h5py_equal_batches_from_arrays(qu_files):
     import contextlib
 
-    from cmbnn.training import PatchBatches
+    from cmbnn.nn.training import PatchBatches
 
     tmp_path, train, _ = qu_files
     norm = {"input_offset": np.zeros(6), "input_scale": np.full(6, 3.0), "label_offset": 0.0, "label_scale": 5.0}
@@ -136,7 +137,7 @@ def test_normalisation_stats_and_digest_stream_to_the_in_memory_numbers(qu_files
     import contextlib
 
     tmp_path, train, _ = qu_files
-    monkeypatch.setattr(cenn, "CHUNK", 7)  # 40 patches: five full chunks and a partial one
+    monkeypatch.setattr(nn_data, "CHUNK", 7)  # 40 patches: five full chunks and a partial one
     with contextlib.ExitStack() as stack:
         xs, ys = open_sets(stack, tmp_path, "train", wrap=True)
         for mode, pick in (("per_field", slice(0, 1)), ("joint", slice(0, 2))):
@@ -149,7 +150,7 @@ def test_normalisation_stats_and_digest_stream_to_the_in_memory_numbers(qu_files
         stats = cenn.normalisation_stats(xs[0], ys[0])
         np.testing.assert_allclose(stats["input_offset"], x64.mean(axis=(0, 1, 2)), rtol=1e-12)
         np.testing.assert_allclose(stats["input_scale"], x64.std(axis=(0, 1, 2)), rtol=1e-7)  # float32 centring, as in memory
-        assert cenn.data_digest(*xs, *ys) == cenn.data_digest(*[train[f][0] for f in "QU"], *[train[f][1] for f in "QU"])
+        assert nn_data.data_digest(*xs, *ys) == nn_data.data_digest(*[train[f][0] for f in "QU"], *[train[f][1] for f in "QU"])
         assert max(a.max_rows for a in xs + ys) == 7
 
 
@@ -283,7 +284,7 @@ def test_chunked_writer_checks_every_row_is_written(tmp_path):
 
 
 def test_small_patch_sets_are_read_into_memory_and_large_ones_stay_streamed(tmp_path):
-    from cmbnn.training import in_memory_if_small
+    from cmbnn.nn.training import in_memory_if_small
 
     path = tmp_path / "p.h5"
     with h5py.File(path, "w") as f:

@@ -26,6 +26,9 @@ import json
 
 import numpy as np
 
+from cmbnn.nn.data import channel_moments, data_digest
+from cmbnn.nn.training import PatchBatches, dihedral_signs, distribution_scope, fit_resumable, set_seeds
+
 PAPER = {
     "mode": "per_field",
     "filters": [8, 16, 64, 128],
@@ -42,7 +45,6 @@ PAPER = {
     "augment": False,
 }
 
-CHUNK = 64  # patches per streamed chunk for statistics and hashing
 PREDICT_CHUNK = 256  # patches per prediction chunk (a multiple of the prediction batch, 64)
 
 
@@ -117,13 +119,6 @@ def _as_list(a):
     return list(a) if isinstance(a, (list, tuple)) else [a]
 
 
-def _chunks(a, chunk=None):
-    """Consecutive blocks of at most ``chunk`` (default :data:`CHUNK`) rows of an array or h5py dataset."""
-    chunk = chunk or CHUNK
-    for start in range(0, len(a), chunk):
-        yield a[start : start + chunk]
-
-
 def normalisation_stats(inputs, labels, mode: str = "per_field") -> dict:
     """Normalisation from the training patches, streamed over float32 chunks.
 
@@ -137,7 +132,7 @@ def normalisation_stats(inputs, labels, mode: str = "per_field") -> dict:
     augmentation) commutes with it.
     """
     x_parts, y_parts = _as_list(inputs), _as_list(labels)
-    xs, ys = [_moments(a) for a in x_parts], [_moments(a) for a in y_parts]
+    xs, ys = [channel_moments(a) for a in x_parts], [channel_moments(a) for a in y_parts]
     if mode == "joint":
         ms = np.mean([m["mean_square"] for m in xs], axis=0)
         scale = np.sqrt(np.tile(ms, len(x_parts)))
@@ -156,42 +151,6 @@ def normalisation_stats(inputs, labels, mode: str = "per_field") -> dict:
         "label_offset": float(my["mean"][0]),
         "label_scale": float(np.sqrt(my["var"][0])),
     }
-
-
-def _moments(a) -> dict:
-    """Per-channel mean, variance and mean square of (N, H, W, c), two passes over chunks.
-
-    Each chunk is summed with a float64 accumulator; no float64 copy of the array exists.
-    """
-    n = 0
-    total = np.zeros(a.shape[-1])
-    for c in _chunks(a):
-        total += c.sum(axis=(0, 1, 2), dtype=np.float64)
-        n += c[..., 0].size
-    mean = total / n
-    sq = np.zeros(a.shape[-1])
-    centred = np.zeros(a.shape[-1])
-    for c in _chunks(a):
-        d = c - mean.astype(np.float32)
-        centred += np.square(d, out=d).sum(axis=(0, 1, 2), dtype=np.float64)
-        d = np.square(c, out=d)
-        sq += d.sum(axis=(0, 1, 2), dtype=np.float64)
-    var, ms = centred / n, sq / n
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
-        raise ValueError("training patches contain NaN or inf")
-    if np.any(var == 0):
-        raise ValueError("a training channel is constant; it cannot be normalised")
-    return {"mean": mean, "var": var, "mean_square": ms}
-
-
-def data_digest(*arrays) -> str:
-    """sha256 over the arrays' bytes, chunk by chunk (no copy of a whole array)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(str((a.shape, a.dtype.str)).encode())
-        for c in _chunks(a):
-            h.update(memoryview(np.ascontiguousarray(c)).cast("B"))
-    return h.hexdigest()
 
 
 def normalise(inputs, labels, stats):
@@ -230,8 +189,6 @@ def predict_symmetrised(model, inputs: np.ndarray, input_fields, output_fields, 
     The network saw all 8 in training; averaging them lowers the variance of
     its output. input_fields / output_fields name each channel ('Q', 'U', ...).
     """
-    from cmbnn.training import dihedral_signs
-
     if "B" in list(input_fields) + list(output_fields):
         raise ValueError("B is a pseudo-scalar: a mirror negates it, which dihedral_signs does not model")
     total = None
@@ -307,9 +264,6 @@ def train(x_train, y_train, x_val, y_val, settings: dict, seed: int, checkpoint_
     ``cenn`` keys; missing keys take the paper's values. Checkpoints go to
     checkpoint_dir so a killed run resumes.
     """
-    import keras
-
-    from cmbnn.training import PatchBatches, distribution_scope, fit_resumable, set_seeds
 
     settings = with_defaults(settings)
     mode = settings["mode"]

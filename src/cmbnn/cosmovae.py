@@ -57,7 +57,11 @@ import json
 
 import numpy as np
 
-from cmbnn.training import register_serializable
+from cmbnn.harmonics import gaussian_beam, pixel_window
+from cmbnn.io import write_h5
+from cmbnn.nn.data import channel_moments, data_digest
+from cmbnn.nn.training import PatchBatches, dihedral, distribution_scope, fit_resumable, register_serializable, set_seeds
+from cmbnn.seeding import rng_for
 
 PAPER = {
     "filters": [64, 128, 256, 512, 512, 512],
@@ -94,8 +98,6 @@ def prior_variance(cl_tt, ell_max: int, scale: float, beam_fwhm_arcmin: float = 
 
     cl_tt: C_ell^TT in uK^2 from ell = 0. scale: uK_CMB per unit of the normalised data.
     """
-    from cmbnn.harmonics import gaussian_beam, pixel_window
-
     cl = np.asarray(cl_tt, dtype=np.float64)
     if len(cl) <= ell_max:
         raise ValueError(f"C_ell has {len(cl)} multipoles; the latent needs ell up to {ell_max}")
@@ -462,8 +464,6 @@ class MaskSampler:
     def plan(self, epoch):
         epoch = 0 if self.fixed else int(epoch)
         if self._plan is None or self._plan[0] != epoch:
-            from cmbnn.seeding import rng_for
-
             rng = rng_for(self.seed, "cosmovae-masks", epoch)
             choice = rng.integers(0, len(self.bank), self.n)
             codes = rng.integers(0, 8, self.n) if self.turns else np.zeros(self.n, dtype=int)
@@ -471,8 +471,6 @@ class MaskSampler:
         return self._plan[1], self._plan[2]
 
     def masks(self, idx, epoch) -> np.ndarray:
-        from cmbnn.training import dihedral
-
         choice, codes = self.plan(epoch)
         return np.stack([dihedral(self.bank[choice[i]][..., None], codes[i])[..., 0] for i in idx])
 
@@ -482,9 +480,7 @@ class MaskSampler:
 
 def truth_scale(truth: np.ndarray) -> float:
     """rms of the training truth patches (uK_CMB): one unit of the network's data."""
-    from cmbnn.cenn import _moments
-
-    return float(np.sqrt(_moments(np.asarray(truth))["mean_square"][0]))
+    return float(np.sqrt(channel_moments(np.asarray(truth))["mean_square"][0]))
 
 
 def optimizer(settings: dict):
@@ -497,9 +493,6 @@ def train(truth_train, truth_val, bank, cl_tt, settings: dict, seed: int, checkp
     """Train CosmoVAE on hole-free truth patches (N, H, W, 1) uK_CMB with masks drawn from ``bank``
     (Nb, H, W) uint8; returns (model, history). The model works in normalised units: it carries
     ``data_scale`` (uK_CMB per unit) for :func:`inpaint`."""
-    from cmbnn.cenn import data_digest
-    from cmbnn.training import PatchBatches, distribution_scope, fit_resumable, set_seeds
-
     s = with_defaults(settings)
     _layers()
     _model_class()  # registered before a checkpoint is loaded to resume
@@ -541,8 +534,6 @@ def inpaint(model, truth_or_data: np.ndarray, mask: np.ndarray, n_samples: int, 
     rng_for(seed, 'cosmovae-samples', k); the composite keeps the observed pixels,
     so the std is 0 there. Returns (mean, std), each (N, H, W, 1) float32.
     """
-    from cmbnn.seeding import rng_for
-
     scale = float(model.data_scale)
     x = masked_input(np.asarray(truth_or_data, dtype=np.float32) / scale, mask)
     m = x[..., 1:2].astype(np.float64)
@@ -625,8 +616,6 @@ def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_p
     composite: observed pixels kept, holes estimated) and ``std`` (0 on observed pixels),
     (N, H, W, 1) float32 uK_CMB; ``sim`` the truth, ``input`` the masked truth (holes 0),
     ``mask`` (N, H, W) uint8 1 = missing, ``centers``, ``realisation``."""
-    from cmbnn.io import write_h5
-
     sim = np.asarray(patches["M0"], dtype=np.float32)
     mask = np.asarray(patches["mask"], dtype=np.uint8)
     datasets = {

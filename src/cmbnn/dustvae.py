@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.training import register_serializable
+from cmbnn.nn.data import data_digest
+from cmbnn.nn.training import PatchBatches, distribution_scope, fit_resumable, register_serializable, set_seeds
 
 DEFAULTS = {
     "latent_dim": 256,
@@ -238,9 +239,6 @@ def train(x_train, x_val, settings: dict, seed: int, checkpoint_dir, stats: dict
     import json
 
     import keras
-
-    from cmbnn.cenn import data_digest
-    from cmbnn.training import PatchBatches, distribution_scope, fit_resumable, set_seeds
 
     s = with_defaults(settings)
     _model_class()  # registered before a checkpoint is loaded to resume

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from cmbnn.io import atomic_output
+from cmbnn.seeding import rng_for
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,6 @@ class PatchBatches:
     def plan(self, epoch):
         """(order, transform codes) of one epoch, a pure function of (seed, epoch)."""
         if self._plan is None or self._plan[0] != epoch:
-            from cmbnn.seeding import rng_for
-
             rng = rng_for(self.seed, self.stage, epoch)
             order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
             codes = rng.integers(0, 8, self.n) if self.augment else np.zeros(self.n, dtype=int)
