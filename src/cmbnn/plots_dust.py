@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.plots import _pyplot, save_figure
+from cmbnn.io import atomic_output
+from cmbnn.plotting import pyplot, save_figure
 
 X_UNIT = "standardised log I"
 MAP_CMAP = "inferno"
@@ -68,7 +69,7 @@ def plot_samples(real, generated: dict, path, n_show: int = 4, stats: dict | Non
     """Real test patches (row 0) above patches of each generator (one row each, e.g. dust VAE,
     beta-VAE, cVAE, Gaussian), on one colour scale; ``stats`` (log_mean, log_std of
     :func:`cmbnn.dustvae.log_standardise`) labels the colour bar with the conversion to log I."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = {"real (test)": _maps(real)} | {name: _maps(v) for name, v in generated.items()}
     n_show = min([n_show] + [len(v) for v in rows.values()])
     vmin, vmax = _limits(*(v[:n_show] for v in rows.values()))
@@ -102,7 +103,7 @@ def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") ->
     pixel histogram, V0, V1, V2. The reference set's mean with its 1-sigma patch-to-patch scatter as
     a band; every other set as its mean (the Gaussian baseline dashed grey). The spectrum is stored
     as log10 C_ell: its mean and scatter are taken in log10, then drawn in C_ell."""
-    plt = _pyplot()
+    plt = pyplot()
     edges = np.asarray(meta["edges"], dtype=np.float64)
     centres = meta.get("centres", 0.5 * (edges[1:] + edges[:-1]))
     panels = [
@@ -151,7 +152,7 @@ def plot_imputation(truth, masks, predictions: dict, path, n_show: int = 3) -> N
     residual (fill - truth) in the hole. masks: (H, W) or (N, H, W), True = missing. Maps share one
     colour scale; the residuals share a symmetric one of the same width, so a residual reads against
     the map's contrast."""
-    plt = _pyplot()
+    plt = pyplot()
     truth = _maps(truth)
     masks = np.broadcast_to(np.asarray(masks, dtype=bool), truth.shape)
     preds = {name: _maps(p) for name, p in predictions.items()}
@@ -190,9 +191,7 @@ def write_gif(frames, path, fps: int = 4, title: str = "Latent interpolation") -
     temporary file beside ``path`` and renamed into place (:func:`cmbnn.io.atomic_output`)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    from cmbnn.io import atomic_output
-
-    plt = _pyplot()
+    plt = pyplot()
     frames = _maps(frames)
     vmin, vmax = _limits(frames)
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
@@ -215,7 +214,7 @@ def write_gif(frames, path, fps: int = 4, title: str = "Latent interpolation") -
 
 def plot_strip(frames, path, titles=None, suptitle: str = "Latent interpolation") -> None:
     """One row of the K frames (e.g. a slerp between two encoded patches) on one colour scale."""
-    plt = _pyplot()
+    plt = pyplot()
     frames = _maps(frames)
     k = len(frames)
     titles = list(titles) if titles is not None else [f"t = {t:.2f}" for t in np.linspace(0, 1, k)]
@@ -244,7 +243,7 @@ def plot_conditional(table, path, label: str = "|b| (deg)") -> None:
     condition. table columns: condition, statistic, generated_mean, generated_std, heldout_mean,
     heldout_std (:func:`cmbnn.dust_stats.conditional_summary` columns as statistics), optionally
     latent (where the generated patches' z came from; one line each)."""
-    plt = _pyplot()
+    plt = pyplot()
     stats = list(dict.fromkeys(table["statistic"]))
     fig, axes = plt.subplots(1, len(stats), figsize=(5.0 * len(stats), 4.0), squeeze=False)
     for ax, stat in zip(axes[0], stats):
@@ -272,7 +271,7 @@ def plot_latent(z, condition, path, label: str = "|b| (deg)") -> None:
     """The encoder means projected on their first two principal components (SVD of the centred
     latents), coloured by the condition: a smooth colour gradient means the latent space orders the
     patches by it."""
-    plt = _pyplot()
+    plt = pyplot()
     z = np.asarray(z, dtype=np.float64)
     z = z - z.mean(axis=0)
     _, s, vt = np.linalg.svd(z, full_matrices=False)
@@ -294,7 +293,7 @@ def plot_latent(z, condition, path, label: str = "|b| (deg)") -> None:
 
 def plot_reconstructions(x, recon, path, n_show: int = 4) -> None:
     """Input patches (top row) and their reconstructions (bottom row) on one colour scale."""
-    plt = _pyplot()
+    plt = pyplot()
     x, recon = _maps(x), _maps(recon)
     n_show = min(n_show, len(x), len(recon))
     vmin, vmax = _limits(x[:n_show], recon[:n_show])

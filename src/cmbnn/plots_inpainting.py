@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.plots import _pyplot, save_figure
+from cmbnn.plotting import pyplot, save_figure
 
 
 def pick_examples(mask: np.ndarray, n: int) -> np.ndarray:
@@ -16,7 +16,7 @@ def pick_examples(mask: np.ndarray, n: int) -> np.ndarray:
 def plot_inpainting_examples(sim, mask, vae_mean, vae_std, gauss_mean, path, n: int = 3, gauss_std=None, title: str = "") -> None:
     """Rows: example patches; columns: truth, masked input, CosmoVAE mean, its std, Gaussian
     conditional mean, and the residuals (method - truth) of both. uK_CMB."""
-    plt = _pyplot()
+    plt = pyplot()
     idx = pick_examples(mask, n)
     sim, vae_mean, gauss_mean, vae_std = (np.asarray(a)[..., 0] if np.asarray(a).ndim == 4 else np.asarray(a) for a in (sim, vae_mean, gauss_mean, vae_std))
     columns = ["truth", "masked input", "CosmoVAE mean", "CosmoVAE std", "Gaussian cond. mean", "CosmoVAE - truth", "Gaussian - truth"]
@@ -49,7 +49,7 @@ def plot_inpainting_examples(sim, mask, vae_mean, vae_std, gauss_mean, path, n: 
 def plot_inpainting_spectra(table, path, title: str = "") -> None:
     """D_ell of the inpainted patches per method vs the truth (top) and of the residual (bottom).
     table: long table with columns method, quantity (output | residual | truth), ell, cl_mean, cl_error_of_mean."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax_r) = plt.subplots(2, 1, figsize=(6.5, 7), sharex=True)
     for k, (method, rows) in enumerate(table.groupby("method", sort=False)):
         colour = f"C{k}"
@@ -78,7 +78,7 @@ def plot_fullsky_inpainting(maps: dict, mask, spectra, path, rot=None, nside_out
     maps: {name: HEALPix map}, the first is the truth; spectra: {name: C_ell from ell = 0}."""
     import healpy as hp
 
-    plt = _pyplot()
+    plt = pyplot()
     names = list(maps)
     truth = maps[names[0]]
     fig = plt.figure(figsize=(4 * (len(names) + 1), 8))

@@ -12,7 +12,7 @@ import h5py  # noqa: E402
 from cmbnn.analysis.evaluation import metrics_table  # noqa: E402
 from cmbnn.analysis.metrics import SSIM_BORDER, label_data_range  # noqa: E402
 from cmbnn.io import atomic_output, read_predictions_h5  # noqa: E402
-from cmbnn.plots import method_style, plot_prediction_examples  # noqa: E402
+from cmbnn.plotting import method_style, plot_prediction_examples  # noqa: E402
 
 field, split = smk.wildcards.field, smk.wildcards.split
 methods = list(smk.params.methods)

@@ -6,7 +6,7 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "plot_patches")
 
 from cmbnn.io import read_patches_h5  # noqa: E402
-from cmbnn.plots import plot_patch_examples  # noqa: E402
+from cmbnn.plotting import plot_patch_examples  # noqa: E402
 
 data, attrs = read_patches_h5(smk.input[0])
 plot_patch_examples(

@@ -7,7 +7,7 @@ log = configure(smk, "plot_sky")
 
 import healpy as hp  # noqa: E402
 
-from cmbnn.plots import plot_mollweide  # noqa: E402
+from cmbnn.plotting import plot_mollweide  # noqa: E402
 
 nside_out = smk.params.nside_out
 cmb = hp.read_map(smk.input.cmb, field=None)

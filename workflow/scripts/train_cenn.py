@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from cmbnn import cenn  # noqa: E402
 from cmbnn.io import atomic_output  # noqa: E402
 from cmbnn.nn.training import env_summary, in_memory_if_small, write_history  # noqa: E402
-from cmbnn.plots import plot_history  # noqa: E402
+from cmbnn.plotting import plot_history  # noqa: E402
 
 fields = list(smk.params.fields)
 with contextlib.ExitStack() as files:

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 from cmbnn import cosmovae  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.nn.training import env_summary, write_history  # noqa: E402
-from cmbnn.plots import plot_history  # noqa: E402
+from cmbnn.plotting import plot_history  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402
 
 p = smk.params

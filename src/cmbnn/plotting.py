@@ -1,4 +1,5 @@
-"""Figures: CAMB D_ell, Mollweide views of full-sky maps, grids of example patches."""
+"""Generic figures and their helpers: a headless pyplot, atomic saving, CAMB D_ell, Mollweide views of
+full-sky maps, grids of example patches, training histories, one colour and label per method."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from cmbnn.io import atomic_output
 from cmbnn.sky.theory import dl_from_cl
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +20,7 @@ def _pyplot():
 
 def save_figure(fig, path, **savefig_kwargs) -> None:
     """Write a figure atomically (a killed job leaves no half-written image) and close it."""
-    plt = _pyplot()
+    plt = pyplot()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, **savefig_kwargs)
     plt.close(fig)
@@ -27,7 +28,7 @@ def save_figure(fig, path, **savefig_kwargs) -> None:
 
 def plot_spectra(cls: dict, path, title: str = "CAMB lensed CMB spectra") -> None:
     """D_ell of TT, EE, BB (log) and TE (linear), with the lensing and tensor parts of BB."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax_te) = plt.subplots(1, 2, figsize=(11, 4.2))
     ell = np.arange(len(cls["TT"]))
     sel = ell >= 2
@@ -53,7 +54,7 @@ def plot_mollweide(maps, titles, path, nside_out: int | None = None, suptitle: s
     """Mollweide views of several maps side by side (degraded to nside_out), uK_CMB."""
     import healpy as hp
 
-    plt = _pyplot()
+    plt = pyplot()
     maps = [np.asarray(m, dtype=np.float64) for m in maps]
     fig = plt.figure(figsize=(5.2 * len(maps), 3.4))
     for i, (m, title) in enumerate(zip(maps, titles)):
@@ -68,7 +69,7 @@ def plot_mollweide(maps, titles, path, nside_out: int | None = None, suptitle: s
 
 def plot_patch_examples(inputs: np.ndarray, labels: np.ndarray, freqs, field: str, path, n: int = 4, centers=None) -> None:
     """Rows of example patches: each frequency channel, then the CMB label."""
-    plt = _pyplot()
+    plt = pyplot()
     n = min(n, len(inputs))
     ncol = inputs.shape[-1] + 1
     fig, axes = plt.subplots(n, ncol, figsize=(2.3 * ncol, 2.3 * n), squeeze=False)
@@ -94,7 +95,7 @@ def plot_patch_examples(inputs: np.ndarray, labels: np.ndarray, freqs, field: st
 def plot_history(history, path, title="CENN training", ylabel="MSE (normalised units)") -> None:
     """Training and validation loss per epoch (log scale when every loss is positive; a VAE's
     negative ELBO with a learned pixel scale can go below zero)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(history["epoch"], history["loss"], label="training")
     losses = [history["loss"]]
@@ -128,7 +129,7 @@ def method_style(method: str) -> tuple[str, str]:
     return METHOD_STYLE[method]
 
 
-def _spectrum_style(methods) -> dict:
+def spectrum_style(methods) -> dict:
     style = {"label": ("k", "-", "CMB label"), "input": ("0.6", "-", "input (label frequency)")}
     for m in methods:
         colour, name = method_style(m)
@@ -137,18 +138,18 @@ def _spectrum_style(methods) -> dict:
     return style
 
 
-SPECTRUM_STYLE = _spectrum_style(["cenn", "ilc"])
+SPECTRUM_STYLE = spectrum_style(["cenn", "ilc"])
 
 
 def plot_spectra_comparison(table, theory: dict, spectrum_names, path, title="", methods=("cenn", "ilc")) -> None:
     """D_ell of mean bandpowers +- scatter, theory curve, and a ratio-to-label panel per spectrum."""
-    plt = _pyplot()
-    spectrum_style = _spectrum_style(methods)
+    plt = pyplot()
+    styles = spectrum_style(methods)
     fig, axes = plt.subplots(2, len(spectrum_names), figsize=(5.5 * len(spectrum_names), 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
     for col, name in enumerate(spectrum_names):
         ax, rax = axes[0, col], axes[1, col]
         sub = table[table.spectrum == name]
-        for quantity, (colour, style, label) in spectrum_style.items():
+        for quantity, (colour, style, label) in styles.items():
             q = sub[sub.quantity == quantity]
             if q.empty:
                 continue
@@ -183,7 +184,7 @@ def plot_transfer_residuals(table, theory: dict, methods, path, title="", ell_ra
     """Every method on one figure: per spectrum (rows: EE, BB or the scalar one), the transfer
     function output x label / label, the output power against the label and theory, and the
     residual power against lensing BB x beam^2 (the aim: residual BB below it in ell_range)."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [n for n in ("EE", "BB") if n in set(table.spectrum)] or sorted(set(table.spectrum))
     fig, axes = plt.subplots(len(names), 3, figsize=(15, 4.2 * len(names)), squeeze=False, sharex=True)
     lensing = theory.get("BB_lensing")
@@ -235,7 +236,7 @@ def plot_transfer_residuals(table, theory: dict, methods, path, title="", ell_ra
 
 def plot_prediction_examples(panels: dict, path, n: int = 3, title="") -> None:
     """Rows of patches; panels maps a column name to an (N, H, W[, 1]) array in uK_CMB."""
-    plt = _pyplot()
+    plt = pyplot()
     n = min(n, len(next(iter(panels.values()))))
     names = list(panels)
     fig, axes = plt.subplots(n, len(names), figsize=(2.4 * len(names), 2.4 * n), squeeze=False)
@@ -261,7 +262,7 @@ def plot_prediction_examples(panels: dict, path, n: int = 3, title="") -> None:
 def plot_planck_comparison(table, path, title="") -> None:
     """CENN on the real sky against Commander: per spectrum (columns EE, BB), D_ell of every quantity
     of :data:`cmbnn.realsky.COMPARISON_QUANTITIES` (top) and the ratios per bin with a +-5% band (bottom)."""
-    plt = _pyplot()
+    plt = pyplot()
     styles = {
         "cenn_hm_cross": ("C3", "CENN HM1 x HM2"),
         "cenn": ("C3", "CENN full (auto)"),
