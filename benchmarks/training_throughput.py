@@ -44,7 +44,7 @@ def main():
     args = parser.parse_args()
     import keras
 
-    from cmbnn import cenn
+    from cmbnn.cenn import network as cenn
     from cmbnn.nn.training import accelerators
 
     settings = cenn.with_defaults(JOINT if args.mode == "joint" else {})

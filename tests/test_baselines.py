@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cmbnn.baselines import ilc, ilc_weights, patch_covariance
+from cmbnn.cenn.baselines import ilc, ilc_weights, patch_covariance
 from cmbnn.sky.foregrounds import dust_sed, synchrotron_sed
 
 FREQS = np.array([100.0, 143.0, 217.0])
@@ -61,7 +61,7 @@ def test_too_many_constraints_are_refused():
 # Harmonic ILC
 # ---------------------------------------------------------------------------
 from cmbnn.analysis.flatsky import eb_to_qu, fourier_grid, gaussian_beam_ell, qu_to_eb  # noqa: E402
-from cmbnn.baselines import ARCMIN, HarmonicILC  # noqa: E402
+from cmbnn.cenn.baselines import ARCMIN, HarmonicILC  # noqa: E402
 
 BEAMS = np.array([9.68, 7.30, 5.02])  # arcmin, the default Planck-like beams; label at 143 GHz
 SIDE, RESO = 64, 5.0

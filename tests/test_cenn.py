@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 
-from cmbnn import cenn  # noqa: E402
+from cmbnn.cenn import network as cenn  # noqa: E402
 from cmbnn.nn import data as nn_data  # noqa: E402
 
 SMALL = {"filters": [4, 8], "kernels": [3, 3], "leaky_slope": 0.2, "l2": 1e-6, "learning_rate": 0.05, "batch_size": 8, "epochs": 6, "patience": 20}
@@ -71,7 +71,7 @@ import logging
 logging.basicConfig(level=logging.INFO)
 import keras
 from test_cenn import SMALL, toy_data
-from cmbnn import cenn
+from cmbnn.cenn import network as cenn
 
 kill_after = int(sys.argv[1])
 class Killed(keras.callbacks.Callback):

@@ -15,8 +15,8 @@ import yaml
 from fake_planck import BEAMS, pol_mask, write_fake_archive, write_table
 from test_download import Archive
 
-from cmbnn import realsky
 from cmbnn.analysis.powspec import FlatSpectra, linear_bin_edges
+from cmbnn.cenn import realsky
 from cmbnn.patches.sets import centers_in_mask
 from cmbnn.planck import maps as planck_maps
 from cmbnn.seeding import rng_for

@@ -17,7 +17,7 @@ from cmbnn.sky import simulate
 
 keras = pytest.importorskip("keras")
 
-from cmbnn import cenn  # noqa: E402
+from cmbnn.cenn import network as cenn  # noqa: E402
 from cmbnn.nn import data as nn_data  # noqa: E402
 
 TINY_NET = {"filters": [4, 8], "kernels": [3, 3], "learning_rate": 0.05, "batch_size": 4, "epochs": 2, "patience": 5}

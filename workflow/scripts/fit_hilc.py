@@ -8,7 +8,7 @@ log = configure(smk, "fit_hilc")
 import numpy as np  # noqa: E402
 
 from cmbnn.analysis.flatsky import gaussian_beam_ell  # noqa: E402
-from cmbnn.baselines import HarmonicILC  # noqa: E402
+from cmbnn.cenn.baselines import HarmonicILC  # noqa: E402
 from cmbnn.io import read_patches_h5, write_h5  # noqa: E402
 from cmbnn.names import GROUP_HARMONICS  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402

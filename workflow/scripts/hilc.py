@@ -7,7 +7,7 @@ log = configure(smk, "hilc")
 
 import numpy as np  # noqa: E402
 
-from cmbnn.baselines import HarmonicILC  # noqa: E402
+from cmbnn.cenn.baselines import HarmonicILC  # noqa: E402
 from cmbnn.io import read_h5, read_patches_h5, write_predictions_h5  # noqa: E402
 
 field, method = smk.wildcards.field, smk.wildcards.method

@@ -5,7 +5,7 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "ilc")
 
-from cmbnn.baselines import ilc  # noqa: E402
+from cmbnn.cenn.baselines import ilc  # noqa: E402
 from cmbnn.io import read_patches_h5, write_predictions_h5  # noqa: E402
 
 data, attrs = read_patches_h5(smk.input.patches)

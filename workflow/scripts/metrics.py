@@ -11,8 +11,9 @@ import h5py  # noqa: E402
 
 from cmbnn.analysis.evaluation import metrics_table  # noqa: E402
 from cmbnn.analysis.metrics import SSIM_BORDER, label_data_range  # noqa: E402
+from cmbnn.cenn.figures import plot_prediction_examples  # noqa: E402
 from cmbnn.io import atomic_output, read_predictions_h5  # noqa: E402
-from cmbnn.plotting import method_style, plot_prediction_examples  # noqa: E402
+from cmbnn.plotting import method_style  # noqa: E402
 
 field, split = smk.wildcards.field, smk.wildcards.split
 methods = list(smk.params.methods)

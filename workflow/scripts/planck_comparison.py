@@ -10,9 +10,9 @@ log = configure(smk, "planck_comparison")
 import numpy as np  # noqa: E402
 
 from cmbnn.analysis.evaluation import group_spectra, theory_bandpowers  # noqa: E402
+from cmbnn.cenn.figures import plot_planck_comparison  # noqa: E402
+from cmbnn.cenn.realsky import COMPARISON_QUANTITIES, RATIOS, comparison_bandpowers, comparison_table  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
-from cmbnn.plotting import plot_planck_comparison  # noqa: E402
-from cmbnn.realsky import COMPARISON_QUANTITIES, RATIOS, comparison_bandpowers, comparison_table  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402
 
 p = smk.params

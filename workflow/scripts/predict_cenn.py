@@ -16,7 +16,7 @@ import contextlib  # noqa: E402
 import h5py  # noqa: E402
 import keras  # noqa: E402
 
-from cmbnn.cenn import iter_predictions  # noqa: E402
+from cmbnn.cenn.network import iter_predictions  # noqa: E402
 from cmbnn.io import streamed_predictions_h5  # noqa: E402
 
 fields = list(smk.params.fields)

@@ -8,7 +8,7 @@ log = configure(smk, "predict_cenn_planck")
 
 import keras  # noqa: E402
 
-from cmbnn.cenn import predict_patch_sets  # noqa: E402
+from cmbnn.cenn.network import predict_patch_sets  # noqa: E402
 from cmbnn.io import read_patches_h5, write_predictions_h5  # noqa: E402
 
 data_split = smk.wildcards.data

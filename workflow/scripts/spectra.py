@@ -10,8 +10,8 @@ log = configure(smk, "spectra")
 import pandas as pd  # noqa: E402
 
 from cmbnn.analysis.evaluation import group_bandpowers, group_spectra, spectra_summary, theory_bandpowers  # noqa: E402
+from cmbnn.cenn.figures import plot_spectra_comparison, plot_transfer_residuals  # noqa: E402
 from cmbnn.io import atomic_output  # noqa: E402
-from cmbnn.plotting import plot_spectra_comparison, plot_transfer_residuals  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402
 
 group, split = smk.wildcards.group, smk.wildcards.split

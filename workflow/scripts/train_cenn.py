@@ -10,7 +10,7 @@ import contextlib  # noqa: E402
 import h5py  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmbnn import cenn  # noqa: E402
+from cmbnn.cenn import network as cenn  # noqa: E402
 from cmbnn.io import atomic_output  # noqa: E402
 from cmbnn.nn.training import env_summary, in_memory_if_small, write_history  # noqa: E402
 from cmbnn.plotting import plot_history  # noqa: E402

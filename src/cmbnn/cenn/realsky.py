@@ -1,15 +1,9 @@
-"""The real Planck sky: what the `planck` preset needs beyond the readers of :mod:`cmbnn.planck.archive`.
+"""CENN on the real Planck sky compared with Commander and SMICA (rules/planck_sky.smk).
 
-* inhomogeneous noise for the simulations, drawn from each HFI map's own per-pixel
-  II/QQ/UU/QU covariances (:func:`noise_variance`, :func:`correlated_noise`);
-* the real frequency maps and Planck's CMB products brought to the simulation's
-  resolution (:func:`prepare_frequency_map`, :func:`prepare_cmb_map`): same beam as the
-  simulated channel, the simulation's pixel window, RING, uK_CMB;
-* patch centres whose whole footprint lies outside a mask (:func:`centers_in_mask`);
-* the comparison of CENN on the real sky with Commander and SMICA
-  (:func:`comparison_bandpowers`, :func:`comparison_table`): NaMaster E/B bandpowers,
-  the half-mission cross spectrum (no noise bias), the noise bias, the difference map's
-  spectrum and the ratio per bin.
+:func:`comparison_bandpowers` and :func:`comparison_table`: NaMaster E/B bandpowers of CENN's
+prediction, the half-mission cross spectrum (no noise bias), the noise bias, the difference
+map's spectrum and the ratio per bin. The archive maps themselves come from
+:mod:`cmbnn.planck.maps`; patch centres clear of a mask from :func:`cmbnn.patches.sets.centers_in_mask`.
 """
 
 from __future__ import annotations
@@ -17,6 +11,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
+from cmbnn.analysis.powspec import residual_bandpowers
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +36,6 @@ def comparison_bandpowers(spectra, cenn: dict, commander: np.ndarray, smica: np.
     'hm2': (N, 2, H, W) Q/U patches}; ``commander``/``smica``: (N, 2, H, W) at the same
     centres. Each map's NaMaster field is built once and reused for all its spectra.
     """
-    from cmbnn.analysis.powspec import residual_bandpowers
-
     out = {q: [] for q in COMPARISON_QUANTITIES if q != "smica" or smica is not None}
     for i in range(len(commander)):
         f_full, f_1, f_2 = (spectra.field(cenn[k][i]) for k in ("full", "hm1", "hm2"))
