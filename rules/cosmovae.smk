@@ -5,7 +5,7 @@
 
 from functools import partial
 
-from cmbnn.cosmovae import workflow_outputs as cosmovae_workflow_outputs
+from cmbnn.inpainting.cosmovae import workflow_outputs as cosmovae_workflow_outputs
 
 INPAINTING = config["inpainting"]
 COSMOVAE = config["cosmovae"]

@@ -7,8 +7,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from cmbnn import cosmovae as cv
-from cmbnn import masks
+from cmbnn.inpainting import cosmovae as cv
+from cmbnn.inpainting import masks
 
 SMALL = {
     "filters": [4, 8],
@@ -284,7 +284,7 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, tiny_training):
 
     (model, _), _ = tiny_training[0]
     model.save(tmp_path / "m.keras")
-    code = f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r}); from cmbnn import cosmovae; m = cosmovae.load_model({str(tmp_path / 'm.keras')!r}); print(m.data_scale)"
+    code = f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r}); from cmbnn.inpainting import cosmovae; m = cosmovae.load_model({str(tmp_path / 'm.keras')!r}); print(m.data_scale)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(model.data_scale)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cmbnn.inpainting import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, hole_metrics
+from cmbnn.inpainting.metrics import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, hole_metrics
 
 
 def two_patches():

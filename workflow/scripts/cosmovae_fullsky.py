@@ -11,11 +11,11 @@ import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmbnn import cosmovae  # noqa: E402
 from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean  # noqa: E402
+from cmbnn.inpainting import cosmovae  # noqa: E402
+from cmbnn.inpainting.figures import plot_fullsky_inpainting  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_maps_fits  # noqa: E402
 from cmbnn.patches import reassembly  # noqa: E402
-from cmbnn.plots_inpainting import plot_fullsky_inpainting  # noqa: E402
 from cmbnn.sky.simulate import lmax_for  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402
 

@@ -9,7 +9,7 @@ log = configure(smk, "gaussian_inpaint")
 import numpy as np  # noqa: E402
 
 from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std  # noqa: E402
-from cmbnn.cosmovae import write_inpainting  # noqa: E402
+from cmbnn.inpainting.cosmovae import write_inpainting  # noqa: E402
 from cmbnn.io import read_h5  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402
 

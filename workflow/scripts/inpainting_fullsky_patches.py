@@ -11,7 +11,7 @@ import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cmbnn  # noqa: E402
-from cmbnn import masks  # noqa: E402
+from cmbnn.inpainting import masks  # noqa: E402
 from cmbnn.io import read_alm_h5, write_h5, write_maps_fits  # noqa: E402
 from cmbnn.patches import reassembly  # noqa: E402
 from cmbnn.patches.cutting import fields_from_alm  # noqa: E402

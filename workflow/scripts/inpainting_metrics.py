@@ -13,9 +13,9 @@ import pandas as pd  # noqa: E402
 
 from cmbnn.analysis.evaluation import group_spectra  # noqa: E402
 from cmbnn.analysis.powspec import bandpowers, residual_bandpowers, summarise  # noqa: E402
-from cmbnn.inpainting import calibration, hole_metrics  # noqa: E402
+from cmbnn.inpainting.figures import plot_inpainting_examples, plot_inpainting_spectra  # noqa: E402
+from cmbnn.inpainting.metrics import calibration, hole_metrics  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
-from cmbnn.plots_inpainting import plot_inpainting_examples, plot_inpainting_spectra  # noqa: E402
 
 p = smk.params
 vae, _ = read_h5(smk.input.cosmovae)

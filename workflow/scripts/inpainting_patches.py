@@ -10,8 +10,8 @@ import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cmbnn  # noqa: E402
-from cmbnn import masks  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
+from cmbnn.inpainting import masks  # noqa: E402
 from cmbnn.io import read_patches_h5, write_h5  # noqa: E402
 
 p = smk.params

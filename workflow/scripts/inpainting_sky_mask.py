@@ -11,7 +11,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmbnn import masks  # noqa: E402
+from cmbnn.inpainting import masks  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_maps_fits  # noqa: E402
 
 p = smk.params

@@ -9,7 +9,7 @@ log = configure(smk, "mask_bank")
 import numpy as np  # noqa: E402
 
 import cmbnn  # noqa: E402
-from cmbnn import masks  # noqa: E402
+from cmbnn.inpainting import masks  # noqa: E402
 from cmbnn.io import read_h5, write_h5  # noqa: E402
 
 data, attrs = read_h5(smk.input[0])

@@ -7,8 +7,8 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "predict_cosmovae")
 
 
-from cmbnn import cosmovae  # noqa: E402
-from cmbnn.cosmovae import write_inpainting  # noqa: E402
+from cmbnn.inpainting import cosmovae  # noqa: E402
+from cmbnn.inpainting.cosmovae import write_inpainting  # noqa: E402
 from cmbnn.io import read_h5  # noqa: E402
 
 p = smk.params

@@ -9,7 +9,7 @@ log = configure(smk, "train_cosmovae")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmbnn import cosmovae  # noqa: E402
+from cmbnn.inpainting import cosmovae  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.nn.training import env_summary, write_history  # noqa: E402
 from cmbnn.plotting import plot_history  # noqa: E402

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from cmbnn.projection import patch_geometry
+from cmbnn.sky.foregrounds import alm_at_frequency
 from cmbnn.units import ARCMIN
 
 
 def dust_temperature_map(templates: np.ndarray, sed: np.ndarray, i_freq: int, nside: int, fwhm_arcmin: float) -> np.ndarray:
     """Smoothed dust T map (uK_CMB, RING) at frequency index i_freq from the foreground alm (K, 3, nalm)."""
     import healpy as hp
-
-    from cmbnn.sky.foregrounds import alm_at_frequency
 
     alm = np.asarray(alm_at_frequency(np.asarray(templates, dtype=np.complex128), np.asarray(sed, dtype=np.float64), i_freq)[0])
     lmax = hp.Alm.getlmax(alm.size)
@@ -44,8 +44,6 @@ def dust_temperature_map(templates: np.ndarray, sed: np.ndarray, i_freq: int, ns
 def sample_at_patches(sky_map: np.ndarray, centers: np.ndarray, height: int, width: int, reso_arcmin: float, chunk: int = 256) -> np.ndarray:
     """Nearest-pixel values of a HEALPix map (RING) at every patch pixel: (N, H, W)."""
     import healpy as hp
-
-    from cmbnn.projection import patch_geometry
 
     nside = hp.npix2nside(len(sky_map))
     out = np.empty((len(centers), height, width), dtype=np.asarray(sky_map).dtype)
