@@ -6,7 +6,7 @@
 
 from functools import partial
 
-from cmbnn.dustvae import workflow_outputs as dustvae_workflow_outputs
+from cmbnn.dust.vae import workflow_outputs as dustvae_workflow_outputs
 
 DUSTVAE = config["dustvae"]
 DUST = "results/dust"

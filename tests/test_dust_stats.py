@@ -8,10 +8,10 @@ from scipy.stats import norm
 
 pytest.importorskip("pymaster")
 
-from cmbnn import dust_stats as ds  # noqa: E402
 from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations  # noqa: E402
 from cmbnn.analysis.minkowski import gaussian_minkowski, gradient_tau  # noqa: E402
 from cmbnn.analysis.powspec import linear_bin_edges  # noqa: E402
+from cmbnn.dust import statistics as ds  # noqa: E402
 from cmbnn.units import ARCMIN  # noqa: E402
 
 SIDE, RESO = 32, 15.0  # 8 x 8 deg, as the paper's patches, at a coarser pixel

@@ -4,7 +4,7 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from cmbnn import dustsky
+from cmbnn.dust import sky as dustsky
 from cmbnn.seeding import rng_for
 
 SETTINGS = {

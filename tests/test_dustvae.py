@@ -6,7 +6,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from cmbnn import dustvae  # noqa: E402
+from cmbnn.dust import vae as dustvae  # noqa: E402
 
 SMALL = {"latent_dim": 8, "encoder_filters": [8, 8], "dense_units": 16, "decoder_filters": [8, 8], "decoder_channels": 4}
 

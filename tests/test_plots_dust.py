@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmbnn import plots_dust as pdust
+from cmbnn.dust import figures as pdust
 
 RNG = np.random.default_rng(0)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from cmbnn.names import COMPONENTS
+
 
 class ConfigError(ValueError):
     """The config does not satisfy the schema; the message lists every problem."""
@@ -65,8 +67,6 @@ def _message(error) -> str:
 
 def load_schema(path) -> dict:
     """The schema, with the foreground component list filled in from :mod:`cmbnn.names` (its one owner)."""
-    from cmbnn.names import COMPONENTS
-
     with open(path) as f:
         schema = yaml.safe_load(f)
     components = schema["properties"]["foregrounds"]["properties"]["components"]

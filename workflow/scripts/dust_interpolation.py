@@ -8,10 +8,10 @@ log = configure(smk, "dust_interpolation")
 
 import numpy as np  # noqa: E402
 
-from cmbnn import dustvae  # noqa: E402
+from cmbnn.dust import vae as dustvae  # noqa: E402
+from cmbnn.dust.figures import plot_strip, write_gif  # noqa: E402
 from cmbnn.io import read_h5  # noqa: E402
 from cmbnn.nn.training import limit_threads  # noqa: E402
-from cmbnn.plots_dust import plot_strip, write_gif  # noqa: E402
 
 limit_threads(smk.threads)
 p = smk.params.interpolation

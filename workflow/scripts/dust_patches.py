@@ -8,8 +8,8 @@ log = configure(smk, "dust_patches")
 import numpy as np  # noqa: E402
 
 import cmbnn  # noqa: E402
-from cmbnn import dustsky  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
+from cmbnn.dust import sky as dustsky  # noqa: E402
 from cmbnn.io import read_alm_h5, write_h5  # noqa: E402
 
 p = smk.params

@@ -5,7 +5,7 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "dust_sky")
 
-from cmbnn.dustsky import log_field_alm  # noqa: E402
+from cmbnn.dust.sky import log_field_alm  # noqa: E402
 from cmbnn.io import write_alm_h5  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
 

@@ -9,10 +9,11 @@ log = configure(smk, "dust_statistics")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmbnn import dust_stats, dustvae  # noqa: E402
+from cmbnn.dust import statistics as dust_stats  # noqa: E402
+from cmbnn.dust import vae as dustvae
+from cmbnn.dust.figures import plot_samples, plot_statistics  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_h5  # noqa: E402
 from cmbnn.nn.training import limit_threads  # noqa: E402
-from cmbnn.plots_dust import plot_samples, plot_statistics  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
 
 limit_threads(smk.threads)

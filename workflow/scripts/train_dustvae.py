@@ -8,7 +8,7 @@ log = configure(smk, "train_dustvae")
 
 import pandas as pd  # noqa: E402
 
-from cmbnn import dustvae  # noqa: E402
+from cmbnn.dust import vae as dustvae  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.nn.training import env_summary, limit_threads, write_history  # noqa: E402
 from cmbnn.plotting import plot_history  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np
 
 from cmbnn.harmonics import alm_lm, unit_gaussian_alm
 from cmbnn.patches.sets import assign_regions, draw_centers
-from cmbnn.projection import evaluate_alm, patch_geometry
+from cmbnn.projection import evaluate_alm, patch_geometry, sample_maps
 from cmbnn.seeding import rng_for
 
 
@@ -82,8 +82,6 @@ def cut_dust_patches(alm: np.ndarray, lmax: int, centers: np.ndarray, settings: 
 def cut_map_patches(sky_map: np.ndarray, centers: np.ndarray, settings: dict, interpolation: str = "bilinear", chunk: int = 256) -> np.ndarray:
     """Patches (N, H, W) float32 of a RING HEALPix intensity map (e.g. GNILC 545 GHz, MJy/sr) at
     ``centers``, interpolated at the gnomonic pixel positions."""
-    from cmbnn.projection import sample_maps
-
     h, w, reso = settings["height"], settings["width"], settings["reso_arcmin"]
     out = np.empty((len(centers), h, w), np.float32)
     for start in range(0, len(centers), chunk):
