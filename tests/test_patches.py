@@ -8,10 +8,11 @@ import yaml
 from cmbnn.config import validate_config
 from cmbnn.io import write_patches_h5
 from cmbnn.names import DIFFUSE, POINT_SOURCES
-from cmbnn.patches.cutting import cut_realisation
+from cmbnn.patches.cutting import ObservedSky, cut_realisation
 from cmbnn.patches.sets import SPLITS, assign_regions, split_centers
 from cmbnn.projection import patch_geometry
 from cmbnn.seeding import rng_for
+from cmbnn.settings import RunSettings
 from cmbnn.sky import simulate
 
 
@@ -26,19 +27,16 @@ def config(root):
 
 def make_patch_file(config, cls, path, split="train"):
     """The sky stages of the workflow in one process, ending in one patch file per field."""
-    nside, seed, freqs = config["nside"], config["seed"], config["frequencies"]
-    cmb_alm, _ = simulate.cmb_realisation(cls, nside, seed, 0)
+    run = RunSettings.from_config(config)
+    cmb_alm, _ = simulate.cmb_realisation(run, cls, 0)
     lat_cut = config["patches"]["lat_cut_deg"]
     diffuse = [c for c in config["foregrounds"]["components"] if c in DIFFUSE]
-    components = [simulate.foreground_realisation(c, config["foregrounds"][c], nside, freqs, seed, 0, lat_cut)[:2] for c in diffuse]
-    sources = [simulate.source_catalogue(c, config["foregrounds"][c], freqs, seed, 0) for c in config["foregrounds"]["components"] if c in POINT_SOURCES]
-    signal, maps = simulate.observe(cmb_alm, components, freqs, config["observation"], nside, seed, 0, sources)
-    label = simulate.label_alm(cmb_alm, freqs, config["label_frequency"], config["observation"], nside)
-    centers = split_centers(config["patches"], seed, 0, split)
-    cut = cut_realisation(
-        split, 0, centers, config["patches"], freqs, config["observation"], nside, seed, signal, label, maps, sources, config["label_frequency"]
-    )
-    write_patches_h5(path, {"M": cut.inputs["Q"], "M0": cut.labels["Q"], "centers": centers, "mask": cut.mask}, {"seed": seed})
+    components = [simulate.foreground_realisation(run, c, config["foregrounds"][c], 0, lat_cut)[:2] for c in diffuse]
+    sources = [simulate.source_catalogue(run, c, config["foregrounds"][c], 0) for c in config["foregrounds"]["components"] if c in POINT_SOURCES]
+    signal, maps = simulate.observe(run, cmb_alm, components, 0, sources)
+    centers = split_centers(run, 0, split)
+    cut = cut_realisation(run, split, 0, centers, ObservedSky(signal, simulate.label_alm(run, cmb_alm), maps, tuple(sources)))
+    write_patches_h5(path, {"M": cut.inputs["Q"], "M0": cut.labels["Q"], "centers": centers, "mask": cut.mask}, {"seed": run.seed})
     return cut.inputs, cut.labels, centers
 
 
@@ -58,11 +56,12 @@ def test_patch_noise_matches_depth_and_labels_are_noiseless(config, camb_cls):
     cfg = copy.deepcopy(config)
     cfg["foregrounds"]["components"] = []
     cfg["patches"]["counts"]["train"] = 40
-    nside, seed, freqs = cfg["nside"], cfg["seed"], cfg["frequencies"]
-    cmb_alm = np.zeros((3, hp.Alm.getsize(3 * nside - 1)), complex)
-    signal, _ = simulate.observe(cmb_alm, [], freqs, cfg["observation"], nside, seed, 0)
-    centers = split_centers(cfg["patches"], seed, 0, "train")
-    cut = cut_realisation("train", 0, centers, cfg["patches"], freqs, cfg["observation"], nside, seed, signal, cmb_alm, None)
+    run = RunSettings.from_config({**cfg, "label_frequency": None})
+    freqs = run.freqs
+    cmb_alm = np.zeros((3, hp.Alm.getsize(run.lmax)), complex)
+    signal, _ = simulate.observe(run, cmb_alm, [], 0)
+    centers = split_centers(run, 0, "train")
+    cut = cut_realisation(run, "train", 0, centers, ObservedSky(signal, cmb_alm))
     inputs, labels = cut.inputs, cut.labels
     reso = cfg["patches"]["reso_arcmin"]
     for i in range(len(freqs)):
@@ -77,7 +76,7 @@ def test_splits_never_share_sky(config):
     share = np.bincount(owner, minlength=3) / owner.size
     np.testing.assert_allclose(share, [0.6, 0.2, 0.2], atol=1 / owner.size + 1e-9)
     for k, split in enumerate(SPLITS):
-        centers = split_centers(patches, config["seed"], 0, split)
+        centers = split_centers(RunSettings(seed=config["seed"], patches=patches), 0, split)
         assert np.all(np.abs(centers[:, 1]) > patches["lat_cut_deg"])
         theta, phi, _ = patch_geometry(centers, patches["height"], patches["width"], patches["reso_arcmin"])
         # Every pixel of every patch lies in a region of its own split.
@@ -88,14 +87,14 @@ def test_impossible_placement_is_a_clear_error(config):
     patches = copy.deepcopy(config["patches"])
     patches.update(lat_cut_deg=80, height=64, width=64, reso_arcmin=60.0)
     with pytest.raises(RuntimeError, match="too small"):
-        split_centers(patches, 1, 0, "validation")
+        split_centers(RunSettings(seed=1, patches=patches), 0, "validation")
 
 
 def test_centres_respect_a_mask(config):
     nside = 16
     _, lat = hp.pix2ang(nside, np.arange(12 * nside**2), lonlat=True)
     south_only = (lat < 0).astype(float)
-    centers = split_centers(config["patches"], config["seed"], 0, "train", mask=south_only)
+    centers = split_centers(RunSettings.from_config(config), 0, "train", mask=south_only)
     assert np.all(centers[:, 1] < 0)
 
 
@@ -106,17 +105,17 @@ def test_pixel_method_agrees_with_exact_on_a_smooth_noiseless_sky(config, camb_c
     obs = cfg["observation"]
     obs.update(noise_T_uK_arcmin=[0.0] * 3, noise_P_uK_arcmin=[0.0] * 3, beam_fwhm_arcmin=[120.0] * 3, pixel_window=False, scalar_eb=True)
     cfg["patches"].update(fields=["T", "Q", "U", "E", "B"], interpolation="bilinear", reso_arcmin=50.0, height=16, width=16)
-    nside, seed, freqs = cfg["nside"], cfg["seed"], cfg["frequencies"]
-    cmb_alm, _ = simulate.cmb_realisation(camb_cls, nside, seed, 0)
-    dust = simulate.foreground_realisation("dust", cfg["foregrounds"]["dust"], nside, freqs, seed, 0, 20.0)[:2]
-    signal, maps = simulate.observe(cmb_alm, [dust], freqs, obs, nside, seed, 0)
+    run = RunSettings.from_config(cfg)
+    cmb_alm, _ = simulate.cmb_realisation(run, camb_cls, 0)
+    dust = simulate.foreground_realisation(run, "dust", cfg["foregrounds"]["dust"], 0, 20.0)[:2]
+    signal, maps = simulate.observe(run, cmb_alm, [dust], 0)
     assert maps.shape[1] == 5  # T, Q, U and the scalar E, B maps
-    label = simulate.label_alm(cmb_alm, freqs, cfg["label_frequency"], obs, nside)
-    centers = split_centers(cfg["patches"], seed, 0, "train")
+    sky = ObservedSky(signal, simulate.label_alm(run, cmb_alm), maps)
+    centers = split_centers(run, 0, "train")
     outputs = {}
     for method in ("exact", "pixel"):
         cfg["patches"]["method"] = method
-        outputs[method] = cut_realisation("train", 0, centers, cfg["patches"], freqs, obs, nside, seed, signal, label, maps)
+        outputs[method] = cut_realisation(RunSettings.from_config({**cfg, "label_frequency": None}), "train", 0, centers, sky)
     for field in ("T", "Q", "U", "E", "B"):
         exact, pixel = outputs["exact"].inputs[field], outputs["pixel"].inputs[field]
         rel = np.std(pixel - exact) / np.std(exact)
@@ -150,8 +149,9 @@ def test_label_bandpowers_match_camb_times_beam_at_the_default_geometry(root, ca
     height, width, reso = geometry["height"], geometry["width"], geometry["reso_arcmin"]
     i_label = cfg["frequencies"].index(cfg["label_frequency"])
     fwhm = cfg["observation"]["beam_fwhm_arcmin"][i_label]
-    cmb, _ = simulate.cmb_realisation(camb_cls, nside, 11, 0)
-    label = simulate.label_alm(cmb, cfg["frequencies"], cfg["label_frequency"], cfg["observation"], nside)
+    run = RunSettings.from_config({**cfg, "nside": nside, "seed": 11})
+    cmb, _ = simulate.cmb_realisation(run, camb_cls, 0)
+    label = simulate.label_alm(run, cmb)
     rng = rng_for(11, "label-test")
     n = 400
     lat = np.degrees(np.arcsin(rng.uniform(np.sin(np.radians(20.0)), 1.0, n) * rng.choice([-1.0, 1.0], n)))

@@ -20,6 +20,7 @@ from cmbnn.cenn import realsky
 from cmbnn.patches.sets import centers_in_mask
 from cmbnn.planck import maps as planck_maps
 from cmbnn.seeding import rng_for
+from cmbnn.settings import RunSettings
 from cmbnn.sky.noise import correlated_noise
 from cmbnn.sky.simulate import observe
 
@@ -65,10 +66,11 @@ def test_observe_draws_the_noise_of_the_covariance_map(camb_cls):
     variance = [np.stack([qq, qq, qq, np.zeros(npix)])]
     observation = {"beam_fwhm_arcmin": [30.0], "noise_T_uK_arcmin": [0.0], "noise_P_uK_arcmin": [0.0], "pixel_window": True, "scalar_eb": False}
     cmb = np.zeros((3, hp.Alm.getsize(3 * nside - 1)), complex)
-    _, maps = observe(cmb, [], [143.0], observation, nside, 1, 0, noise_variance=variance)
+    run = RunSettings(nside=nside, seed=1, freqs=[143.0], observation=observation)
+    _, maps = observe(run, cmb, [], 0, noise_variance=variance)
     for hemisphere, expected in ((lat > 0, 20.0), (lat < 0, 10.0)):
         assert np.std(maps[0, 1, hemisphere]) == pytest.approx(expected, rel=0.03)
-    _, white = observe(cmb, [], [143.0], observation, nside, 1, 0)
+    _, white = observe(run, cmb, [], 0)
     assert np.all(white == 0)  # zero white-noise depth: the covariances were what added noise
 
 

@@ -5,6 +5,7 @@ from conftest import binned_z_scores
 
 from cmbnn.harmonics import gaussian_beam, pixel_side_arcmin, pixel_window, synalm_teb
 from cmbnn.seeding import rng_for
+from cmbnn.settings import RunSettings
 from cmbnn.sky import simulate
 from cmbnn.sky.noise import white_noise
 from cmbnn.units import ARCMIN
@@ -21,8 +22,9 @@ OBS_NOISELESS = {
 def test_observed_map_recovers_input_spectra_after_beam_and_pixel_window(camb_cls):
     nside = 128
     lmax = 3 * nside - 1
-    alm, _ = simulate.cmb_realisation(camb_cls, nside, seed=7, realisation=0)
-    _, maps = simulate.observe(alm, [], [143.0], OBS_NOISELESS, nside, seed=7, realisation=0)
+    run = RunSettings(nside=nside, seed=7, freqs=[143.0], observation=OBS_NOISELESS)
+    alm, _ = simulate.cmb_realisation(run, camb_cls, realisation=0)
+    _, maps = simulate.observe(run, alm, [], realisation=0)
     measured = hp.anafast(maps[0], lmax=lmax, pol=True, iter=3)
     transfer = (gaussian_beam(30.0, lmax) * pixel_window(nside, lmax)) ** 2
     for k, name in enumerate(("TT", "EE", "BB")):
@@ -72,7 +74,7 @@ def test_observation_noise_per_frequency_and_field():
         "scalar_eb": False,
     }
     zero = np.zeros((3, hp.Alm.getsize(3 * nside - 1)), complex)
-    _, maps = simulate.observe(zero, [], [100.0, 143.0], obs, nside, seed=1, realisation=0)
+    _, maps = simulate.observe(RunSettings(nside=nside, seed=1, freqs=[100.0, 143.0], observation=obs), zero, [], realisation=0)
     side = pixel_side_arcmin(nside)
     for i in range(2):
         assert maps[i, 0].std() == pytest.approx(obs["noise_T_uK_arcmin"][i] / side, rel=0.02)
@@ -100,8 +102,9 @@ def test_observe_mixes_foregrounds_by_their_seds(camb_cls, scatter):
         "sed_lmax": 8, "d80_ee": 100.0, "alpha": -2.42, "bb_over_ee": 0.5, "tt_over_ee": 10.0, "te_correlation": 0.3,
         "modulation_sigma": 0.3, "modulation_lmax": 4, "galactic_profile": False, "max_polarization_fraction": 0.2,
     }  # fmt: skip
-    templates, sed, extra, _ = simulate.foreground_realisation("dust", dust, nside, freqs, 3, 0, 20.0)
-    cmb, _ = simulate.cmb_realisation(camb_cls, nside, 3, 0)
+    run = RunSettings(nside=nside, seed=3, freqs=freqs)
+    templates, sed, extra, _ = simulate.foreground_realisation(run, "dust", dust, 0, 20.0)
+    cmb, _ = simulate.cmb_realisation(run, camb_cls, 0)
     obs = {
         "beam_fwhm_arcmin": [0.0] * 4,
         "noise_T_uK_arcmin": [0.0] * 4,
@@ -109,7 +112,7 @@ def test_observe_mixes_foregrounds_by_their_seds(camb_cls, scatter):
         "pixel_window": False,
         "scalar_eb": False,
     }
-    signal, _ = simulate.observe(cmb, [(templates, sed)], freqs, obs, nside, 3, 0)
+    signal, _ = simulate.observe(RunSettings(nside=nside, seed=3, freqs=freqs, observation=obs), cmb, [(templates, sed)], 0)
     dust_alm = signal - cmb[None]
     ref = dust_alm[freqs.index(353.0)]
     if scatter == 0:

@@ -11,8 +11,9 @@ import yaml
 
 from cmbnn.config import validate_config
 from cmbnn.io import chunked_h5, patch_layout, read_patches_h5, streamed_predictions_h5, write_patches_h5, write_predictions_h5
-from cmbnn.patches.cutting import cut_realisation
+from cmbnn.patches.cutting import ObservedSky, cut_realisation
 from cmbnn.patches.sets import split_centers
+from cmbnn.settings import RunSettings
 from cmbnn.sky import simulate
 
 keras = pytest.importorskip("keras")
@@ -192,22 +193,18 @@ def sky(root, camb_cls):
     cfg["foregrounds"]["components"] = [c for c in cfg["foregrounds"]["components"] if c in ("dust", "radio_sources")]
     cfg["patches"].update(height=16, width=16, reso_arcmin=50.0, counts={"train": 40, "validation": 2, "test": 2}, region_nside=2, chunk=5)
     cfg = validate_config(cfg, root / "workflow" / "schemas" / "config.schema.yaml")
-    nside, seed, freqs = cfg["nside"], cfg["seed"], cfg["frequencies"]
-    cmb_alm, _ = simulate.cmb_realisation(camb_cls, nside, seed, 0)
-    dust = simulate.foreground_realisation("dust", cfg["foregrounds"]["dust"], nside, freqs, seed, 0, cfg["patches"]["lat_cut_deg"])[:2]
-    sources = [simulate.source_catalogue("radio_sources", cfg["foregrounds"]["radio_sources"], freqs, seed, 0)]
-    signal, maps = simulate.observe(cmb_alm, [dust], freqs, cfg["observation"], nside, seed, 0, sources)
-    label = simulate.label_alm(cmb_alm, freqs, cfg["label_frequency"], cfg["observation"], nside)
-    return cfg, signal, maps, label, sources
+    run = RunSettings.from_config(cfg)
+    cmb_alm, _ = simulate.cmb_realisation(run, camb_cls, 0)
+    dust = simulate.foreground_realisation(run, "dust", cfg["foregrounds"]["dust"], 0, cfg["patches"]["lat_cut_deg"])[:2]
+    sources = [simulate.source_catalogue(run, "radio_sources", cfg["foregrounds"]["radio_sources"], 0)]
+    signal, maps = simulate.observe(run, cmb_alm, [dust], 0, sources)
+    return cfg, ObservedSky(signal, simulate.label_alm(run, cmb_alm), maps, tuple(sources))
 
 
 def cut(sky, centers, method="exact", chunks=False):
-    cfg, signal, maps, label, sources = sky
-    patches = dict(cfg["patches"], method=method)
-    return cut_realisation(
-        "train", 0, centers, patches, cfg["frequencies"], cfg["observation"], cfg["nside"], cfg["seed"], signal, label, maps, sources, cfg["label_frequency"],
-        chunks=chunks,
-    )
+    cfg, observed = sky
+    run = RunSettings.from_config({**cfg, "patches": dict(cfg["patches"], method=method)})
+    return cut_realisation(run, "train", 0, centers, observed, chunks=chunks)
 
 
 class CountingWriter:
@@ -234,7 +231,7 @@ def cut_to_file(sky, centers, path, method="exact"):
 @pytest.mark.parametrize("method", ["exact", "pixel"])
 def test_cutting_writes_chunk_by_chunk_the_same_file_as_in_memory(sky, tmp_path, method):
     cfg = sky[0]
-    centers = split_centers(cfg["patches"], cfg["seed"], 0, "train")
+    centers = split_centers(RunSettings.from_config(cfg), 0, "train")
     assert len(centers) == 40
     whole = cut(sky, centers, method)
     write_patches_h5(
@@ -252,7 +249,7 @@ def test_cutting_writes_chunk_by_chunk_the_same_file_as_in_memory(sky, tmp_path,
 
 def test_cutting_memory_does_not_grow_with_the_number_of_patches(sky, tmp_path):
     cfg = sky[0]
-    centers = split_centers(cfg["patches"], cfg["seed"], 0, "train")
+    centers = split_centers(RunSettings.from_config(cfg), 0, "train")
     many = np.concatenate([centers] * 4)  # 160 patches
     patch_bytes = 16 * 16 * (len(cfg["frequencies"]) + 1) * 4 + 16 * 16
     peaks = {}

@@ -6,6 +6,7 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "cmb_map")
 
 from cmbnn.io import write_alm_h5, write_maps_fits  # noqa: E402
+from cmbnn.settings import RunSettings  # noqa: E402
 from cmbnn.sky.simulate import cmb_realisation, lmax_for  # noqa: E402
 from cmbnn.sky.theory import read_cls  # noqa: E402
 
@@ -13,7 +14,7 @@ nside, seed = smk.params.nside, smk.params.seed
 realisation = int(smk.wildcards.realisation)
 cls = read_cls(smk.input.cls)
 log.info("synthesising CMB realisation %d at nside %d (seed %d)", realisation, nside, seed)
-alm, maps = cmb_realisation(cls, nside, seed, realisation)
+alm, maps = cmb_realisation(RunSettings.from_params(smk.params), cls, realisation)
 attrs = {"units": "uK_CMB", "components": "T,E,B", "seed": seed, "realisation": realisation, "nside": nside}
 write_alm_h5(smk.output.alm, alm, lmax_for(nside), attrs)
 write_maps_fits(smk.output.map, maps, ["T", "Q", "U"])

@@ -14,8 +14,9 @@ import pandas as pd  # noqa: E402
 import cmbnn  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
 from cmbnn.io import atomic_output, chunked_h5, patch_layout, read_alm_h5, read_h5  # noqa: E402
-from cmbnn.patches.cutting import cut_realisation  # noqa: E402
+from cmbnn.patches.cutting import ObservedSky, cut_realisation  # noqa: E402
 from cmbnn.patches.sets import split_centers  # noqa: E402
+from cmbnn.settings import RunSettings  # noqa: E402
 from cmbnn.sky.simulate import label_alm  # noqa: E402
 
 p = smk.params
@@ -26,7 +27,8 @@ mask = hp.read_map(smk.input.mask) if patches["mask"] else None
 n_source_files = len(smk.input.sources) // p.realisations
 # Centres first (cheap, from the seed): the files are created with their final shape and every
 # chunk of patches is written as it is cut, so memory does not grow with the number of patches.
-centers = [split_centers(patches, p.seed, r, split, mask) for r in range(p.realisations)]
+run = RunSettings.from_params(p)
+centers = [split_centers(run, r, split, mask) for r in range(p.realisations)]
 n = sum(len(c) for c in centers)
 
 provenance = {
@@ -67,16 +69,14 @@ with contextlib.ExitStack() as files:
     for r in range(p.realisations):
         signal, _ = read_alm_h5(smk.input.signal[r])
         cmb, _ = read_alm_h5(smk.input.cmb[r])
-        label = label_alm(cmb, p.freqs, p.label_frequency, p.observation, p.nside)
         maps = None
         if patches["method"] == "pixel":
             paths = smk.input.maps[r * len(p.freqs) : (r + 1) * len(p.freqs)]
             maps = np.stack([np.atleast_2d(hp.read_map(path, field=None)) for path in paths])
         catalogues = [read_h5(path)[0] for path in smk.input.sources[r * n_source_files : (r + 1) * n_source_files]]
         c = centers[r]
-        chunks = cut_realisation(
-            split, r, c, patches, p.freqs, p.observation, p.nside, p.seed, signal, label, maps, catalogues, p.label_frequency, smk.threads, chunks=True
-        )
+        sky = ObservedSky(signal, label_alm(run, cmb), maps, tuple(catalogues))
+        chunks = cut_realisation(run, split, r, c, sky, smk.threads, chunks=True)
         n_sources, masked = 0, 0
         for chunk in chunks:
             for f in fields:

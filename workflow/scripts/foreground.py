@@ -11,13 +11,14 @@ log = configure(smk, "foreground")
 import pandas as pd  # noqa: E402
 
 from cmbnn.io import atomic_output, write_h5  # noqa: E402
+from cmbnn.settings import RunSettings  # noqa: E402
 from cmbnn.sky.simulate import foreground_realisation, lmax_for  # noqa: E402
 
 name = smk.wildcards.component
 realisation = int(smk.wildcards.realisation)
 p = smk.params
 log.info("%s, realisation %d, nside %d, frequencies %s GHz", name, realisation, p.nside, p.freqs)
-templates, sed, extra, amplitudes = foreground_realisation(name, p.settings, p.nside, p.freqs, p.seed, realisation, p.lat_cut_deg)
+templates, sed, extra, amplitudes = foreground_realisation(RunSettings.from_params(p), name, p.settings, realisation, p.lat_cut_deg)
 attrs = {
     "units": "uK_CMB",
     "component": name,

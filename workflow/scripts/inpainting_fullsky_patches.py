@@ -16,13 +16,14 @@ from cmbnn.io import read_alm_h5, write_h5, write_maps_fits  # noqa: E402
 from cmbnn.patches import reassembly  # noqa: E402
 from cmbnn.patches.cutting import fields_from_alm  # noqa: E402
 from cmbnn.projection import patch_geometry  # noqa: E402
+from cmbnn.settings import RunSettings  # noqa: E402
 from cmbnn.sky.simulate import label_alm, lmax_for  # noqa: E402
 
 p = smk.params
 g, fs = p.geometry, p.fullsky
 nside, lmax = p.nside, lmax_for(p.nside)
 cmb, _ = read_alm_h5(smk.input.cmb)
-label = label_alm(cmb, p.freqs, p.label_frequency, p.observation, nside)
+label = label_alm(RunSettings.from_params(p), cmb)
 truth = hp.alm2map(np.ascontiguousarray(label[0]), nside, lmax=lmax)
 sky_mask = hp.read_map(smk.input.mask, field=0).astype(np.uint8)
 center = fs["center_deg"]

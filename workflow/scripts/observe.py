@@ -8,6 +8,7 @@ log = configure(smk, "observe")
 import numpy as np  # noqa: E402
 
 from cmbnn.io import read_alm_h5, read_h5, write_alm_h5, write_maps_fits  # noqa: E402
+from cmbnn.settings import RunSettings  # noqa: E402
 from cmbnn.sky.simulate import lmax_for, observe  # noqa: E402
 
 p = smk.params
@@ -28,7 +29,7 @@ if smk.input.noise_variance:
 
     noise_variance = [np.asarray(hp.read_map(path, field=(0, 1, 2, 3))) for path in smk.input.noise_variance]
     log.info("inhomogeneous noise from the per-pixel covariances in %s", list(smk.input.noise_variance))
-signal, maps = observe(cmb_alm, components, p.freqs, p.observation, p.nside, p.seed, realisation, sources, noise_variance)
+signal, maps = observe(RunSettings.from_params(p), cmb_alm, components, realisation, sources, noise_variance)
 write_alm_h5(
     smk.output.signal,
     signal.astype(np.complex64),

@@ -8,12 +8,13 @@ smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "point_sources")
 
 from cmbnn.io import write_h5  # noqa: E402
+from cmbnn.settings import RunSettings  # noqa: E402
 from cmbnn.sky.simulate import source_catalogue  # noqa: E402
 
 name = smk.wildcards.component
 realisation = int(smk.wildcards.realisation)
 p = smk.params
-catalogue = source_catalogue(name, p.settings, p.freqs, p.seed, realisation)
+catalogue = source_catalogue(RunSettings.from_params(p), name, p.settings, realisation)
 attrs = {
     "component": name,
     "kind": "point_sources",

@@ -59,10 +59,7 @@ def intensity(g: np.ndarray, lat_deg, sigma_log: float, i0: float, galactic_prof
 def dust_centers(settings: dict, seed: int, split: str) -> np.ndarray:
     """Patch centres of one split (lon, lat deg) at |b| > lat_cut, splits on disjoint sky regions."""
     owner = assign_regions(settings["region_nside"], settings["split_fractions"], rng_for(seed, "dust-regions"))
-    return draw_centers(
-        settings["counts"][split], split, owner, settings["lat_cut_deg"], settings["height"], settings["width"], settings["reso_arcmin"],
-        rng_for(seed, "dust-centers", split),
-    )
+    return draw_centers(settings["counts"][split], split, owner, settings, rng_for(seed, "dust-centers", split))
 
 
 def cut_dust_patches(alm: np.ndarray, lmax: int, centers: np.ndarray, settings: dict, nthreads: int = 1, chunk: int = 256) -> np.ndarray:

@@ -11,8 +11,9 @@ import numpy as np
 from cmbnn.harmonics import alm_to_maps, scalar_eb_maps, smooth_alm
 from cmbnn.projection import evaluate_alm, patch_geometry, rotate_qu, sample_maps
 from cmbnn.seeding import rng_for
+from cmbnn.settings import RunSettings
 from cmbnn.sky.noise import white_noise
-from cmbnn.sky.simulate import lmax_for, map_pixel_window
+from cmbnn.sky.simulate import map_pixel_window
 from cmbnn.sky.sources import PatchSources, bright_source_mask, merge, render_patches
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 def needs_spin2(fields) -> bool:
     return any(f in ("Q", "U") for f in fields)
-
 
 
 def fields_from_alm(fields, teb_alm: np.ndarray, lmax: int, theta, phi, psi, nthreads: int = 1) -> dict:
@@ -35,7 +35,6 @@ def fields_from_alm(fields, teb_alm: np.ndarray, lmax: int, theta, phi, psi, nth
         if name in fields:
             out[name] = evaluate_alm(teb_alm[i], lmax, theta, phi, spin=0, nthreads=nthreads)
     return {f: out[f] for f in fields}
-
 
 
 def fields_from_maps(fields, maps: np.ndarray, theta, phi, psi, interpolation: str) -> dict:
@@ -55,18 +54,33 @@ def fields_from_maps(fields, maps: np.ndarray, theta, phi, psi, interpolation: s
 
 
 
-def patch_noise(field: str, indices, height: int, width: int, level_t: float, level_p: float, reso_arcmin: float, seed: int, keys) -> np.ndarray:
-    """White noise at patch pixels of area reso^2.
+def patch_noise(run: RunSettings, field: str, indices, i_freq: int, keys) -> np.ndarray:
+    """White noise of frequency ``i_freq`` at patch pixels of area reso^2.
 
     One generator per (patch index, field), so how patches are chunked does
     not change the draws. T uses the temperature depth, Q/U/E/B the
     polarisation depth (white Q/U noise has E/B noise of the same depth).
+    ``keys`` (split, realisation, frequency) tell the patch sets apart.
     """
-    level = level_t if field == "T" else level_p
+    height, width, reso = run.patches["height"], run.patches["width"], run.patches["reso_arcmin"]
+    level = run.observation["noise_T_uK_arcmin" if field == "T" else "noise_P_uK_arcmin"][i_freq]
     out = np.empty((len(indices), height, width))
     for j, i in enumerate(indices):
-        out[j] = white_noise((height, width), level, reso_arcmin**2, rng_for(seed, "patch_noise", *keys, int(i), field))
+        out[j] = white_noise((height, width), level, reso**2, rng_for(run.seed, "patch_noise", *keys, int(i), field))
     return out
+
+
+@dataclass(frozen=True)
+class ObservedSky:
+    """What patches are cut from, for one realisation: ``signal_alm`` (n_freq, 3, nalm) CMB +
+    diffuse foregrounds smoothed by each beam, ``label`` the CMB alm at the label beam, the
+    observed HEALPix ``maps`` (n_freq, rows, npix; the pixel method only) and the point-source
+    catalogues ``sources``."""
+
+    signal_alm: np.ndarray
+    label: np.ndarray
+    maps: np.ndarray | None = None
+    sources: tuple = ()
 
 
 @dataclass
@@ -81,17 +95,24 @@ class PatchSet:
     sources: list = field(default_factory=list)
 
 
+@dataclass
+class PatchChunk(PatchSet):
+    """Patches start:start+len(mask) of a realisation (``sources[i]['patch']`` counts from the
+    realisation's first patch, not the chunk's)."""
 
-def _cut(centers, patches: dict, freqs, observation: dict, index: PatchSources, label_frequency, sample_inputs, sample_label) -> PatchSet:
+    start: int = 0
+
+
+def _cut(run: RunSettings, centers, index: PatchSources, sample_inputs, sample_label) -> PatchSet:
     """All chunks of :func:`_cut_chunks` gathered into one PatchSet."""
-    fields = patches["fields"]
-    height, width = patches["height"], patches["width"]
+    fields = run.patches["fields"]
+    height, width = run.patches["height"], run.patches["width"]
     n = len(centers)
-    inputs = {f: np.empty((n, height, width, len(freqs)), np.float32) for f in fields}
+    inputs = {f: np.empty((n, height, width, len(run.freqs)), np.float32) for f in fields}
     labels = {f: np.empty((n, height, width, 1), np.float32) for f in fields}
     mask = np.zeros((n, height, width), np.uint8)
     table = []
-    for chunk in _cut_chunks(centers, patches, freqs, observation, index, label_frequency, sample_inputs, sample_label):
+    for chunk in _cut_chunks(run, centers, index, sample_inputs, sample_label):
         rows = slice(chunk.start, chunk.start + len(chunk.mask))
         for f in fields:
             inputs[f][rows] = chunk.inputs[f]
@@ -101,17 +122,7 @@ def _cut(centers, patches: dict, freqs, observation: dict, index: PatchSources, 
     return PatchSet(inputs, labels, mask, table)
 
 
-
-@dataclass
-class PatchChunk(PatchSet):
-    """Patches start:start+len(mask) of a realisation (``sources[i]['patch']`` counts from the
-    realisation's first patch, not the chunk's)."""
-
-    start: int = 0
-
-
-
-def _cut_chunks(centers, patches: dict, freqs, observation: dict, index: PatchSources, label_frequency, sample_inputs, sample_label):
+def _cut_chunks(run: RunSettings, centers, index: PatchSources, sample_inputs, sample_label):
     """The loop shared by both methods: chunks of patches, inputs per frequency, label, mask.
 
     Yields a :class:`PatchChunk` of at most ``patches['chunk']`` patches at a time.
@@ -119,6 +130,7 @@ def _cut_chunks(centers, patches: dict, freqs, observation: dict, index: PatchSo
     sample_label(idx, theta, phi, psi) -> {field: (n, H, W)}. Without a label
     frequency the mask stays empty.
     """
+    patches, freqs = run.patches, run.freqs
     fields = patches["fields"]
     height, width, reso = patches["height"], patches["width"], patches["reso_arcmin"]
     n = len(centers)
@@ -137,27 +149,25 @@ def _cut_chunks(centers, patches: dict, freqs, observation: dict, index: PatchSo
         values = sample_label(idx, theta, phi, psi)
         for f in fields:
             labels[f][..., 0] = values[f]
-        if label_frequency is not None:
-            i_label = list(freqs).index(label_frequency)
-            radius = patches["source_mask_radius_fwhm"] * observation["beam_fwhm_arcmin"][i_label]
+        if run.label_frequency is not None:
+            i_label = run.i_label
+            radius = patches["source_mask_radius_fwhm"] * run.beam(i_label)
             mask[:], rows = bright_source_mask(index, i_label, patches["source_mask_flux_Jy"], radius, centers[idx], theta, phi, reso)
             table = [{**row, "patch": int(idx[row["patch"]])} for row in rows]
         log.info("%d/%d patches cut", idx[-1] + 1, n)
         yield PatchChunk(inputs, labels, mask, table, start=start)
 
 
-
-def cut_exact(
-    split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources=(), label_frequency=None, nthreads=1, chunks=False
-):
-    """Patches by exact evaluation of signal_alm (CMB + diffuse foregrounds, beam-smoothed) at
+def cut_exact(run: RunSettings, split: str, realisation: int, centers, sky: ObservedSky, nthreads: int = 1, chunks: bool = False):
+    """Patches by exact evaluation of ``sky.signal_alm`` (CMB + diffuse foregrounds, beam-smoothed) at
     every patch pixel, point sources rendered with each frequency's beam profile, and white
-    noise drawn at the patch resolution; the label is ``label`` (CMB alm) evaluated likewise.
+    noise drawn at the patch resolution; the label is ``sky.label`` (CMB alm) evaluated likewise.
     A PatchSet, or with ``chunks`` an iterator of :class:`PatchChunk` (one chunk resident at a time)."""
+    patches, freqs = run.patches, run.freqs
     fields = patches["fields"]
-    height, width, reso = patches["height"], patches["width"], patches["reso_arcmin"]
-    lmax = lmax_for(nside)
-    index = PatchSources(merge(list(sources)))
+    reso = patches["reso_arcmin"]
+    lmax = run.lmax
+    index = PatchSources(merge(list(sky.sources)))
     if len(index.vec) and any(f in ("E", "B") for f in fields):
         log.warning("scalar E/B patches carry no point sources (they are rendered in T, Q and U only)")
 
@@ -165,65 +175,48 @@ def cut_exact(
 
     def sample_inputs(i, idx, theta, phi, psi):
         nu = freqs[i]
-        values = fields_from_alm(fields, signal_alm[i], lmax, theta, phi, psi, nthreads)
+        values = fields_from_alm(fields, sky.signal_alm[i], lmax, theta, phi, psi, nthreads)
         if rendered.get("start") != idx[0]:
-            rendered.update(start=idx[0], maps=render_patches(index, freqs, observation["beam_fwhm_arcmin"], centers[idx], theta, phi, reso, fields))
+            rendered.update(start=idx[0], maps=render_patches(index, freqs, run.observation["beam_fwhm_arcmin"], centers[idx], theta, phi, reso, fields))
         for f in fields:
             values[f] = values[f] + rendered["maps"][i].get(f, 0.0)
-            values[f] = values[f] + patch_noise(
-                f,
-                idx,
-                height,
-                width,
-                observation["noise_T_uK_arcmin"][i],
-                observation["noise_P_uK_arcmin"][i],
-                reso,
-                seed,
-                (split, realisation, float(nu)),
-            )
+            values[f] = values[f] + patch_noise(run, f, idx, i, (split, realisation, float(nu)))
         return values
 
     def sample_label(idx, theta, phi, psi):
-        return fields_from_alm(fields, label, lmax, theta, phi, psi, nthreads)
+        return fields_from_alm(fields, sky.label, lmax, theta, phi, psi, nthreads)
 
-    return (_cut_chunks if chunks else _cut)(centers, patches, freqs, observation, index, label_frequency, sample_inputs, sample_label)
+    return (_cut_chunks if chunks else _cut)(run, centers, index, sample_inputs, sample_label)
 
 
-
-def cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources=(), label_frequency=None, chunks=False):
-    """Patches by interpolating the observed HEALPix ``maps`` (n_freq, rows, npix; noise and
-    point sources included); the label is ``label`` (CMB alm) synthesised as a map with the
+def cut_pixel(run: RunSettings, centers, sky: ObservedSky, chunks: bool = False):
+    """Patches by interpolating the observed HEALPix ``sky.maps`` (n_freq, rows, npix; noise and
+    point sources included); the label is ``sky.label`` (CMB alm) synthesised as a map with the
     same pixel window and sampled the same way. A PatchSet, or with ``chunks`` an iterator of
     :class:`PatchChunk`."""
+    patches = run.patches
     fields = patches["fields"]
-    lmax = lmax_for(nside)
-    label_pixwin = smooth_alm(label, map_pixel_window(observation, nside))
-    label_maps = alm_to_maps(label_pixwin, nside, lmax)
+    label_pixwin = smooth_alm(sky.label, map_pixel_window(run))
+    label_maps = alm_to_maps(label_pixwin, run.nside, run.lmax)
     if any(f in ("E", "B") for f in fields):
-        label_maps = np.concatenate([label_maps, scalar_eb_maps(label_pixwin, nside, lmax)])
+        label_maps = np.concatenate([label_maps, scalar_eb_maps(label_pixwin, run.nside, run.lmax)])
 
     def sample_inputs(i, idx, theta, phi, psi):
-        return fields_from_maps(fields, maps[i], theta, phi, psi, patches["interpolation"])
+        return fields_from_maps(fields, sky.maps[i], theta, phi, psi, patches["interpolation"])
 
     def sample_label(idx, theta, phi, psi):
         return fields_from_maps(fields, label_maps, theta, phi, psi, patches["interpolation"])
 
     cut = _cut_chunks if chunks else _cut
-    return cut(centers, patches, freqs, observation, PatchSources(merge(list(sources))), label_frequency, sample_inputs, sample_label)
+    return cut(run, centers, PatchSources(merge(list(sky.sources))), sample_inputs, sample_label)
 
 
-
-def cut_realisation(
-    split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, maps=None, sources=(), label_frequency=None, nthreads=1,
-    chunks=False,
-):
+def cut_realisation(run: RunSettings, split: str, realisation: int, centers, sky: ObservedSky, nthreads: int = 1, chunks: bool = False):
     """Patches of one realisation by ``patches['method']`` (see :func:`cut_exact`, :func:`cut_pixel`):
     a PatchSet, or with ``chunks`` an iterator of :class:`PatchChunk` of at most ``patches['chunk']``
     patches, so that a writer can store each chunk and memory does not grow with the number of patches."""
-    if patches["method"] == "exact":
-        return cut_exact(
-            split, realisation, centers, patches, freqs, observation, nside, seed, signal_alm, label, sources, label_frequency, nthreads, chunks=chunks
-        )
-    if maps is None:
+    if run.patches["method"] == "exact":
+        return cut_exact(run, split, realisation, centers, sky, nthreads, chunks=chunks)
+    if sky.maps is None:
         raise ValueError("the pixel method needs the observed maps")
-    return cut_pixel(centers, patches, freqs, observation, nside, label, maps, sources, label_frequency, chunks=chunks)
+    return cut_pixel(run, centers, sky, chunks=chunks)

@@ -11,6 +11,7 @@ import numpy as np
 
 from cmbnn.projection import patch_geometry
 from cmbnn.seeding import rng_for
+from cmbnn.settings import RunSettings
 
 SPLITS = ("train", "validation", "test")
 
@@ -54,23 +55,16 @@ def sample_centers(n: int, lat_cut_deg: float, rng, batch: int, footprint_ok, ce
     return np.concatenate(accepted)[:n] if accepted else np.empty((0, 2))
 
 
-def draw_centers(
-    n: int,
-    split: str,
-    region_owner: np.ndarray,
-    lat_cut_deg: float,
-    height: int,
-    width: int,
-    reso_arcmin: float,
-    rng,
-    max_rounds: int = 200,
-    mask: np.ndarray | None = None,
-) -> np.ndarray:
+def draw_centers(n: int, split: str, region_owner: np.ndarray, footprint, rng, mask: np.ndarray | None = None, max_rounds: int = 200) -> np.ndarray:
     """n patch centres (lon, lat) in degrees at |b| > lat_cut whose footprint is all in ``split``'s regions.
 
-    mask: optional RING HEALPix map; centres must fall on pixels where it is > 0.5.
+    footprint: a mapping with the patches' ``height``, ``width`` (pixels), ``reso_arcmin`` and
+    ``lat_cut_deg`` (a ``patches`` config section). mask: optional RING HEALPix map; centres must
+    fall on pixels where it is > 0.5.
     """
     import healpy as hp
+
+    height, width, reso_arcmin, lat_cut_deg = (footprint[k] for k in ("height", "width", "reso_arcmin", "lat_cut_deg"))
 
     region_nside = hp.npix2nside(region_owner.size)
     target = SPLITS.index(split)
@@ -97,20 +91,11 @@ def draw_centers(
     return centers
 
 
-def split_centers(patches: dict, seed: int, realisation: int, split: str, mask: np.ndarray | None = None) -> np.ndarray:
+def split_centers(run: RunSettings, realisation: int, split: str, mask: np.ndarray | None = None) -> np.ndarray:
     """Patch centres of one split and realisation (same config -> same centres)."""
-    owner = assign_regions(patches["region_nside"], patches["split_fractions"], rng_for(seed, "regions"))
-    return draw_centers(
-        patches["counts"][split],
-        split,
-        owner,
-        patches["lat_cut_deg"],
-        patches["height"],
-        patches["width"],
-        patches["reso_arcmin"],
-        rng_for(seed, "centers", realisation, split),
-        mask=mask,
-    )
+    patches = run.patches
+    owner = assign_regions(patches["region_nside"], patches["split_fractions"], rng_for(run.seed, "regions"))
+    return draw_centers(patches["counts"][split], split, owner, patches, rng_for(run.seed, "centers", realisation, split), mask=mask)
 
 
 def centers_in_mask(n: int, keep: np.ndarray, lat_cut_deg: float, height: int, width: int, reso_arcmin: float, rng, max_rounds: int = 200) -> np.ndarray:

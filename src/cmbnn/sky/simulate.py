@@ -1,7 +1,7 @@
 """The sky-simulation stages, one function per workflow rule.
 
-Each function takes plain config values and returns arrays; the workflow
-scripts only read inputs, call one of these and write the outputs.
+Each function takes the run's settings (:class:`cmbnn.settings.RunSettings`) and returns
+arrays; the workflow scripts only read inputs, call one of these and write the outputs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import numpy as np
 
 from cmbnn.harmonics import alm_to_maps, gaussian_beam, pixel_side_arcmin, pixel_window, scalar_eb_maps, smooth_alm, synalm_teb
 from cmbnn.seeding import rng_for
+from cmbnn.settings import RunSettings
 from cmbnn.sky import foregrounds as fg
 from cmbnn.sky.noise import correlated_noise, white_noise
 from cmbnn.sky.sources import merge, render_healpix
@@ -23,34 +24,30 @@ def lmax_for(nside: int) -> int:
     return 3 * nside - 1
 
 
-def map_pixel_window(observation: dict, nside: int) -> np.ndarray:
+def map_pixel_window(run: RunSettings) -> np.ndarray:
     """Transfer (lmax+1, 3) of the HEALPix pixel window when the maps carry it, else ones."""
-    lmax = lmax_for(nside)
-    return pixel_window(nside, lmax) if observation["pixel_window"] else np.ones((lmax + 1, 3))
+    return pixel_window(run.nside, run.lmax) if run.observation["pixel_window"] else np.ones((run.lmax + 1, 3))
 
 
-def cmb_realisation(cls: dict, nside: int, seed: int, realisation: int) -> tuple[np.ndarray, np.ndarray]:
+def cmb_realisation(run: RunSettings, cls: dict, realisation: int) -> tuple[np.ndarray, np.ndarray]:
     """Unsmoothed CMB (T, E, B) alm and (T, Q, U) maps in uK_CMB."""
-    lmax = lmax_for(nside)
-    alm = synalm_teb(cls, lmax, rng_for(seed, "cmb", realisation))
-    return alm, alm_to_maps(alm, nside, lmax)
+    alm = synalm_teb(cls, run.lmax, rng_for(run.seed, "cmb", realisation))
+    return alm, alm_to_maps(alm, run.nside, run.lmax)
 
 
-def foreground_realisation(name: str, settings: dict, nside: int, freqs, seed: int, realisation: int, lat_cut_deg: float = 0.0):
+def foreground_realisation(run: RunSettings, name: str, settings: dict, realisation: int, lat_cut_deg: float = 0.0):
     """A diffuse component: templates (K, 3, nalm), mixing matrix (n_freq, K), the SED
     parameter fields' alm and the realised vs configured amplitudes, uK_CMB."""
-    rng = rng_for(seed, "foreground", realisation, name)
-    return fg.component_alm(name, settings, nside, lmax_for(nside), freqs, rng, lat_cut_deg)
+    rng = rng_for(run.seed, "foreground", realisation, name)
+    return fg.component_alm(name, settings, run.nside, run.lmax, run.freqs, rng, lat_cut_deg)
 
 
-def source_catalogue(name: str, settings: dict, freqs, seed: int, realisation: int) -> dict:
-    """Catalogue of one point-source population (see :func:`cmbnn.foregrounds.point_source_catalogue`)."""
-    return fg.point_source_catalogue(freqs, settings, rng_for(seed, "foreground", realisation, name))
+def source_catalogue(run: RunSettings, name: str, settings: dict, realisation: int) -> dict:
+    """Catalogue of one point-source population (see :func:`cmbnn.sky.foregrounds.point_source_catalogue`)."""
+    return fg.point_source_catalogue(run.freqs, settings, rng_for(run.seed, "foreground", realisation, name))
 
 
-def observe(
-    cmb_alm: np.ndarray, components: list, freqs, observation: dict, nside: int, seed: int, realisation: int, sources: list = (), noise_variance=None
-):
+def observe(run: RunSettings, cmb_alm: np.ndarray, components: list, realisation: int, sources: list = (), noise_variance=None):
     """Beam-smoothed signal alm per frequency and the observed full-sky maps.
 
     components: list of (templates, sed) pairs of diffuse components;
@@ -61,11 +58,11 @@ def observe(
     window), plus the point sources with the beam profile at pixel centres,
     plus noise). The noise is white at the configured uK-arcmin depths, or, with
     ``noise_variance`` (one (II, QQ, UU, QU) uK_CMB^2 array (4, npix) per frequency,
-    e.g. from :func:`cmbnn.realsky.noise_variance`), inhomogeneous with that
+    e.g. from :func:`cmbnn.planck.maps.noise_variance`), inhomogeneous with that
     per-pixel covariance.
     """
-    lmax = lmax_for(nside)
-    pixwin = map_pixel_window(observation, nside)
+    nside, lmax, freqs, observation = run.nside, run.lmax, run.freqs, run.observation
+    pixwin = map_pixel_window(run)
     pixel_area = pixel_side_arcmin(nside) ** 2
     point_sources = render_healpix(merge(list(sources)), freqs, observation["beam_fwhm_arcmin"], nside)
     # Filled in place: stacking lists of per-frequency arrays at the end held every map twice
@@ -79,7 +76,7 @@ def observe(
         smoothed = smooth_alm(sky, gaussian_beam(observation["beam_fwhm_arcmin"][i], lmax))
         del sky
         signal[i] = smoothed
-        rng = rng_for(seed, "noise", realisation, float(nu))
+        rng = rng_for(run.seed, "noise", realisation, float(nu))
         if noise_variance is not None:
             noise = correlated_noise(noise_variance[i], rng)
         else:
@@ -99,10 +96,9 @@ def observe(
     return signal, maps
 
 
-def label_alm(cmb_alm: np.ndarray, freqs, label_frequency: float, observation: dict, nside: int) -> np.ndarray:
+def label_alm(run: RunSettings, cmb_alm: np.ndarray) -> np.ndarray:
     """The CMB smoothed by the beam of the label frequency (the networks' target)."""
-    i = list(freqs).index(label_frequency)
-    return smooth_alm(cmb_alm, gaussian_beam(observation["beam_fwhm_arcmin"][i], lmax_for(nside)))
+    return smooth_alm(cmb_alm, gaussian_beam(run.beam(run.i_label), run.lmax))
 
 
 __all__ = ["lmax_for", "map_pixel_window", "cmb_realisation", "foreground_realisation", "source_catalogue", "observe", "label_alm"]
