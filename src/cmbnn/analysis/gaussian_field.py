@@ -562,6 +562,7 @@ def gaussian_realisations(cov: FlatSkyCovariance, n: int, rng: np.random.Generat
     return field
 
 
+# More than 8 parameters: the conditional_mean solver options (method, jitter, rtol, maxiter), passed through by name.
 def constrained_realisation(data, mask, cov: FlatSkyCovariance, rng: np.random.Generator, noise_var: float = 0.0, method: str = "auto", jitter: float = JITTER, rtol: float = CG_RTOL, maxiter: int = CG_MAXITER) -> np.ndarray:
     """Draws from the conditional distribution of the missing pixels given the observed ones (uK).
 

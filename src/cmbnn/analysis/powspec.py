@@ -33,6 +33,7 @@ class FlatSpectra:
     in the patch frame -> array (4, n_bins) = EE, EB, BE, BB.
     """
 
+    # More than 8 parameters: NaMaster's own options (apodisation, purification, workspace file), named as NaMaster names them.
     def __init__(
         self, height, width, reso_arcmin, bin_edges, spin=2, aposize_deg=1.0, border_px=1, purify_b=True, apotype="C1", workspace_file=None
     ):

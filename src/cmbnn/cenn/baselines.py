@@ -70,6 +70,7 @@ class HarmonicILC:
     zero, with delta_ell 25-100 changing it by < 0.002: zero padding is the default.
     """
 
+    # More than 8 parameters: the patches' geometry and beams, then the estimator's options (edge, bin width, modes per bin).
     def __init__(self, group, beams_arcmin, label_beam_arcmin, reso_arcmin, height, width, edge="mirror", delta_ell=50.0, min_modes=30):
         if group not in GROUP_HARMONICS:
             raise ValueError(f"harmonic ILC works on field groups {list(GROUP_HARMONICS)}, not {group!r}")

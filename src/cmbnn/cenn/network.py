@@ -48,6 +48,7 @@ PAPER = {
 PREDICT_CHUNK = 256  # patches per prediction chunk (a multiple of the prediction batch, 64)
 
 
+# More than 8 parameters: the architecture's hyper-parameters, one config key each.
 def build_core(
     height: int,
     width: int,
@@ -253,6 +254,7 @@ def optimizer(settings: dict, steps_per_epoch: int):
     raise ValueError(f"cenn.optimizer must be 'adagrad' or 'adam', got {name!r}")
 
 
+# More than 8 parameters: the data splits, the settings, the seed and where the run keeps its state (checkpoint, TensorBoard), as every train() here.
 def train(x_train, y_train, x_val, y_val, settings: dict, seed: int, checkpoint_dir, tensorboard_dir=None, callbacks=(), fields=None):
     """Train CENN; returns (exported model in uK_CMB, history).
 

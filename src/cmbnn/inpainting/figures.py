@@ -13,6 +13,7 @@ def pick_examples(mask: np.ndarray, n: int) -> np.ndarray:
     return np.argsort(-frac, kind="stable")[:n]
 
 
+# More than 8 parameters: one array per column of the figure, then the figure's options.
 def plot_inpainting_examples(sim, mask, vae_mean, vae_std, gauss_mean, path, n: int = 3, gauss_std=None, title: str = "") -> None:
     """Rows: example patches; columns: truth, masked input, CosmoVAE mean, its std, Gaussian
     conditional mean, and the residuals (method - truth) of both. uK_CMB."""

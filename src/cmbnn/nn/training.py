@@ -158,6 +158,7 @@ class PatchBatches:
     draws masks from (seed, epoch)) to keep resumed runs exact.
     """
 
+    # More than 8 parameters: the arrays, their normalisation and the batch options (shuffle, augment, hook), each named by the train() functions.
     def __init__(self, inputs, labels, fields, norm, batch_size, seed, shuffle=True, augment=False, stage="cenn-epoch", hook=None):
         self.inputs, self.labels, self.fields = list(inputs), list(labels), list(fields)
         self.n = len(self.inputs[0])
@@ -321,6 +322,7 @@ class NonFiniteLoss(FloatingPointError):
     """The training or validation loss became NaN or infinite."""
 
 
+# More than 8 parameters: keyword-only loop options after the model builder and the two batch streams.
 def fit_resumable(
     build_and_compile, train: PatchBatches, validation: PatchBatches, *, epochs, patience, checkpoint_dir, fingerprint="", tensorboard_dir=None, callbacks=()
 ):

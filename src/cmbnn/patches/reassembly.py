@@ -172,6 +172,7 @@ class Reassembly:
     uncovered: np.ndarray
 
 
+# More than 8 parameters: the patches' geometry and keyword options (weights, taper, base map, mask), each defaulted.
 def reassemble(nside: int, centers: np.ndarray, patches: np.ndarray, height: int, width: int, reso_arcmin: float, weights: str = "apodised", base_map: np.ndarray | None = None, mask: np.ndarray | None = None, taper_fraction: float = 0.25) -> Reassembly:
     """HEALPix map (RING, ``nside``) from patches (N, H, W[, 1]) at ``centers`` (N, 2) lon/lat deg.
 

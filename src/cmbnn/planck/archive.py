@@ -327,6 +327,7 @@ def _transfer(beam, lmax: int, ncomp: int, name: str) -> np.ndarray:
     return bl[:, :ncomp] if ncomp == 1 else bl[:, :3]
 
 
+# More than 8 parameters: the beam, pixel window and band limit of the input and of the output map, all but the first four defaulted.
 def change_resolution(
     maps,
     fwhm_in_arcmin,

@@ -206,6 +206,7 @@ def _content_range(header):
     return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
 
 
+# More than 8 parameters: after url and dest, keyword-only knobs of one download (timeouts, retries, progress cadence), each with a default.
 def fetch(
     url,
     dest,
@@ -314,6 +315,7 @@ def _use_existing(dest, url, size, md5, sha256, logger) -> Path:
     return dest
 
 
+# More than 8 parameters: one HTTP request's state and its progress cadence (private to fetch).
 def _transfer(session, url, part, size, timeout, chunk, logger, tty, every_percent, every_seconds) -> int:
     """One request: append to (or restart) ``part``; return the total size once complete.
 
