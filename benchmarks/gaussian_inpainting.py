@@ -3,7 +3,7 @@
 
 The hole (~20% of the patch) is a horizontal band plus three discs, shared by
 ``--patches`` patches (factorised once). The sky is the CAMB TT spectrum with
-a Gaussian beam; the covariance is cmbnn.gaussian_field.FlatSkyCovariance.
+a Gaussian beam; the covariance is cmbnn.analysis.gaussian_field.FlatSkyCovariance.
 
 1. inv:   numpy.linalg.inv of C_oo + floor, then C_ho inv d_o (the obvious approach);
 2. dense: conditional_mean(method="dense"), Cholesky over the observed pixels;

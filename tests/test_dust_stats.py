@@ -1,4 +1,4 @@
-"""Statistics of dust patches (cmbnn.dust_stats) against fields whose answers are known:
+"""Statistics of dust patches (cmbnn.dust.statistics) against fields whose answers are known:
 white noise, Gaussian fields of a known power law, smooth Gaussian fields for the Minkowski
 functionals."""
 

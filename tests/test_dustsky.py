@@ -1,4 +1,4 @@
-"""The dust intensity sky of the generative models (cmbnn.dustsky)."""
+"""The dust intensity sky of the generative models (cmbnn.dust.sky)."""
 
 import healpy as hp
 import numpy as np

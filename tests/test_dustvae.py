@@ -1,4 +1,4 @@
-"""The dust VAE, beta-VAE and conditional VAE (cmbnn.dustvae): ELBO terms against closed forms,
+"""The dust VAE, beta-VAE and conditional VAE (cmbnn.dust.vae): ELBO terms against closed forms,
 shapes, slerp, the condition's effect, imputation, and a short training run."""
 
 import numpy as np

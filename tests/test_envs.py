@@ -44,7 +44,7 @@ IMPORT_TO_CONDA = {
     "sklearn": "scikit-learn",
 }
 # Snakemake's script preamble puts its own package on sys.path; _helpers puts src/ (cmbnn) there.
-# jax and torch are the other Keras backends: cmbnn.training imports them only when KERAS_BACKEND names them.
+# jax and torch are the other Keras backends: cmbnn.nn.training imports them only when KERAS_BACKEND names them.
 PROVIDED = {"snakemake", "_helpers", "cmbnn", "jax", "torch"}
 
 # conda-forge name -> requirements.lock name, where they differ.
@@ -260,7 +260,7 @@ def test_rule_env_provides_the_script_imports(rule):
 
 
 def test_the_import_scan_follows_helpers_and_cmbnn():
-    """train_cenn reaches keras only through cmbnn.training; cut_patches reaches yaml through cmbnn.config."""
+    """train_cenn reaches keras only through cmbnn.nn.training; cut_patches reaches yaml through cmbnn.config."""
     assert "keras" in third_party_imports(SCRIPTS / "train_cenn.py")
     assert "numpy" in third_party_imports(SCRIPTS / "cut_patches.py")
     assert "keras" not in third_party_imports(SCRIPTS / "cut_patches.py")

@@ -1,4 +1,4 @@
-"""Gaussian conditional mean / constrained realisations on flat patches (cmbnn.gaussian_field).
+"""Gaussian conditional mean / constrained realisations on flat patches (cmbnn.analysis.gaussian_field).
 
 C_ell from ell = 0 in uK^2 (the session CAMB fixture's TT), maps in uK_CMB.
 """

@@ -1,4 +1,4 @@
-"""Tiling a HEALPix mask with gnomonic patches and putting the patches back (cmbnn.reassembly)."""
+"""Tiling a HEALPix mask with gnomonic patches and putting the patches back (cmbnn.patches.reassembly)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Rule cosmovae_fullsky: inpaint the full-sky check's patches with CosmoVAE and with the Gaussian
-conditional mean, reassemble both to HEALPix (cmbnn.reassembly) and compare their anafast spectra
+conditional mean, reassemble both to HEALPix (cmbnn.patches.reassembly) and compare their anafast spectra
 with the truth."""
 
 from _helpers import configure

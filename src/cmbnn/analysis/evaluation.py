@@ -93,7 +93,7 @@ def metrics_table(predictions: dict, field: str, split: str, data_range: float):
     """One row per method (and for the raw input at the label frequency) with every pixel metric.
 
     data_range: the field's fixed PSNR/SSIM range from its training labels
-    (:func:`cmbnn.metrics.label_data_range`), repeated in a column.
+    (:func:`cmbnn.analysis.metrics.label_data_range`), repeated in a column.
     """
     import pandas as pd
 

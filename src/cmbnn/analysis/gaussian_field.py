@@ -404,7 +404,7 @@ def _cg_solve(cov: FlatSkyCovariance, rhs: np.ndarray, observed: np.ndarray, flo
     if warn and not converged.all():
         warnings.warn(
             f"conjugate gradient: {np.count_nonzero(~converged)} of {converged.size} systems did not reach rtol {rtol} in {maxiter} "
-            f"iterations (noise floor {floor / cov.variance:.1e} C(0); CG needs noise, see cmbnn.gaussian_field)",
+            f"iterations (noise floor {floor / cov.variance:.1e} C(0); CG needs noise, see cmbnn.analysis.gaussian_field)",
             RuntimeWarning,
             stacklevel=3,
         )

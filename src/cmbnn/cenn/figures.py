@@ -131,7 +131,7 @@ def plot_prediction_examples(panels: dict, path, n: int = 3, title="") -> None:
 
 def plot_planck_comparison(table, path, title="") -> None:
     """CENN on the real sky against Commander: per spectrum (columns EE, BB), D_ell of every quantity
-    of :data:`cmbnn.realsky.COMPARISON_QUANTITIES` (top) and the ratios per bin with a +-5% band (bottom)."""
+    of :data:`cmbnn.cenn.realsky.COMPARISON_QUANTITIES` (top) and the ratios per bin with a +-5% band (bottom)."""
     plt = pyplot()
     styles = {
         "cenn_hm_cross": ("C3", "CENN HM1 x HM2"),

@@ -32,7 +32,7 @@ COMPARISON_QUANTITIES = {
 def comparison_bandpowers(spectra, cenn: dict, commander: np.ndarray, smica: np.ndarray | None = None) -> dict:
     """Per-patch bandpowers (N, 4, n_bins) of every :data:`COMPARISON_QUANTITIES` entry.
 
-    ``spectra``: a spin-2 :class:`cmbnn.powspec.FlatSpectra`; ``cenn``: {'full', 'hm1',
+    ``spectra``: a spin-2 :class:`cmbnn.analysis.powspec.FlatSpectra`; ``cenn``: {'full', 'hm1',
     'hm2': (N, 2, H, W) Q/U patches}; ``commander``/``smica``: (N, 2, H, W) at the same
     centres. Each map's NaMaster field is built once and reused for all its spectra.
     """

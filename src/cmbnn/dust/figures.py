@@ -1,10 +1,10 @@
 """Figures of the dust VAE stage: samples, compared statistics, imputation, interpolation GIFs and
 strips, the conditional model's response, the latent space and reconstructions.
 
-Maps are standardised log intensities x = (log I - mean) / std (:func:`cmbnn.dustvae.log_standardise`);
+Maps are standardised log intensities x = (log I - mean) / std (:func:`cmbnn.dust.vae.log_standardise`);
 every panel of maps in one figure shares one colour scale, so that brightness differences between
 rows (real against generated, truth against fill) are visible, not normalised away. Figures go
-through :func:`cmbnn.plots.save_figure` (atomic write, closed afterwards).
+through :func:`cmbnn.plotting.save_figure` (atomic write, closed afterwards).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cmbnn.plotting import pyplot, save_figure
 X_UNIT = "standardised log I"
 MAP_CMAP = "inferno"
 RESIDUAL_CMAP = "RdBu_r"
-# Statistics of cmbnn.dust_stats: axis labels with units.
+# Statistics of cmbnn.dust.statistics: axis labels with units.
 STAT_LABELS = {
     "spectrum": r"$C_\ell$ [(%s)$^2$ sr]" % X_UNIT,
     "histogram": f"pixel density [1 / ({X_UNIT})]",
@@ -68,7 +68,7 @@ def _colour_label(stats: dict | None) -> str:
 def plot_samples(real, generated: dict, path, n_show: int = 4, stats: dict | None = None) -> None:
     """Real test patches (row 0) above patches of each generator (one row each, e.g. dust VAE,
     beta-VAE, cVAE, Gaussian), on one colour scale; ``stats`` (log_mean, log_std of
-    :func:`cmbnn.dustvae.log_standardise`) labels the colour bar with the conversion to log I."""
+    :func:`cmbnn.dust.vae.log_standardise`) labels the colour bar with the conversion to log I."""
     plt = pyplot()
     rows = {"real (test)": _maps(real)} | {name: _maps(v) for name, v in generated.items()}
     n_show = min([n_show] + [len(v) for v in rows.values()])
@@ -99,7 +99,7 @@ def _set_styles(names, reference: str) -> dict:
 
 
 def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") -> None:
-    """The compared statistics (:func:`cmbnn.dust_stats.statistics`) of every set: spectrum (log y),
+    """The compared statistics (:func:`cmbnn.dust.statistics.statistics`) of every set: spectrum (log y),
     pixel histogram, V0, V1, V2. The reference set's mean with its 1-sigma patch-to-patch scatter as
     a band; every other set as its mean (the Gaussian baseline dashed grey). The spectrum is stored
     as log10 C_ell: its mean and scatter are taken in log10, then drawn in C_ell."""
@@ -241,7 +241,7 @@ def plot_conditional(table, path, label: str = "|b| (deg)") -> None:
     """The conditional model's response: per statistic (one panel each), the held-out patches' mean
     +- patch scatter (error bars) and the generated patches' mean +- std (line and band) against the
     condition. table columns: condition, statistic, generated_mean, generated_std, heldout_mean,
-    heldout_std (:func:`cmbnn.dust_stats.conditional_summary` columns as statistics), optionally
+    heldout_std (:func:`cmbnn.dust.statistics.conditional_summary` columns as statistics), optionally
     latent (where the generated patches' z came from; one line each)."""
     plt = pyplot()
     stats = list(dict.fromkeys(table["statistic"]))

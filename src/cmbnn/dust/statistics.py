@@ -5,7 +5,7 @@ patches match those of real ones: flat-sky power spectra (NaMaster, 1 deg C1 apo
 histograms (20 bins over -3..5) and, added here, the Minkowski functionals, which see the
 non-Gaussian shapes (bright filaments, faint broad valleys) that spectra and one-point histograms
 miss. All functions take standardised log intensities x = (log I - mean) / std
-(:func:`cmbnn.dustvae.log_standardise`), patches (N, H, W) of square pixels of ``reso_arcmin``.
+(:func:`cmbnn.dust.vae.log_standardise`), patches (N, H, W) of square pixels of ``reso_arcmin``.
 
 Also here: the classical baseline generator (:func:`gaussian_like`: Gaussian fields with the
 training patches' power spectrum, estimated by :func:`empirical_cl`), the per-patch summaries the
@@ -62,7 +62,7 @@ def patch_spectra(x, reso_arcmin: float, n_bins: int = 8, aposize_deg: float = 1
     """NaMaster flat-sky decoupled bandpowers of every patch: ell (n_bins,), cl (N, n_bins).
 
     Spin 0, C1 apodisation of ``aposize_deg`` (the paper's 1 deg), n_bins linear bins from twice
-    the patch's fundamental multipole to 90% of its Nyquist (:func:`cmbnn.powspec.linear_bin_edges`).
+    the patch's fundamental multipole to 90% of its Nyquist (:func:`cmbnn.analysis.powspec.linear_bin_edges`).
     cl is C_ell (not D_ell) in x^2 sr. Each patch's mean is subtracted first: through the mask a
     constant leaks into the lowest bins (measured on 8 deg patches: a patch mean of 1 sigma doubled
     the first bandpower), and the mean is a separate statistic (the histogram sees it). Nothing
@@ -87,7 +87,7 @@ def _hann(height: int, width: int) -> np.ndarray:
 
 def empirical_cl(x, reso_arcmin: float, lmax: int, width_fundamentals: float = 2.0, n_iter: int = 50, tol: float = 1e-4) -> np.ndarray:
     """The angular power spectrum C_ell (x^2 sr, ell = 0..lmax) of an isotropic field whose flat
-    patches are x (N, H, W), in the form :class:`cmbnn.gaussian_field.FlatSkyCovariance` takes.
+    patches are x (N, H, W), in the form :class:`cmbnn.analysis.gaussian_field.FlatSkyCovariance` takes.
 
     Why not bandpowers at bin centres: the dust spectrum is steep (ell^-2.4), so a bandpower is not
     the spectrum at the bin centre, and power from scales larger than the patch leaks into the low
@@ -194,7 +194,7 @@ def gaussian_like(train_x, n: int, reso_arcmin: float, rng: np.random.Generator,
     generative models must add. Deterministic for a given ``rng`` state. Above 64 x 64 pixels the
     realisations are drawn by circulant embedding, which warns about its clipped eigenvalues for a
     spectrum this red (measured at 256^2 for ell^-2.4: ~1% of C(0); see
-    :func:`cmbnn.gaussian_field.gaussian_realisations`).
+    :func:`cmbnn.analysis.gaussian_field.gaussian_realisations`).
     """
     train = patch_stack(train_x)
     _, h, w = train.shape
@@ -225,7 +225,7 @@ def pixel_histograms(x, edges=HIST_EDGES) -> np.ndarray:
 
 
 def minkowski_curves(x, thresholds) -> np.ndarray:
-    """V0, V1, V2 of every patch at every threshold, (N, 3, n_thr) (:mod:`cmbnn.minkowski`).
+    """V0, V1, V2 of every patch at every threshold, (N, 3, n_thr) (:mod:`cmbnn.analysis.minkowski`).
 
     Thresholds are in the units of x (standardised log I, shared by all patches; no per-patch
     normalisation, which would hide differences of amplitude); V1 per pixel, V2 per pixel^2;
@@ -311,7 +311,7 @@ def conditional_summary(x, reso_arcmin: float, ell_targets=(200, 500), n_bins: i
     Columns: mean_log (the patch mean of x: the amplitude that follows the condition) and
     log10_power_ell{L} for each target L: log10 of the :func:`patch_spectra` bandpower (the same
     NaMaster estimator as the compared spectra; NaN if not positive) in the bin containing L.
-    ``n_bins`` linear bins (:func:`cmbnn.powspec.linear_bin_edges`); by default as many as make
+    ``n_bins`` linear bins (:func:`cmbnn.analysis.powspec.linear_bin_edges`); by default as many as make
     them about two fundamentals wide (90 on 8 deg patches, at any pixel size: 200 and 500 fall in
     different bins, where the 8 bins of :func:`statistics` would put both in the first, and
     NaMaster still decouples bins that wide). Raises ValueError when a target is outside the bins

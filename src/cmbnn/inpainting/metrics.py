@@ -8,10 +8,10 @@ Patches (N, H, W) or (N, H, W, 1) in uK_CMB; masks (H, W) shared or
 - physical (keys ``MSE_uK2``, ``MAE_uK``, ``PSNR_dB``): errors in uK over
   the hole pixels of all patches pooled; PSNR per patch,
   10 log10(range^2 / MSE_patch), averaged over patches (as
-  cmbnn.metrics.pixel_metrics), with ONE data range for the split: by
+  cmbnn.analysis.metrics.pixel_metrics), with ONE data range for the split: by
   default max - min of all truth pixels passed in (every pixel of every
   patch, not just the hole), or the ``data_range`` given (e.g. the
-  training labels' range from cmbnn.metrics.label_data_range, to compare
+  training labels' range from cmbnn.analysis.metrics.label_data_range, to compare
   splits on one scale). The range used is returned.
 - normalised like Yi et al. 2020 (CosmoVAE, Table 1: MSE 0.0055, MAE 0.0134,
   PSNR 23.99 dB) (keys ``MSE_norm``, ``MAE_norm``, ``PSNR_norm_dB``): each
@@ -117,7 +117,7 @@ def calibration(truth, mean, std, mask) -> dict:
     """How well predicted standard deviations describe the errors in the hole.
 
     truth, mean: (N, H, W[, 1]) uK_CMB; std: predicted standard deviation in
-    uK, same shape or (H, W) shared (e.g. cmbnn.gaussian_field.conditional_std),
+    uK, same shape or (H, W) shared (e.g. cmbnn.analysis.gaussian_field.conditional_std),
     positive in the hole; mask: (H, W) or (N, H, W[, 1]), 1 = missing.
     Returns a dict: within_1sigma, within_2sigma (fractions of hole pixels
     with |z| <= 1, 2; expected 0.683, 0.954), z_mean, z_var (expected 0, 1),

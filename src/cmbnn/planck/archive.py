@@ -143,7 +143,7 @@ def _find_table(hdul, columns, path):
         seen.append(f"HDU {i} ({hdu.name}): missing {missing}, has {names}")
     if not seen:
         raise ValueError(f"{path}: no binary-table HDU (not a HEALPix FITS table)")
-    raise MissingColumnError(f"{path}: column(s) {list(columns)} not found (aliases tried: see cmbnn.planck.COLUMN_ALIASES); " + "; ".join(seen))
+    raise MissingColumnError(f"{path}: column(s) {list(columns)} not found (aliases tried: see cmbnn.planck.archive.COLUMN_ALIASES); " + "; ".join(seen))
 
 
 _FILENAME_FREQ = re.compile(r"(?:SkyMap_|[-_]F)(\d{2,3})(?=[_.-])", re.IGNORECASE)
@@ -442,7 +442,7 @@ def foreground_template_file(config: dict, component: str):
 def foreground_rule_settings(config: dict, component: str) -> dict:
     """The foreground rule's settings: without the template keys for the Gaussian model (so its
     params and output attributes are those of before the templates existed); with a Planck
-    template, plus ``template_file`` for :func:`cmbnn.foregrounds.component_alm`."""
+    template, plus ``template_file`` for :func:`cmbnn.sky.foregrounds.component_alm`."""
     settings = dict(config["foregrounds"][component])
     if settings.get("template", "gaussian") == "gaussian":
         return {k: v for k, v in settings.items() if k not in TEMPLATE_KEYS}

@@ -111,7 +111,7 @@ def prepare_frequency_map(path, nside: int, fwhm_arcmin: float, lmax: int | None
 
     The map keeps its own beam (``fwhm_arcmin``, the channel's beam in the simulation:
     Gaussian approximations of the HFI beams); its nside 2048 pixel window is replaced by
-    the one at ``nside`` (harmonic space, :func:`cmbnn.planck.change_resolution`). Returns
+    the one at ``nside`` (harmonic space, :func:`cmbnn.planck.archive.change_resolution`). Returns
     the maps and ``valid`` (npix,) at ``nside`` (False where an input pixel was invalid;
     those were set to 0 before the transform and should stay outside the patches).
     """

@@ -256,7 +256,7 @@ def point_source_catalogue(freqs_ghz, population: dict, rng) -> dict:
     angle (HEALPix convention, in the local frame at the source). Returns
     lon_deg, lat_deg (n,), flux_Jy (n, n_freq), pol_angle_rad (n,),
     pol_fraction (n,). Sources are rendered with each frequency's beam
-    profile (:mod:`cmbnn.sources`), never through band-limited alm.
+    profile (:mod:`cmbnn.sky.sources`), never through band-limited alm.
     """
     freqs = np.atleast_1d(np.asarray(freqs_ghz, dtype=np.float64))
     n, flux = draw_point_sources(

@@ -2,7 +2,7 @@
 
 A point source through band-limited alm rings (Gibbs oscillations around every
 source, negative lobes included) and sits at a HEALPix pixel centre. Here each
-source of a catalogue (see :func:`cmbnn.foregrounds.point_source_catalogue`)
+source of a catalogue (see :func:`cmbnn.sky.foregrounds.point_source_catalogue`)
 is evaluated at every pixel within a few beam widths, as flux times the beam
 profile at the exact angular distance, on HEALPix maps and on patch pixels
 alike. Polarisation is carried from the source to each pixel along the
