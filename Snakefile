@@ -30,7 +30,7 @@ rule all:
         all_patch_files(),
         evaluation_outputs(),
         all_figures(),
-        cosmovae_outputs(),
+        COSMOVAE_OUTPUTS,
         real_sky_outputs(),
-        dustvae_outputs(),
+        DUSTVAE_OUTPUTS,
     default_target: True

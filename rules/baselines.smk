@@ -10,9 +10,9 @@ rule ilc:
         mem_mb=patches_mem_mb(one_split, 1),
         runtime=scaled(30),
     log:
-        "results/logs/baselines/ilc_{field}_{split}.log",
+        log_file("baselines/ilc_{field}_{split}"),
     benchmark:
-        "results/benchmarks/baselines/ilc_{field}_{split}.tsv"
+        benchmark_file("baselines/ilc_{field}_{split}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -34,16 +34,16 @@ rule fit_hilc:
         train=lambda wildcards: [patch_file(f, "train") for f in GROUP_FIELDS[wildcards.group]],
         cls=SPECTRA_TABLE,
     output:
-        "results/baselines/hilc/{group}/weights.h5",
+        hilc_weights(),
     params:
         **HILC_PARAMS,
     resources:
         mem_mb=patches_mem_mb(["train"], group_fields),
         runtime=scaled(60),
     log:
-        "results/logs/baselines/fit_hilc_{group}.log",
+        log_file("baselines/fit_hilc_{group}"),
     benchmark:
-        "results/benchmarks/baselines/fit_hilc_{group}.tsv"
+        benchmark_file("baselines/fit_hilc_{group}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -52,7 +52,7 @@ rule fit_hilc:
 
 rule hilc:
     input:
-        weights=lambda wildcards: f"results/baselines/hilc/{field_group(wildcards.field)}/weights.h5",
+        weights=lambda wildcards: hilc_weights(field_group(wildcards.field)),
         # Q needs U (and U needs Q): the E/B modes mix both.
         patches=lambda wildcards: [patch_file(f, wildcards.split) for f in GROUP_FIELDS[field_group(wildcards.field)]],
     output:
@@ -63,9 +63,9 @@ rule hilc:
         mem_mb=patches_mem_mb(one_split, field_group_fields),
         runtime=scaled(30),
     log:
-        "results/logs/baselines/{method}_{field}_{split}.log",
+        log_file("baselines/{method}_{field}_{split}"),
     benchmark:
-        "results/benchmarks/baselines/{method}_{field}_{split}.tsv"
+        benchmark_file("baselines/{method}_{field}_{split}")
     conda:
         "../envs/sky.yaml"
     script:

@@ -7,30 +7,30 @@ rule train_cenn:
         train=lambda wildcards: [patch_file(f, "train") for f in CENN_MODELS[wildcards.model]],
         validation=lambda wildcards: [patch_file(f, "validation") for f in CENN_MODELS[wildcards.model]],
     output:
-        model="results/models/cenn/{model}/model.keras",
-        history="results/models/cenn/{model}/history.tsv",
+        model=cenn_model_file(),
+        history=cenn_history_file(),
         plot=report(
-            "results/figures/cenn_history_{model}.png",
+            cenn_history_figure(),
             caption="../workflow/report/cenn_history.rst",
             category="CENN",
             subcategory="Training",
         ),
-        tensorboard=directory("results/models/cenn/{model}/tensorboard"),
+        tensorboard=directory(cenn_tensorboard_dir()),
     params:
         settings=CENN_SETTINGS,
         seed=config["seed"],
         fields=lambda wildcards: CENN_MODELS[wildcards.model],
         # Not an output: it must survive a killed job so the rerun resumes from it.
-        checkpoint_dir=lambda wildcards: f"results/models/cenn/{wildcards.model}/checkpoint",
+        checkpoint_dir=lambda wildcards: cenn_checkpoint_dir(wildcards.model),
     threads: 2
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=1,
     log:
-        "results/logs/cenn/train_{model}.log",
+        log_file("cenn/train_{model}"),
     benchmark:
-        "results/benchmarks/cenn/train_{model}.tsv"
+        benchmark_file("cenn/train_{model}")
     conda:
         "../envs/ml.yaml"
     script:
@@ -51,9 +51,9 @@ rule predict_cenn:
         mem_mb=predict_mem_mb,
         runtime=scaled(60),
     log:
-        "results/logs/cenn/predict_{field}_{split}.log",
+        log_file("cenn/predict_{field}_{split}"),
     benchmark:
-        "results/benchmarks/cenn/predict_{field}_{split}.tsv"
+        benchmark_file("cenn/predict_{field}_{split}")
     conda:
         "../envs/ml.yaml"
     script:

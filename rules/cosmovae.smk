@@ -1,43 +1,45 @@
 # CosmoVAE (Yi et al. 2020): inpainting masked CMB temperature patches, against the exact
-# Gaussian conditional mean. Masks from the simulated sky (cmbnn.masks), T truth patches from
-# the patch stage; all under results/inpainting/, results/models/cosmovae/, results/predictions/
-# {cosmovae,gaussian}/T/test.h5 and results/metrics/inpainting/.
-
-from functools import partial
-
-from cmbnn.inpainting.cosmovae import workflow_outputs as cosmovae_workflow_outputs
+# Gaussian conditional mean. Masks from the simulated sky (cmbnn.inpainting.masks), T truth patches
+# from the patch stage; all under results/inpainting/, results/models/cosmovae/, results/predictions/
+# {cosmovae,gaussian}/T/test.h5 and results/metrics/inpainting/. With cosmovae.enabled, patches.fields
+# has T and the foregrounds dust (cmbnn.config.check_consistency).
 
 INPAINTING = config["inpainting"]
 COSMOVAE = config["cosmovae"]
 # Training settings only: prediction / evaluation keys do not retrain the network.
 COSMOVAE_PREDICT_KEYS = ("n_samples", "fullsky")
 COSMOVAE_SETTINGS = {k: v for k, v in COSMOVAE.items() if k not in COSMOVAE_PREDICT_KEYS}
-INPAINT = "results/inpainting"
 # The T truth patches carry the HEALPix pixel window only when cut from maps (patches.method pixel);
 # the exact method evaluates the label alm at the patch pixels (beam only).
 LABEL_PIXWIN_NSIDE = config["nside"] if (config["patches"]["method"] == "pixel" and config["observation"]["pixel_window"]) else None
 
 
-# Every final output of the stage, for rule all (none when cosmovae.enabled is false).
-cosmovae_outputs = partial(cosmovae_workflow_outputs, config)
-
-
-if COSMOVAE["enabled"]:
-    if "T" not in FIELDS:
-        raise ValueError(f"cosmovae inpaints T patches: add T to patches.fields {FIELDS} (or set cosmovae.enabled: false)")
-    if "dust" not in COMPONENTS:
-        raise ValueError("the inpainting mask thresholds the dust intensity: foregrounds.components needs dust (or set cosmovae.enabled: false)")
+# Every final output of the stage, for rule all (none when cosmovae.enabled is false); the paths
+# are in rules/common.smk. The full-sky realisation is a simulated one (cmbnn.config.check_consistency).
+COSMOVAE_FULLSKY_REALISATIONS = [COSMOVAE["fullsky"]["realisation"]] if COSMOVAE["fullsky"]["enabled"] else []
+COSMOVAE_OUTPUTS = (
+    [
+        COSMOVAE_MODEL,
+        INPAINTING_METRICS,
+        INPAINTING_SPECTRA,
+        INPAINTING_FIGURE,
+        INPAINTING_SPECTRA_FIGURE,
+        *[p for r in COSMOVAE_FULLSKY_REALISATIONS for p in (fullsky_inpainted(r), fullsky_spectra(r), fullsky_figure(r))],
+    ]
+    if COSMOVAE["enabled"]
+    else []
+)
 
 
 rule inpainting_sky_mask:
     input:
-        dust=sky_path("foreground_dust.h5"),
-        sources=[sky_path(f"foreground_{c}.h5") for c in SOURCE_COMPONENTS],
+        dust=foreground_path("dust"),
+        sources=[foreground_path(c) for c in SOURCE_COMPONENTS],
         patches=[patch_file("T", s) for s in SPLITS],
     output:
-        mask=f"{INPAINT}/r{{realisation}}/mask.fits",
+        mask=inpainting_mask(),
         table=report(
-            f"{INPAINT}/r{{realisation}}/mask.tsv",
+            inpainting_mask_table(),
             caption="../workflow/report/cosmovae_mask.rst",
             category="CosmoVAE",
             subcategory="Masks",
@@ -53,9 +55,9 @@ rule inpainting_sky_mask:
     resources:
         mem_mb=patches_mem_mb(SPLITS, 1),
     log:
-        "results/logs/inpainting/sky_mask_r{realisation}.log",
+        log_file("inpainting/sky_mask_r{realisation}"),
     benchmark:
-        "results/benchmarks/inpainting/sky_mask_r{realisation}.tsv"
+        benchmark_file("inpainting/sky_mask_r{realisation}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -65,9 +67,9 @@ rule inpainting_sky_mask:
 rule inpainting_patches:
     input:
         patches=patch_file("T", "{split}"),
-        masks=[f"{INPAINT}/r{r}/mask.fits" for r in REALISATIONS],
+        masks=[inpainting_mask(r) for r in REALISATIONS],
     output:
-        f"{INPAINT}/T/{{split}}.h5",
+        inpainting_patch_file(),
     params:
         inpainting=INPAINTING,
         geometry=PATCH_GEOMETRY,
@@ -76,9 +78,9 @@ rule inpainting_patches:
     resources:
         mem_mb=patches_mem_mb(one_split, 1),
     log:
-        "results/logs/inpainting/patches_{split}.log",
+        log_file("inpainting/patches_{split}"),
     benchmark:
-        "results/benchmarks/inpainting/patches_{split}.tsv"
+        benchmark_file("inpainting/patches_{split}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -87,17 +89,17 @@ rule inpainting_patches:
 
 rule mask_bank:
     input:
-        f"{INPAINT}/T/train.h5",
+        inpainting_patch_file("train"),
     output:
-        f"{INPAINT}/mask_bank.h5",
+        MASK_BANK,
     params:
         min_fraction=INPAINTING["bank_min_fraction"],
     resources:
         mem_mb=patches_mem_mb(["train"], 1),
     log:
-        "results/logs/inpainting/mask_bank.log",
+        log_file("inpainting/mask_bank"),
     benchmark:
-        "results/benchmarks/inpainting/mask_bank.tsv"
+        benchmark_file("inpainting/mask_bank")
     conda:
         "../envs/sky.yaml"
     script:
@@ -106,20 +108,20 @@ rule mask_bank:
 
 rule train_cosmovae:
     input:
-        train=f"{INPAINT}/T/train.h5",
-        validation=f"{INPAINT}/T/validation.h5",
-        bank=f"{INPAINT}/mask_bank.h5",
+        train=inpainting_patch_file("train"),
+        validation=inpainting_patch_file("validation"),
+        bank=MASK_BANK,
         cls=SPECTRA_TABLE,
     output:
-        model="results/models/cosmovae/model.keras",
-        history="results/models/cosmovae/history.tsv",
+        model=COSMOVAE_MODEL,
+        history=COSMOVAE_HISTORY,
         plot=report(
-            "results/figures/cosmovae_history.png",
+            COSMOVAE_HISTORY_FIGURE,
             caption="../workflow/report/cosmovae_history.rst",
             category="CosmoVAE",
             subcategory="Training",
         ),
-        tensorboard=directory("results/models/cosmovae/tensorboard"),
+        tensorboard=directory(COSMOVAE_TENSORBOARD),
     params:
         settings=COSMOVAE_SETTINGS,
         seed=config["seed"],
@@ -127,15 +129,15 @@ rule train_cosmovae:
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
         pixwin_nside=LABEL_PIXWIN_NSIDE,
         # Not an output: it must survive a killed job so the rerun resumes from it.
-        checkpoint_dir="results/models/cosmovae/checkpoint",
+        checkpoint_dir=COSMOVAE_CHECKPOINT,
     threads: 2
     resources:
         gpu=1,
         mem_mb=patches_mem_mb(["train", "validation"], 1),
     log:
-        "results/logs/cosmovae/train.log",
+        log_file("cosmovae/train"),
     benchmark:
-        "results/benchmarks/cosmovae/train.tsv"
+        benchmark_file("cosmovae/train")
     conda:
         "../envs/ml.yaml"
     script:
@@ -144,10 +146,10 @@ rule train_cosmovae:
 
 rule predict_cosmovae:
     input:
-        model="results/models/cosmovae/model.keras",
-        patches=f"{INPAINT}/T/test.h5",
+        model=COSMOVAE_MODEL,
+        patches=inpainting_patch_file("test"),
     output:
-        "results/predictions/cosmovae/T/test.h5",
+        COSMOVAE_PREDICTION,
     params:
         n_samples=COSMOVAE["n_samples"],
         seed=config["seed"],
@@ -155,9 +157,9 @@ rule predict_cosmovae:
     resources:
         mem_mb=patches_mem_mb(["test"], 3),
     log:
-        "results/logs/cosmovae/predict_test.log",
+        log_file("cosmovae/predict_test"),
     benchmark:
-        "results/benchmarks/cosmovae/predict_test.tsv"
+        benchmark_file("cosmovae/predict_test")
     conda:
         "../envs/ml.yaml"
     script:
@@ -166,10 +168,10 @@ rule predict_cosmovae:
 
 rule gaussian_inpaint:
     input:
-        patches=f"{INPAINT}/T/test.h5",
+        patches=inpainting_patch_file("test"),
         cls=SPECTRA_TABLE,
     output:
-        "results/predictions/gaussian/T/test.h5",
+        GAUSSIAN_PREDICTION,
     params:
         geometry=PATCH_GEOMETRY,
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
@@ -180,9 +182,9 @@ rule gaussian_inpaint:
     resources:
         mem_mb=scaled(4000),
     log:
-        "results/logs/inpainting/gaussian_test.log",
+        log_file("inpainting/gaussian_test"),
     benchmark:
-        "results/benchmarks/inpainting/gaussian_test.tsv"
+        benchmark_file("inpainting/gaussian_test")
     conda:
         "../envs/sky.yaml"
     script:
@@ -191,30 +193,30 @@ rule gaussian_inpaint:
 
 rule inpainting_metrics:
     input:
-        cosmovae="results/predictions/cosmovae/T/test.h5",
-        gaussian="results/predictions/gaussian/T/test.h5",
-        workspace="results/spectra/T/workspace.fits",
+        cosmovae=COSMOVAE_PREDICTION,
+        gaussian=GAUSSIAN_PREDICTION,
+        workspace=spectra_workspace("T"),
     output:
         table=report(
-            "results/metrics/inpainting/test.tsv",
+            INPAINTING_METRICS,
             caption="../workflow/report/cosmovae_metrics.rst",
             category="CosmoVAE",
             subcategory="Metrics",
         ),
         spectra=report(
-            "results/metrics/inpainting/test_spectra.tsv",
+            INPAINTING_SPECTRA,
             caption="../workflow/report/cosmovae_spectra.rst",
             category="CosmoVAE",
             subcategory="Metrics",
         ),
         plot=report(
-            "results/figures/cosmovae_inpainting_test.png",
+            INPAINTING_FIGURE,
             caption="../workflow/report/cosmovae_examples.rst",
             category="CosmoVAE",
             subcategory="Metrics",
         ),
         spectra_plot=report(
-            "results/figures/cosmovae_spectra_test.png",
+            INPAINTING_SPECTRA_FIGURE,
             caption="../workflow/report/cosmovae_spectra.rst",
             category="CosmoVAE",
             subcategory="Metrics",
@@ -227,9 +229,9 @@ rule inpainting_metrics:
     resources:
         mem_mb=patches_mem_mb(["test"], 4),
     log:
-        "results/logs/inpainting/metrics_test.log",
+        log_file("inpainting/metrics_test"),
     benchmark:
-        "results/benchmarks/inpainting/metrics_test.tsv"
+        benchmark_file("inpainting/metrics_test")
     conda:
         "../envs/namaster.yaml"
     script:
@@ -238,11 +240,11 @@ rule inpainting_metrics:
 
 rule inpainting_fullsky_patches:
     input:
-        cmb=sky_path("cmb_alm.h5", "{realisation}"),
-        mask=f"{INPAINT}/r{{realisation}}/mask.fits",
+        cmb=cmb_alm_path(),
+        mask=inpainting_mask(),
     output:
-        maps=f"{INPAINT}/fullsky/r{{realisation}}/region.fits",
-        patches=f"{INPAINT}/fullsky/r{{realisation}}/patches.h5",
+        maps=fullsky_region(),
+        patches=fullsky_patches(),
     params:
         fullsky=COSMOVAE["fullsky"],
         geometry=PATCH_GEOMETRY,
@@ -256,9 +258,9 @@ rule inpainting_fullsky_patches:
     resources:
         mem_mb=scaled(4000),
     log:
-        "results/logs/inpainting/fullsky_patches_r{realisation}.log",
+        log_file("inpainting/fullsky_patches_r{realisation}"),
     benchmark:
-        "results/benchmarks/inpainting/fullsky_patches_r{realisation}.tsv"
+        benchmark_file("inpainting/fullsky_patches_r{realisation}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -267,20 +269,20 @@ rule inpainting_fullsky_patches:
 
 rule cosmovae_fullsky:
     input:
-        maps=f"{INPAINT}/fullsky/r{{realisation}}/region.fits",
-        patches=f"{INPAINT}/fullsky/r{{realisation}}/patches.h5",
-        model="results/models/cosmovae/model.keras",
+        maps=fullsky_region(),
+        patches=fullsky_patches(),
+        model=COSMOVAE_MODEL,
         cls=SPECTRA_TABLE,
     output:
-        maps=f"{INPAINT}/fullsky/r{{realisation}}/inpainted.fits",
+        maps=fullsky_inpainted(),
         spectra=report(
-            f"{INPAINT}/fullsky/r{{realisation}}/spectra.tsv",
+            fullsky_spectra(),
             caption="../workflow/report/cosmovae_fullsky.rst",
             category="CosmoVAE",
             subcategory="Full sky",
         ),
         plot=report(
-            "results/figures/cosmovae_fullsky_r{realisation}.png",
+            fullsky_figure(),
             caption="../workflow/report/cosmovae_fullsky.rst",
             category="CosmoVAE",
             subcategory="Full sky",
@@ -297,9 +299,9 @@ rule cosmovae_fullsky:
     resources:
         mem_mb=scaled(4000),
     log:
-        "results/logs/cosmovae/fullsky_r{realisation}.log",
+        log_file("cosmovae/fullsky_r{realisation}"),
     benchmark:
-        "results/benchmarks/cosmovae/fullsky_r{realisation}.tsv"
+        benchmark_file("cosmovae/fullsky_r{realisation}")
     conda:
         "../envs/ml.yaml"
     script:

@@ -1,20 +1,37 @@
 # Generative models of dust intensity: the dust VAE (Thorne et al. 2021), a beta-VAE and a
 # conditional VAE, each against a Gaussian field with the training patches' spectrum (the
-# classical generator and, for imputation, the Gaussian conditional mean of cmbnn.gaussian_field).
-# Sky and patches under results/dust/, models under results/models/dust/<model>/, tables under
-# results/metrics/dust/ and figures under results/figures/dust/.
-
-from functools import partial
-
-from cmbnn.dust.vae import workflow_outputs as dustvae_workflow_outputs
+# classical generator and, for imputation, the Gaussian conditional mean of
+# cmbnn.analysis.gaussian_field). Sky and patches under results/dust/, models under
+# results/models/dust/<model>/, tables under results/metrics/dust/ and figures under
+# results/figures/dust/. The models named by imputation and interpolation exist and are
+# unconditional (cmbnn.config.check_consistency).
 
 DUSTVAE = config["dustvae"]
-DUST = "results/dust"
 DUST_MODELS = DUSTVAE["models"]
 DUST_PATCHES = DUSTVAE["patches"]
+DUST_CONDITIONAL_MODELS = [m for m, settings in DUST_MODELS.items() if settings.get("condition")]
 
-# Every final output of the stage, for rule all (none when dustvae.enabled is false).
-dustvae_outputs = partial(dustvae_workflow_outputs, config)
+# Every final output of the stage, for rule all (none when dustvae.enabled is false); the paths
+# are in rules/common.smk.
+DUSTVAE_OUTPUTS = (
+    [
+        *[dust_model_file(m) for m in DUST_MODELS],
+        DUST_STATISTICS_TABLE,
+        DUST_SAMPLES_FIGURE,
+        DUST_STATISTICS_FIGURE,
+        DUST_IMPUTATION_TABLE,
+        DUST_IMPUTATION_FIGURE,
+        DUST_INTERPOLATION_GIF,
+        DUST_INTERPOLATION_STRIP,
+        *[
+            p
+            for m in DUST_CONDITIONAL_MODELS
+            for p in (dust_conditional_table(m), dust_conditional_figure(m), dust_latent_figure(m), dust_reconstructions_figure(m))
+        ],
+    ]
+    if DUSTVAE["enabled"]
+    else []
+)
 
 
 wildcard_constraints:
@@ -23,16 +40,16 @@ wildcard_constraints:
 
 rule dust_sky:
     output:
-        f"{DUST}/sky_alm.h5",
+        DUST_SKY,
     params:
         sky=DUSTVAE["sky"],
         seed=config["seed"],
     resources:
         mem_mb=scaled(2000),
     log:
-        "results/logs/dust/sky.log",
+        log_file("dust/sky"),
     benchmark:
-        "results/benchmarks/dust/sky.tsv"
+        benchmark_file("dust/sky")
     conda:
         "../envs/sky.yaml"
     script:
@@ -43,7 +60,7 @@ rule dust_patches:
     input:
         dust_patch_source,
     output:
-        f"{DUST}/patches/{{split}}.h5",
+        dust_patch_file(),
     params:
         source=DUSTVAE["source"],
         sky=DUSTVAE["sky"],
@@ -51,11 +68,11 @@ rule dust_patches:
         seed=config["seed"],
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: (4000 + (2000 if DUSTVAE["source"] == "gnilc545" else 0)) * attempt,
+        mem_mb=dust_patches_mem_mb,
     log:
-        "results/logs/dust/patches_{split}.log",
+        log_file("dust/patches_{split}"),
     benchmark:
-        "results/benchmarks/dust/patches_{split}.tsv"
+        benchmark_file("dust/patches_{split}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -64,13 +81,13 @@ rule dust_patches:
 
 rule train_dustvae:
     input:
-        train=f"{DUST}/patches/train.h5",
-        validation=f"{DUST}/patches/validation.h5",
+        train=dust_patch_file("train"),
+        validation=dust_patch_file("validation"),
     output:
-        model="results/models/dust/{dustmodel}/model.keras",
-        history="results/models/dust/{dustmodel}/history.tsv",
+        model=dust_model_file(),
+        history=dust_history_file(),
         plot=report(
-            "results/figures/dust/history_{dustmodel}.png",
+            dust_history_figure(),
             caption="../workflow/report/dust_history.rst",
             category="Dust VAE",
             subcategory="Training",
@@ -80,15 +97,15 @@ rule train_dustvae:
         settings=lambda wildcards: {**DUSTVAE["network"], **DUSTVAE["training"], **DUST_MODELS[wildcards.dustmodel]},
         seed=config["seed"],
         # Not an output: it must survive a killed job so the rerun resumes from it.
-        checkpoint_dir=lambda wildcards: f"results/models/dust/{wildcards.dustmodel}/checkpoint",
+        checkpoint_dir=lambda wildcards: dust_checkpoint_dir(wildcards.dustmodel),
     threads: 1
     resources:
         gpu=1,
         mem_mb=dust_mem_mb(["train", "validation"]),
     log:
-        "results/logs/dust/train_{dustmodel}.log",
+        log_file("dust/train_{dustmodel}"),
     benchmark:
-        "results/benchmarks/dust/train_{dustmodel}.tsv"
+        benchmark_file("dust/train_{dustmodel}")
     conda:
         "../envs/ml.yaml"
     script:
@@ -97,26 +114,26 @@ rule train_dustvae:
 
 rule dust_statistics:
     input:
-        models=expand("results/models/dust/{dustmodel}/model.keras", dustmodel=DUST_MODELS),
-        train=f"{DUST}/patches/train.h5",
-        validation=f"{DUST}/patches/validation.h5",
-        test=f"{DUST}/patches/test.h5",
+        models=[dust_model_file(m) for m in DUST_MODELS],
+        train=dust_patch_file("train"),
+        validation=dust_patch_file("validation"),
+        test=dust_patch_file("test"),
     output:
-        samples=f"{DUST}/samples.h5",
+        samples=DUST_SAMPLES,
         table=report(
-            "results/metrics/dust/statistics.tsv",
+            DUST_STATISTICS_TABLE,
             caption="../workflow/report/dust_statistics.rst",
             category="Dust VAE",
             subcategory="Statistics",
         ),
         samples_plot=report(
-            "results/figures/dust/samples.png",
+            DUST_SAMPLES_FIGURE,
             caption="../workflow/report/dust_samples.rst",
             category="Dust VAE",
             subcategory="Statistics",
         ),
         statistics_plot=report(
-            "results/figures/dust/statistics.png",
+            DUST_STATISTICS_FIGURE,
             caption="../workflow/report/dust_statistics.rst",
             category="Dust VAE",
             subcategory="Statistics",
@@ -130,9 +147,9 @@ rule dust_statistics:
     resources:
         mem_mb=dust_mem_mb(["train", "validation", "test"]),
     log:
-        "results/logs/dust/statistics.log",
+        log_file("dust/statistics"),
     benchmark:
-        "results/benchmarks/dust/statistics.tsv"
+        benchmark_file("dust/statistics")
     conda:
         "../envs/dustvae.yaml"
     script:
@@ -141,19 +158,19 @@ rule dust_statistics:
 
 rule dust_imputation:
     input:
-        model=f"results/models/dust/{DUSTVAE['imputation']['model']}/model.keras",
-        train=f"{DUST}/patches/train.h5",
-        test=f"{DUST}/patches/test.h5",
+        model=dust_model_file(DUSTVAE["imputation"]["model"]),
+        train=dust_patch_file("train"),
+        test=dust_patch_file("test"),
     output:
-        predictions=f"{DUST}/imputation.h5",
+        predictions=DUST_IMPUTATION,
         table=report(
-            "results/metrics/dust/imputation.tsv",
+            DUST_IMPUTATION_TABLE,
             caption="../workflow/report/dust_imputation.rst",
             category="Dust VAE",
             subcategory="Imputation",
         ),
         plot=report(
-            "results/figures/dust/imputation.png",
+            DUST_IMPUTATION_FIGURE,
             caption="../workflow/report/dust_imputation.rst",
             category="Dust VAE",
             subcategory="Imputation",
@@ -165,9 +182,9 @@ rule dust_imputation:
     resources:
         mem_mb=dust_mem_mb(["train", "test"]),
     log:
-        "results/logs/dust/imputation.log",
+        log_file("dust/imputation"),
     benchmark:
-        "results/benchmarks/dust/imputation.tsv"
+        benchmark_file("dust/imputation")
     conda:
         "../envs/dustvae.yaml"
     script:
@@ -176,17 +193,17 @@ rule dust_imputation:
 
 rule dust_interpolation:
     input:
-        model=f"results/models/dust/{DUSTVAE['interpolation']['model']}/model.keras",
-        test=f"{DUST}/patches/test.h5",
+        model=dust_model_file(DUSTVAE["interpolation"]["model"]),
+        test=dust_patch_file("test"),
     output:
         gif=report(
-            "results/figures/dust/interpolation.gif",
+            DUST_INTERPOLATION_GIF,
             caption="../workflow/report/dust_interpolation.rst",
             category="Dust VAE",
             subcategory="Interpolation",
         ),
         strip=report(
-            "results/figures/dust/interpolation_strip.png",
+            DUST_INTERPOLATION_STRIP,
             caption="../workflow/report/dust_interpolation.rst",
             category="Dust VAE",
             subcategory="Interpolation",
@@ -196,9 +213,9 @@ rule dust_interpolation:
     resources:
         mem_mb=dust_mem_mb(["test"]),
     log:
-        "results/logs/dust/interpolation.log",
+        log_file("dust/interpolation"),
     benchmark:
-        "results/benchmarks/dust/interpolation.tsv"
+        benchmark_file("dust/interpolation")
     conda:
         "../envs/dustvae.yaml"
     script:
@@ -207,30 +224,30 @@ rule dust_interpolation:
 
 rule dust_conditional:
     input:
-        model="results/models/dust/{dustmodel}/model.keras",
-        train=f"{DUST}/patches/train.h5",
-        test=f"{DUST}/patches/test.h5",
+        model=dust_model_file(),
+        train=dust_patch_file("train"),
+        test=dust_patch_file("test"),
     output:
         table=report(
-            "results/metrics/dust/conditional_{dustmodel}.tsv",
+            dust_conditional_table(),
             caption="../workflow/report/dust_conditional.rst",
             category="Dust VAE",
             subcategory="Conditional generation",
         ),
         plot=report(
-            "results/figures/dust/conditional_{dustmodel}.png",
+            dust_conditional_figure(),
             caption="../workflow/report/dust_conditional.rst",
             category="Dust VAE",
             subcategory="Conditional generation",
         ),
         latent=report(
-            "results/figures/dust/latent_{dustmodel}.png",
+            dust_latent_figure(),
             caption="../workflow/report/dust_latent.rst",
             category="Dust VAE",
             subcategory="Conditional generation",
         ),
         reconstructions=report(
-            "results/figures/dust/reconstructions_{dustmodel}.png",
+            dust_reconstructions_figure(),
             caption="../workflow/report/dust_reconstructions.rst",
             category="Dust VAE",
             subcategory="Conditional generation",
@@ -245,9 +262,9 @@ rule dust_conditional:
     resources:
         mem_mb=dust_mem_mb(["train", "test"]),
     log:
-        "results/logs/dust/conditional_{dustmodel}.log",
+        log_file("dust/conditional_{dustmodel}"),
     benchmark:
-        "results/benchmarks/dust/conditional_{dustmodel}.tsv"
+        benchmark_file("dust/conditional_{dustmodel}")
     conda:
         "../envs/dustvae.yaml"
     script:

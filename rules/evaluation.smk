@@ -3,7 +3,7 @@
 
 rule spectra_workspace:
     output:
-        "results/spectra/{group}/workspace.fits",
+        spectra_workspace(),
     params:
         spectra=config["spectra"],
         **PATCH_GEOMETRY,
@@ -11,9 +11,9 @@ rule spectra_workspace:
         mem_mb=scaled(4000),
         runtime=scaled(60),
     log:
-        "results/logs/evaluation/spectra_workspace_{group}.log",
+        log_file("evaluation/spectra_workspace_{group}"),
     benchmark:
-        "results/benchmarks/evaluation/spectra_workspace_{group}.tsv"
+        benchmark_file("evaluation/spectra_workspace_{group}")
     conda:
         "../envs/namaster.yaml"
     script:
@@ -24,28 +24,28 @@ rule spectra:
     input:
         **{m: (lambda wildcards, m=m: group_predictions(m, wildcards)) for m in METHODS},
         cls=SPECTRA_TABLE,
-        workspace="results/spectra/{group}/workspace.fits",
+        workspace=spectra_workspace(),
     output:
         table=report(
-            "results/spectra/{group}/{split}.tsv",
+            spectra_table(),
             caption="../workflow/report/spectra_table.rst",
             category="Spectra",
             subcategory="{group}",
         ),
         plot=report(
-            "results/figures/spectra_{group}_{split}.png",
+            spectra_figure(),
             caption="../workflow/report/spectra_plot.rst",
             category="Spectra",
             subcategory="{group}",
         ),
         transfer_plot=report(
-            "results/figures/transfer_residuals_{group}_{split}.png",
+            transfer_figure(),
             caption="../workflow/report/transfer_residuals.rst",
             category="Spectra",
             subcategory="{group}",
         ),
         summary=report(
-            "results/spectra/{group}/{split}_summary.tsv",
+            spectra_summary(),
             caption="../workflow/report/spectra_summary.rst",
             category="Spectra",
             subcategory="{group}",
@@ -62,9 +62,9 @@ rule spectra:
         mem_mb=patches_mem_mb(one_split, group_fields),
         runtime=scaled(60),
     log:
-        "results/logs/evaluation/spectra_{group}_{split}.log",
+        log_file("evaluation/spectra_{group}_{split}"),
     benchmark:
-        "results/benchmarks/evaluation/spectra_{group}_{split}.tsv"
+        benchmark_file("evaluation/spectra_{group}_{split}")
     conda:
         "../envs/namaster.yaml"
     script:
@@ -78,13 +78,13 @@ rule metrics:
         train=patch_file("{field}", "train"),
     output:
         table=report(
-            "results/metrics/{field}/{split}.tsv",
+            metrics_table(),
             caption="../workflow/report/metrics_table.rst",
             category="Metrics",
             subcategory="{field}",
         ),
         plot=report(
-            "results/figures/predictions_{field}_{split}.png",
+            predictions_figure(),
             caption="../workflow/report/predictions.rst",
             category="Metrics",
             subcategory="{field}",
@@ -93,10 +93,12 @@ rule metrics:
         methods=METHODS,
         n=config["figures"]["n_example_patches"],
     resources:
-        mem_mb=patches_mem_mb(lambda wildcards: [wildcards.split, "train"], 1),
+        mem_mb=patches_mem_mb(split_and_train, 1),
         runtime=scaled(30),
     log:
-        "results/logs/evaluation/metrics_{field}_{split}.log",
+        log_file("evaluation/metrics_{field}_{split}"),
+    benchmark:
+        benchmark_file("evaluation/metrics_{field}_{split}")
     conda:
         "../envs/plot.yaml"
     script:

@@ -6,7 +6,7 @@ rule plot_spectra:
         cls=SPECTRA_TABLE,
     output:
         report(
-            "results/figures/cls_dl.png",
+            CLS_FIGURE,
             caption="../workflow/report/cls_dl.rst",
             category="Theory",
         ),
@@ -16,7 +16,9 @@ rule plot_spectra:
         mem_mb=scaled(1000),
         runtime=scaled(10),
     log:
-        "results/logs/figures/plot_spectra.log",
+        log_file("figures/plot_spectra"),
+    benchmark:
+        benchmark_file("figures/plot_spectra")
     conda:
         "../envs/plot.yaml"
     script:
@@ -25,16 +27,16 @@ rule plot_spectra:
 
 rule plot_sky:
     input:
-        cmb=sky_path("cmb_map.fits", 0),
+        cmb=cmb_map_path(0),
         observed=observed_maps(0),
     output:
         cmb=report(
-            "results/figures/cmb_mollweide.png",
+            CMB_MOLLWEIDE,
             caption="../workflow/report/cmb_mollweide.rst",
             category="Sky",
         ),
         observed=report(
-            [f"results/figures/observed_{tag}_mollweide.png" for tag in FREQ_TAGS],
+            observed_mollweides(),
             caption="../workflow/report/observed_mollweide.rst",
             category="Sky",
         ),
@@ -45,7 +47,9 @@ rule plot_sky:
         mem_mb=sky_mem_mb("plot_sky"),
         runtime=scaled(30),
     log:
-        "results/logs/figures/plot_sky.log",
+        log_file("figures/plot_sky"),
+    benchmark:
+        benchmark_file("figures/plot_sky")
     conda:
         "../envs/plot.yaml"
     script:
@@ -57,7 +61,7 @@ rule plot_patches:
         patch_file("{field}", "train"),
     output:
         report(
-            "results/figures/patches_{field}.png",
+            patches_figure(),
             caption="../workflow/report/patches.rst",
             category="Patches",
         ),
@@ -67,7 +71,9 @@ rule plot_patches:
         mem_mb=patches_mem_mb(["train"], 1),
         runtime=scaled(10),
     log:
-        "results/logs/figures/plot_patches_{field}.log",
+        log_file("figures/plot_patches_{field}"),
+    benchmark:
+        benchmark_file("figures/plot_patches_{field}")
     conda:
         "../envs/plot.yaml"
     script:

@@ -20,9 +20,9 @@ rule cut_patches:
         mem_mb=cut_mem_mb,
         runtime=cut_runtime,
     log:
-        "results/logs/patches/cut_{split}.log",
+        log_file("patches/cut_{split}"),
     benchmark:
-        "results/benchmarks/patches/cut_{split}.tsv"
+        benchmark_file("patches/cut_{split}")
     conda:
         "../envs/sky.yaml"
     script:

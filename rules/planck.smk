@@ -3,27 +3,26 @@
 # or the command line, e.g. `snakemake resources/planck/HFI_SkyMap_143_2048_R3.01_full.fits`)
 # needs a file. The script streams to <name>.part and renames only after the size and
 # checksum match, so --keep-incomplete is not needed; a rerun resumes the .part (HTTP Range).
+# Where the files go: PLANCK_DIR and planck_file in rules/common.smk.
 import re
 
 from cmbnn.planck.download import download_params, find_manifest, load_manifest
 
 PLANCK = config["planck"]
 PLANCK_MANIFEST = load_manifest(find_manifest(PLANCK["manifest"], workflow.basedir))
-# Rules that read a Planck file take it as input from PLANCK_DIR, so download_planck makes it.
-PLANCK_DIR = str(Path(PLANCK["resources_dir"]))
 
 
 rule download_planck:
     output:
-        f"{PLANCK_DIR}/{{filename}}",
+        planck_file("{filename}"),
     wildcard_constraints:
         filename="|".join(re.escape(name) for name in PLANCK_MANIFEST),
     params:
         download=lambda wildcards: download_params(PLANCK_MANIFEST, PLANCK, wildcards.filename),
     log:
-        "results/logs/planck/download_{filename}.log",
+        log_file("planck/download_{filename}"),
     benchmark:
-        "results/benchmarks/planck/download_{filename}.tsv"
+        benchmark_file("planck/download_{filename}")
     # A whole-job retry after the script's own retries: it resumes the .part file.
     retries: 2
     # Cluster compute nodes often have no internet: download on the submitting host.

@@ -8,11 +8,10 @@ REAL_DATA = list(HFI_DATA)  # full, hm1, hm2: the half missions give the noise b
 CMB_PRODUCT_NAMES = list(REAL_SKY["cmb_products"])
 REAL_FIELDS = ["Q", "U"]
 # The CENN networks that predict Q and U (one joint model, or one per field) and their fields.
+# With real_sky enabled, they cover Q and U and the first CMB product is commander
+# (cmbnn.config.check_consistency). The stage's paths are in rules/common.smk (rule observe reads
+# the noise covariances).
 REAL_MODELS = {m: fields for m, fields in CENN_MODELS.items() if set(fields) & set(REAL_FIELDS)}
-if REAL_SKY["enabled"] and sorted(f for fs in REAL_MODELS.values() for f in fs) != REAL_FIELDS:
-    raise ValueError(f"planck.real_sky compares Q and U: cenn.fields must include both, got {CENN_FIELDS}")
-if REAL_SKY["enabled"] and CMB_PRODUCT_NAMES[0] != "commander":
-    raise ValueError(f"planck.real_sky.cmb_products must start with commander (the reference), got {CMB_PRODUCT_NAMES}")
 
 
 wildcard_constraints:
@@ -24,15 +23,15 @@ rule planck_noise_variance:
     input:
         lambda wildcards: planck_file(hfi_map_file(freq_of(wildcards.freq))),
     output:
-        "results/planck/noise_variance_{freq}.fits",
+        noise_variance_path(),
     params:
         nside=config["nside"],
     resources:
         mem_mb=planck_map_mem_mb,
     log:
-        "results/logs/planck/noise_variance_{freq}.log",
+        log_file("planck/noise_variance_{freq}"),
     benchmark:
-        "results/benchmarks/planck/noise_variance_{freq}.tsv"
+        benchmark_file("planck/noise_variance_{freq}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -43,7 +42,7 @@ rule planck_keep_mask:
     input:
         planck_file(MASK_FILES[REAL_SKY["mask"]]),
     output:
-        "results/planck/keep_mask.fits",
+        PLANCK_KEEP_MASK,
     params:
         nside=config["nside"],
         column=REAL_SKY["mask_column"],
@@ -51,9 +50,9 @@ rule planck_keep_mask:
     resources:
         mem_mb=planck_map_mem_mb,
     log:
-        "results/logs/planck/keep_mask.log",
+        log_file("planck/keep_mask"),
     benchmark:
-        "results/benchmarks/planck/keep_mask.tsv"
+        benchmark_file("planck/keep_mask")
     conda:
         "../envs/sky.yaml"
     script:
@@ -64,27 +63,27 @@ rule planck_frequency_map:
     input:
         lambda wildcards: planck_file(hfi_map_file(freq_of(wildcards.freq), wildcards.data)),
     output:
-        "results/planck/maps/{data}_{freq}.fits",
+        planck_frequency_map_path(),
     params:
         nside=config["nside"],
         fwhm_arcmin=lambda wildcards: config["observation"]["beam_fwhm_arcmin"][FREQ_TAGS.index(wildcards.freq)],
     resources:
         mem_mb=planck_map_mem_mb,
     log:
-        "results/logs/planck/frequency_map_{data}_{freq}.log",
+        log_file("planck/frequency_map_{data}_{freq}"),
     benchmark:
-        "results/benchmarks/planck/frequency_map_{data}_{freq}.tsv"
+        benchmark_file("planck/frequency_map_{data}_{freq}")
     conda:
         "../envs/sky.yaml"
     script:
-        "../workflow/scripts/planck_prepare_map.py"
+        "../workflow/scripts/planck_frequency_map.py"
 
 
 rule planck_cmb_map:
     input:
         lambda wildcards: planck_file(CMB_PRODUCTS[wildcards.product]),
     output:
-        "results/planck/maps/{product}.fits",
+        planck_cmb_map_path(),
     params:
         nside=config["nside"],
         fwhm_in_arcmin=REAL_SKY["cmb_fwhm_arcmin"],
@@ -93,32 +92,32 @@ rule planck_cmb_map:
     resources:
         mem_mb=planck_map_mem_mb,
     log:
-        "results/logs/planck/cmb_map_{product}.log",
+        log_file("planck/cmb_map_{product}"),
     benchmark:
-        "results/benchmarks/planck/cmb_map_{product}.tsv"
+        benchmark_file("planck/cmb_map_{product}")
     conda:
         "../envs/sky.yaml"
     script:
-        "../workflow/scripts/planck_prepare_map.py"
+        "../workflow/scripts/planck_cmb_map.py"
 
 
 # One set of centres for every map: outside the mask, and on pixels valid in every input.
 rule planck_centers:
     input:
-        mask="results/planck/keep_mask.fits",
-        maps=[f"results/planck/maps/{d}_{tag}.fits" for d in REAL_DATA for tag in FREQ_TAGS],
-        cmb=[f"results/planck/maps/{p}.fits" for p in CMB_PRODUCT_NAMES],
+        mask=PLANCK_KEEP_MASK,
+        maps=[planck_frequency_map_path(d, tag) for d in REAL_DATA for tag in FREQ_TAGS],
+        cmb=[planck_cmb_map_path(p) for p in CMB_PRODUCT_NAMES],
     output:
-        "results/planck/centers.tsv",
+        PLANCK_CENTERS,
     params:
         n_patches=REAL_SKY["n_patches"],
         lat_cut_deg=REAL_SKY["lat_cut_deg"],
         seed=config["seed"],
         **PATCH_GEOMETRY,
     log:
-        "results/logs/planck/centers.log",
+        log_file("planck/centers"),
     benchmark:
-        "results/benchmarks/planck/centers.tsv"
+        benchmark_file("planck/centers")
     conda:
         "../envs/sky.yaml"
     script:
@@ -127,11 +126,11 @@ rule planck_centers:
 
 rule planck_patches:
     input:
-        centers="results/planck/centers.tsv",
-        maps=[f"results/planck/maps/{{data}}_{tag}.fits" for tag in FREQ_TAGS],
-        cmb=[f"results/planck/maps/{p}.fits" for p in CMB_PRODUCT_NAMES],
+        centers=PLANCK_CENTERS,
+        maps=[planck_frequency_map_path("{data}", tag) for tag in FREQ_TAGS],
+        cmb=[planck_cmb_map_path(p) for p in CMB_PRODUCT_NAMES],
     output:
-        [f"results/planck/patches/{f}/{{data}}.h5" for f in REAL_FIELDS],
+        [planck_patch_file(f) for f in REAL_FIELDS],
     params:
         fields=REAL_FIELDS,
         products=CMB_PRODUCT_NAMES,
@@ -142,9 +141,9 @@ rule planck_patches:
         interpolation=config["patches"]["interpolation"],
         **PATCH_GEOMETRY,
     log:
-        "results/logs/planck/patches_{data}.log",
+        log_file("planck/patches_{data}"),
     benchmark:
-        "results/benchmarks/planck/patches_{data}.tsv"
+        benchmark_file("planck/patches_{data}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -155,17 +154,17 @@ rule planck_patches:
 rule predict_cenn_planck:
     input:
         models=[model_path(CENN_MODELS[m][0]) for m in REAL_MODELS],
-        patches=[f"results/planck/patches/{f}/{{data}}.h5" for f in REAL_FIELDS],
+        patches=[planck_patch_file(f) for f in REAL_FIELDS],
     output:
-        [f"results/planck/predictions/cenn/{f}/{{data}}.h5" for f in REAL_FIELDS],
+        [planck_prediction_path(f) for f in REAL_FIELDS],
     params:
         fields=REAL_FIELDS,
         models=REAL_MODELS,
         test_time_augmentation=config["cenn"]["test_time_augmentation"],
     log:
-        "results/logs/planck/predict_cenn_{data}.log",
+        log_file("planck/predict_cenn_{data}"),
     benchmark:
-        "results/benchmarks/planck/predict_cenn_{data}.tsv"
+        benchmark_file("planck/predict_cenn_{data}")
     conda:
         "../envs/ml.yaml"
     script:
@@ -174,18 +173,18 @@ rule predict_cenn_planck:
 
 rule planck_comparison:
     input:
-        cenn=[f"results/planck/predictions/cenn/{f}/{d}.h5" for d in REAL_DATA for f in REAL_FIELDS],
-        patches=[f"results/planck/patches/{f}/full.h5" for f in REAL_FIELDS],
-        workspace="results/spectra/QU/workspace.fits",
+        cenn=[planck_prediction_path(f, d) for d in REAL_DATA for f in REAL_FIELDS],
+        patches=[planck_patch_file(f, "full") for f in REAL_FIELDS],
+        workspace=spectra_workspace("QU"),
         cls=SPECTRA_TABLE,
     output:
         table=report(
-            "results/planck/comparison.tsv",
+            PLANCK_COMPARISON,
             caption="../workflow/report/planck_comparison_table.rst",
             category="Planck sky",
         ),
         plot=report(
-            "results/figures/planck_comparison.png",
+            PLANCK_COMPARISON_FIGURE,
             caption="../workflow/report/planck_comparison.rst",
             category="Planck sky",
         ),
@@ -197,9 +196,9 @@ rule planck_comparison:
         label_beam_arcmin=LABEL_BEAM_ARCMIN,
         **PATCH_GEOMETRY,
     log:
-        "results/logs/planck/comparison.log",
+        log_file("planck/comparison"),
     benchmark:
-        "results/benchmarks/planck/comparison.tsv"
+        benchmark_file("planck/comparison")
     conda:
         "../envs/namaster.yaml"
     script:

@@ -161,6 +161,11 @@ def one_split(wildcards):
     return [wildcards.split]
 
 
+def split_and_train(wildcards):
+    """metrics: the evaluated split and the training labels (the PSNR/SSIM data range)."""
+    return [wildcards.split, "train"]
+
+
 # Throughput assumed for the runtime estimate of training: patch pixels through the network
 # per minute on one GPU (a CPU is ~20x slower: raise runtime in the profile for CPU training).
 _TRAIN_PIXELS_PER_MIN = 2e9
@@ -205,3 +210,14 @@ def dust_mem_mb(splits, copies=4):
     p = config["dustvae"]["patches"]
     n_pix = sum(p["counts"][s] for s in splits) * p["height"] * p["width"]
     return lambda wildcards, attempt: (_TF_BASE_MB + copies * 8 * n_pix // 2**20) * attempt
+
+
+def dust_patches_mem_mb(wildcards, attempt):
+    """dust_patches: the simulated dust sky, or (dustvae.source: gnilc545) the nside 2048 GNILC map."""
+    return (4000 + (2000 if config["dustvae"]["source"] == "gnilc545" else 0)) * attempt
+
+
+def planck_map_mem_mb(wildcards, attempt):
+    """Rules reading one nside 2048 PLA table: four float64 maps of 50M pixels, their alm and
+    copies (~6 GB), whatever the run's nside."""
+    return (1000 + 3 * 4 * 12 * 2048**2 * 8 // 2**20) * attempt

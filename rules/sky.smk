@@ -6,8 +6,8 @@ rule cmb_map:
     input:
         cls=SPECTRA_TABLE,
     output:
-        alm=sky_path("cmb_alm.h5"),
-        map=sky_path("cmb_map.fits"),
+        alm=cmb_alm_path(),
+        map=cmb_map_path(),
     params:
         nside=config["nside"],
         seed=config["seed"],
@@ -16,9 +16,9 @@ rule cmb_map:
         mem_mb=sky_mem_mb("cmb_map"),
         runtime=sky_runtime,
     log:
-        "results/logs/sky/r{realisation}/cmb_map.log",
+        log_file("sky/r{realisation}/cmb_map"),
     benchmark:
-        "results/benchmarks/sky/r{realisation}/cmb_map.tsv"
+        benchmark_file("sky/r{realisation}/cmb_map")
     conda:
         "../envs/sky.yaml"
     script:
@@ -30,9 +30,9 @@ rule foreground:
         # resources/planck/<file> of a Planck template (download_planck makes it); none for the Gaussian model.
         template=lambda wildcards: foreground_template_file(config, wildcards.component),
     output:
-        alm=sky_path("foreground_{component}.h5"),
+        alm=foreground_path(),
         amplitude=report(
-            sky_path("foreground_{component}_amplitude.tsv"),
+            foreground_amplitude_path(),
             caption="../workflow/report/foreground_amplitude.rst",
             category="Sky",
             subcategory="Foreground amplitudes",
@@ -51,9 +51,9 @@ rule foreground:
         mem_mb=sky_mem_mb("foreground"),
         runtime=sky_runtime,
     log:
-        "results/logs/sky/r{realisation}/foreground_{component}.log",
+        log_file("sky/r{realisation}/foreground_{component}"),
     benchmark:
-        "results/benchmarks/sky/r{realisation}/foreground_{component}.tsv"
+        benchmark_file("sky/r{realisation}/foreground_{component}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -62,7 +62,7 @@ rule foreground:
 
 rule point_sources:
     output:
-        sky_path("foreground_{component}.h5"),
+        foreground_path(),
     wildcard_constraints:
         component="|".join(POINT_SOURCES),
     params:
@@ -73,9 +73,9 @@ rule point_sources:
         mem_mb=scaled(2000),
         runtime=scaled(30),
     log:
-        "results/logs/sky/r{realisation}/foreground_{component}.log",
+        log_file("sky/r{realisation}/foreground_{component}"),
     benchmark:
-        "results/benchmarks/sky/r{realisation}/foreground_{component}.tsv"
+        benchmark_file("sky/r{realisation}/foreground_{component}")
     conda:
         "../envs/sky.yaml"
     script:
@@ -84,12 +84,12 @@ rule point_sources:
 
 rule observe:
     input:
-        cmb=sky_path("cmb_alm.h5"),
-        foregrounds=[sky_path(f"foreground_{c}.h5") for c in COMPONENTS],
+        cmb=cmb_alm_path(),
+        foregrounds=[foreground_path(c) for c in COMPONENTS],
         # observation.noise_model planck: the HFI maps' per-pixel covariances (none for white noise).
         noise_variance=noise_variance_files(),
     output:
-        signal=sky_path("signal_alm.h5"),
+        signal=signal_alm_path(),
         maps=observed_maps(),
     params:
         observation=config["observation"],
@@ -101,9 +101,9 @@ rule observe:
         mem_mb=sky_mem_mb("observe"),
         runtime=sky_runtime,
     log:
-        "results/logs/sky/r{realisation}/observe.log",
+        log_file("sky/r{realisation}/observe"),
     benchmark:
-        "results/benchmarks/sky/r{realisation}/observe.tsv"
+        benchmark_file("sky/r{realisation}/observe")
     conda:
         "../envs/sky.yaml"
     script:

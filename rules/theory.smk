@@ -15,9 +15,9 @@ rule camb_spectra:
         mem_mb=scaled(2000),
         runtime=scaled(30),
     log:
-        "results/logs/theory/camb_spectra.log",
+        log_file("theory/camb_spectra"),
     benchmark:
-        "results/benchmarks/theory/camb_spectra.tsv"
+        benchmark_file("theory/camb_spectra")
     conda:
         "../envs/sky.yaml"
     script:
@@ -25,18 +25,15 @@ rule camb_spectra:
 
 
 # theory.source: planck_pr3 adds a sibling rule writing the same table, preferred over CAMB.
+# (Settings the PR3 file cannot honour stop the run at parse time, before any download:
+# cmbnn.config.check_consistency.)
 if THEORY_SOURCE == "planck_pr3":
-    # Stop at parse time (before any download) on settings the PR3 file cannot honour.
-    if config["theory"]["r"] != 0:
-        raise ValueError(f"theory.source planck_pr3 has no tensor spectrum: theory.r must be 0, got {config['theory']['r']}")
-    if config["theory"]["cosmology"]:
-        raise ValueError(f"theory.source planck_pr3 is the fixed Planck 2018 best fit: theory.cosmology must be empty, got {config['theory']['cosmology']}")
 
     ruleorder: planck_pr3_spectra > camb_spectra
 
     rule planck_pr3_spectra:
         input:
-            theory=str(Path(config["planck"]["resources_dir"]) / PR3_THEORY_FILE),
+            theory=planck_file(PR3_THEORY_FILE),
         output:
             cls=SPECTRA_TABLE,
         params:
@@ -46,9 +43,9 @@ if THEORY_SOURCE == "planck_pr3":
             mem_mb=scaled(1000),
             runtime=scaled(10),
         log:
-            "results/logs/theory/planck_pr3_spectra.log",
+            log_file("theory/planck_pr3_spectra"),
         benchmark:
-            "results/benchmarks/theory/planck_pr3_spectra.tsv"
+            benchmark_file("theory/planck_pr3_spectra")
         conda:
             "../envs/sky.yaml"
         script:

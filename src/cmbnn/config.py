@@ -18,7 +18,7 @@ from cmbnn.names import COMPONENTS
 
 
 class ConfigError(ValueError):
-    """The config does not satisfy the schema; the message lists every problem."""
+    """The config does not satisfy the schema or a cross-key rule; the message names the problem(s)."""
 
 
 def _with_defaults(validator_class):
@@ -90,7 +90,8 @@ def validate_config(config: dict, schema_path) -> dict:
 
 
 def check_consistency(config: dict) -> None:
-    """Cross-key rules a JSON schema cannot express."""
+    """Cross-key rules a JSON schema cannot express: their one home (the schema keeps the
+    single-key rules). The general rules are reported together; the stages' rules after them."""
     problems = []
     freqs = config["frequencies"]
     obs = config["observation"]
@@ -120,6 +121,90 @@ def check_consistency(config: dict) -> None:
             )
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    # The stages' own rules, one problem at a time and in the order the workflow used to meet them
+    # (parsing rules/common.smk, theory.smk, cosmovae.smk, planck_sky.smk, then rule all's targets).
+    _check_cenn(config)
+    _check_theory(config)
+    _check_cosmovae(config)
+    _check_real_sky(config)
+    _check_cosmovae_fullsky(config)
+    _check_dustvae(config)
+
+
+def _check_cenn(config: dict) -> None:
+    fields = config["cenn"]["fields"]
+    if config["cenn"]["mode"] == "joint" and sorted(fields) != ["Q", "U"]:
+        raise ConfigError(f"cenn.mode 'joint' trains one Q/U network: cenn.fields must be [Q, U], got {fields}")
+    if config["observation"]["noise_model"] == "planck" and config["patches"]["method"] != "pixel":
+        # The exact method draws white noise at the patch pixels; the Planck noise lives in the maps.
+        raise ConfigError("observation.noise_model 'planck' puts the noise in the full-sky maps: set patches.method to 'pixel'")
+
+
+def _check_theory(config: dict) -> None:
+    """theory.source planck_pr3: settings the PR3 file cannot honour stop the run before any download."""
+    theory = config["theory"]
+    if theory.get("source", "camb") != "planck_pr3":
+        return
+    if theory["r"] != 0:
+        raise ConfigError(f"theory.source planck_pr3 has no tensor spectrum: theory.r must be 0, got {theory['r']}")
+    if theory["cosmology"]:
+        raise ConfigError(f"theory.source planck_pr3 is the fixed Planck 2018 best fit: theory.cosmology must be empty, got {theory['cosmology']}")
+
+
+def _check_cosmovae(config: dict) -> None:
+    if not config["cosmovae"]["enabled"]:
+        return
+    fields = config["patches"]["fields"]
+    if "T" not in fields:
+        raise ConfigError(f"cosmovae inpaints T patches: add T to patches.fields {fields} (or set cosmovae.enabled: false)")
+    if "dust" not in config["foregrounds"]["components"]:
+        raise ConfigError("the inpainting mask thresholds the dust intensity: foregrounds.components needs dust (or set cosmovae.enabled: false)")
+
+
+def _check_real_sky(config: dict) -> None:
+    """planck.real_sky: CENN's Q and U networks against Commander (and the other CMB products)."""
+    real_sky = config["planck"]["real_sky"]
+    if not real_sky["enabled"]:
+        return
+    fields = config["cenn"]["fields"]
+    if sorted(set(fields) & {"Q", "U"}) != ["Q", "U"]:
+        raise ConfigError(f"planck.real_sky compares Q and U: cenn.fields must include both, got {fields}")
+    products = list(real_sky["cmb_products"])
+    if products[0] != "commander":
+        raise ConfigError(f"planck.real_sky.cmb_products must start with commander (the reference), got {products}")
+
+
+def _check_cosmovae_fullsky(config: dict) -> None:
+    fullsky = config["cosmovae"]["fullsky"]
+    if config["cosmovae"]["enabled"] and fullsky["enabled"]:
+        r = fullsky["realisation"]
+        if r >= config["realisations"]:
+            raise ConfigError(f"cosmovae.fullsky.realisation {r} is not simulated (realisations: {config['realisations']})")
+
+
+def _check_dustvae(config: dict) -> None:
+    """Model names used elsewhere exist and are unconditional; the interpolation pair and the patch size fit."""
+    d = config["dustvae"]
+    if not d["enabled"]:
+        return
+    models = d["models"]
+    for key in ("imputation", "interpolation"):
+        name = d[key]["model"]
+        if name not in models:
+            raise ConfigError(f"dustvae.{key}.model {name!r} is not one of dustvae.models {list(models)}")
+        if models[name].get("condition"):
+            raise ConfigError(f"dustvae.{key}.model {name!r} is conditional: choose an unconditional model of {list(models)}")
+    n_test = d["patches"]["counts"]["test"]
+    if max(d["interpolation"]["pair"]) >= n_test:
+        raise ConfigError(f"dustvae.interpolation.pair {d['interpolation']['pair']} indexes past the {n_test} test patches")
+    if d["interpolation"]["pair"][0] == d["interpolation"]["pair"][1]:
+        raise ConfigError("dustvae.interpolation.pair must name two different test patches")
+    # The decoder's stride-2 blocks (cmbnn.dust.vae.decoder_grid): a clear error before any job.
+    h, w = d["patches"]["height"], d["patches"]["width"]
+    n_up = len(d["network"]["decoder_filters"])
+    f = 2**n_up
+    if h % f or w % f:
+        raise ConfigError(f"{n_up} stride-2 decoder blocks need patch sides divisible by {f}, got {h}x{w}")
 
 
 def digest(obj) -> str:

@@ -42,7 +42,7 @@ for method, out in outputs.items():
 table = pd.DataFrame(rows)
 with atomic_output(smk.output.table) as tmp:
     tmp.write_text(
-        "# Inpainting of the test patches, in the holes only (1 = missing pixels of cmbnn.masks); uK_CMB and the paper's min-max normalised units.\n"
+        "# Inpainting of the test patches, in the holes only (1 = missing pixels of cmbnn.inpainting.masks); uK_CMB and the paper's min-max normalised units.\n"
         "# cosmovae: posterior mean of the composite over the latent samples; gaussian: the conditional mean (exact for a Gaussian sky);\n"
         "# zeros / patch_mean: holes filled with 0 or with the patch's observed mean. Calibration: fraction of hole pixels within 1 and 2 std (68% / 95% if calibrated).\n"
         + table.to_csv(sep="\t", index=False, float_format="%.6g")

@@ -1,6 +1,6 @@
 """Rule inpainting_sky_mask: the inpainting mask of one realisation on the sphere (1 = missing):
 dust above a threshold (chosen on the patches for the configured hole fraction) plus discs around
-the bright point sources. See cmbnn.masks for the recipe."""
+the bright point sources. See cmbnn.inpainting.masks for the recipe."""
 
 from _helpers import configure
 

@@ -33,7 +33,7 @@ DEFAULTS = {
     "decoder_channels": 32,              # channels of the first decoder grid (paper: Dense 8192 -> 16x16x32)
     "beta": 1.0,
     "conditional": False,
-    # training (through cmbnn.training.fit_resumable, as CENN and CosmoVAE)
+    # training (through cmbnn.nn.training.fit_resumable, as CENN and CosmoVAE)
     "epochs": 100,
     "batch_size": 8,
     "learning_rate": 1.0e-4,
@@ -230,6 +230,7 @@ class ConditionHook:
         return (x, self.condition[idx]), y
 
 
+# More than 8 parameters: the data splits and their conditions, the settings, the seed and where the run keeps its state, as every train() here.
 def train(x_train, x_val, settings: dict, seed: int, checkpoint_dir, stats: dict, condition_train=None, condition_val=None,
           condition_stats=None, tensorboard_dir=None, callbacks=()):
     """Fit a dust VAE (or beta / conditional VAE, from ``settings``) on standardised log-intensity
@@ -420,40 +421,3 @@ def model_conditions(model, latitude_deg: np.ndarray, x: np.ndarray) -> tuple[np
     model's own statistics (N, 1)); the kind of condition is the one the model was trained on."""
     raw = patch_conditions(model.condition_stats["kind"], latitude_deg, x)
     return raw, standardise_condition(raw, model.condition_stats)[0]
-
-
-def workflow_outputs(config: dict) -> list[str]:
-    """Final outputs of the workflow's dust-VAE stage (rules/dustvae.smk) for a validated config;
-    checks what the schema cannot (model names used elsewhere exist and are unconditional)."""
-    d = config["dustvae"]
-    if not d["enabled"]:
-        return []
-    models = d["models"]
-    for key in ("imputation", "interpolation"):
-        name = d[key]["model"]
-        if name not in models:
-            raise ValueError(f"dustvae.{key}.model {name!r} is not one of dustvae.models {list(models)}")
-        if models[name].get("condition"):
-            raise ValueError(f"dustvae.{key}.model {name!r} is conditional: choose an unconditional model of {list(models)}")
-    n_test = d["patches"]["counts"]["test"]
-    if max(d["interpolation"]["pair"]) >= n_test:
-        raise ValueError(f"dustvae.interpolation.pair {d['interpolation']['pair']} indexes past the {n_test} test patches")
-    if d["interpolation"]["pair"][0] == d["interpolation"]["pair"][1]:
-        raise ValueError("dustvae.interpolation.pair must name two different test patches")
-    h, w = d["patches"]["height"], d["patches"]["width"]
-    decoder_grid(h, w, len(d["network"]["decoder_filters"]))  # a clear error before any job
-    outputs = [
-        *[f"results/models/dust/{m}/model.keras" for m in models],
-        "results/metrics/dust/statistics.tsv",
-        "results/figures/dust/samples.png",
-        "results/figures/dust/statistics.png",
-        "results/metrics/dust/imputation.tsv",
-        "results/figures/dust/imputation.png",
-        "results/figures/dust/interpolation.gif",
-        "results/figures/dust/interpolation_strip.png",
-    ]
-    for m, s in models.items():
-        if s.get("condition"):
-            outputs += [f"results/metrics/dust/conditional_{m}.tsv", f"results/figures/dust/conditional_{m}.png",
-                        f"results/figures/dust/latent_{m}.png", f"results/figures/dust/reconstructions_{m}.png"]
-    return outputs

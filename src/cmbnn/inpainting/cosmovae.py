@@ -47,7 +47,7 @@ Uncertainty
     (Gaussian conditional std: 65%, expected 68%).
 
 Keras 3 only (keras.ops), so it trains on TensorFlow, JAX or PyTorch; training goes through
-:mod:`cmbnn.training` (resumable checkpoints, (seed, epoch) batches, NaN stop, history).
+:mod:`cmbnn.nn.training` (resumable checkpoints, (seed, epoch) batches, NaN stop, history).
 """
 
 from __future__ import annotations
@@ -253,6 +253,7 @@ def bottleneck_shape(height: int, width: int, strides) -> tuple[int, int]:
     return height // total, width // total
 
 
+# More than 8 parameters: the architecture's hyper-parameters, one config key each.
 def build_encoder(height, width, filters, kernels, strides, latent_dim, prior_var, dense_units=(), partial_conv=False, leaky_slope=0.2):
     """Functional encoder: (H, W, 2) -> [mu, log_var, skip_0, ..., skip_{depth-2}]."""
     import keras
@@ -380,6 +381,7 @@ def _model_class():
         """Encoder + reparametrised sample + decoder; ``call`` returns (map, mu, log_var) in
         normalised units (``data_scale`` uK_CMB per unit). The loss is :meth:`compute_loss`."""
 
+        # More than 8 parameters: a Keras model's constructor arguments are its saved config (get_config/from_config round-trip them by name).
         def __init__(
             self, height, width, prior_var, filters, kernels, strides, dense_units=(), partial_conv=False, leaky_slope=0.2,
             loss_weights=None, perceptual_filters=(64, 128, 256), data_scale=1.0, seed=0, perceptual_weights_file=None, **kwargs,
@@ -449,7 +451,7 @@ def masked_input(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class MaskSampler:
-    """Batch hook for :class:`cmbnn.training.PatchBatches`: draws a mask of the bank for every
+    """Batch hook for :class:`cmbnn.nn.training.PatchBatches`: draws a mask of the bank for every
     sample, from rng_for(seed, 'cosmovae-masks', epoch) (bank index and one of the 8 symmetries
     of the square per patch), so a resumed run sees the same masks. ``fixed``: always epoch 0
     (validation: the same masks every epoch). Returns (masked input (B, H, W, 2), truth)."""
@@ -489,6 +491,7 @@ def optimizer(settings: dict):
     return keras.optimizers.Adam(learning_rate=settings["learning_rate"], beta_1=settings["beta_1"])
 
 
+# More than 8 parameters: the data splits, the settings, the seed and where the run keeps its state (checkpoint, TensorBoard), as every train() here.
 def train(truth_train, truth_val, bank, cl_tt, settings: dict, seed: int, checkpoint_dir, beam_fwhm_arcmin=0.0, pixwin_nside=None, tensorboard_dir=None, callbacks=()):
     """Train CosmoVAE on hole-free truth patches (N, H, W, 1) uK_CMB with masks drawn from ``bank``
     (Nb, H, W) uint8; returns (model, history). The model works in normalised units: it carries
@@ -587,28 +590,8 @@ def paper_geometry() -> dict:
 __all__ = [
     "PAPER", "LOSS_TERMS", "prior_variance", "kl_divergence", "loss_terms", "total_variation", "dilate", "perceptual_loss",
     "build_encoder", "build_decoder", "build_cosmovae", "vgg_features", "masked_input", "MaskSampler", "train", "inpaint",
-    "parameter_count", "truth_scale", "write_inpainting", "load_model", "workflow_outputs",
+    "parameter_count", "truth_scale", "write_inpainting", "load_model",
 ]
-
-
-def workflow_outputs(config: dict) -> list[str]:
-    """Final outputs of the workflow's CosmoVAE stage (rules/cosmovae.smk) for a validated config."""
-    if not config["cosmovae"]["enabled"]:
-        return []
-    outputs = [
-        "results/models/cosmovae/model.keras",
-        "results/metrics/inpainting/test.tsv",
-        "results/metrics/inpainting/test_spectra.tsv",
-        "results/figures/cosmovae_inpainting_test.png",
-        "results/figures/cosmovae_spectra_test.png",
-    ]
-    fullsky = config["cosmovae"]["fullsky"]
-    if fullsky["enabled"]:
-        r = fullsky["realisation"]
-        if r >= config["realisations"]:
-            raise ValueError(f"cosmovae.fullsky.realisation {r} is not simulated (realisations: {config['realisations']})")
-        outputs += [f"results/inpainting/fullsky/r{r}/inpainted.fits", f"results/inpainting/fullsky/r{r}/spectra.tsv", f"results/figures/cosmovae_fullsky_r{r}.png"]
-    return outputs
 
 
 def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_path, method: str, extra_attrs: dict | None = None) -> None:

@@ -1,0 +1,22 @@
+"""Rule planck_cmb_map: a Planck CMB product (Commander, SMICA) at the run's nside and pixel window,
+smoothed from its own beam to the label beam. Written as T, Q, U (uK_CMB) plus VALID (0 where an
+input pixel was unusable).
+"""
+
+from _helpers import configure
+
+smk = snakemake  # noqa: F821 (injected by Snakemake)
+log = configure(smk, smk.rule)
+
+import numpy as np  # noqa: E402
+
+from cmbnn.io import write_maps_fits  # noqa: E402
+from cmbnn.planck.maps import prepare_cmb_map  # noqa: E402
+
+p = smk.params
+maps, valid = prepare_cmb_map(smk.input[0], p.nside, p.fwhm_in_arcmin, p.fwhm_arcmin, pixwin_in=p.pixwin_in)
+write_maps_fits(smk.output[0], np.concatenate([maps, valid[None].astype(np.float64)]), ["T", "Q", "U", "VALID"], extra_header=[("SOURCE", str(smk.input[0]).split("/")[-1][:68], "PLA file")])
+log.info(
+    "%s -> nside %d (smoothed from %s' to the label beam %s', pixel window of nside %d); %d invalid pixels",
+    smk.input[0], p.nside, p.fwhm_in_arcmin, p.fwhm_arcmin, p.nside, int((~valid).sum()),
+)
