@@ -11,7 +11,7 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 PYMASTER_VERSION=3.0.1
 DEBIAN_PACKAGES=(build-essential pkg-config libgsl-dev libfftw3-dev libcfitsio-dev libchealpix-dev)
-# `./setup.sh test` also installs a SLURM for tests/test_slurm.py (a private single-node cluster,
+# `./setup.sh test` also installs a SLURM for tests/workflow/test_slurm.py (a private single-node cluster,
 # started and stopped by the test; the packages' own services are not used).
 SLURM_TEST_PACKAGES=(slurmctld slurmd slurm-client munge)
 say() { printf '[setup] %s\n' "$*" >&2; }

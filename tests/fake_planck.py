@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import healpy as hp
 import numpy as np
-from test_planck import write_pla_table
+from astropy.io import fits
 
 from cmbnn.planck.archive import FOREGROUND_TEMPLATES
 from cmbnn.planck.maps import CMB_PRODUCTS, MASK_FILES, hfi_map_file
@@ -20,6 +20,27 @@ BEAMS = {100: 9.68, 143: 7.30, 217: 5.02}
 NOISE_UK = {100: 6.0, 143: 4.0, 217: 5.0}  # Q/U rms per pixel of the full mission, uK
 DUST_SCALE = {100: 0.3, 143: 0.6, 217: 1.5}
 GNILC_545 = "COM_CompMap_Dust-GNILC-F545_2048_R2.00.fits"
+
+
+def write_pla_table(path, columns, ordering="NESTED", nside=32, extname="FREQ-MAP", header=(), vector=False, extra_hdus=()):
+    """Write a PLA-like HEALPix table. columns: list of (name, values in file order, unit, format)."""
+    cols = []
+    for name, values, unit, fmt in columns:
+        values = np.asarray(values)
+        if vector:
+            values = values.reshape(-1, 1024)
+            fmt = f"1024{fmt}"
+        cols.append(fits.Column(name=name, format=fmt, unit=unit, array=values))
+    hdu = fits.BinTableHDU.from_columns(cols, name=extname)
+    hdu.header["PIXTYPE"] = "HEALPIX"
+    hdu.header["ORDERING"] = ordering
+    hdu.header["NSIDE"] = nside
+    hdu.header["INDXSCHM"] = "IMPLICIT"
+    hdu.header["COORDSYS"] = "GALACTIC"
+    for key, value in header:
+        hdu.header[key] = value
+    fits.HDUList([fits.PrimaryHDU(), hdu, *extra_hdus]).writeto(path)
+    return path
 
 
 def write_table(path, columns, nside, extname, header=()):

@@ -10,6 +10,7 @@ import healpy as hp
 import numpy as np
 import pytest
 from astropy.io import fits
+from fake_planck import write_pla_table
 
 from cmbnn.harmonics import gaussian_beam, pixel_window, synalm_teb
 from cmbnn.planck.archive import UNSEEN, MissingColumnError, change_resolution, read_planck_map, read_planck_mask, read_planck_theory
@@ -22,27 +23,6 @@ NPIX = hp.nside2npix(NSIDE)
 def astropy_uk_per_mjysr(nu_ghz):
     eq = u.thermodynamic_temperature(nu_ghz * u.GHz, T_cmb=2.7255 * u.K)
     return (1.0 * u.MJy / u.sr).to(u.uK, equivalencies=eq).value
-
-
-def write_pla_table(path, columns, ordering="NESTED", nside=NSIDE, extname="FREQ-MAP", header=(), vector=False, extra_hdus=()):
-    """Write a PLA-like HEALPix table. columns: list of (name, values in file order, unit, format)."""
-    cols = []
-    for name, values, unit, fmt in columns:
-        values = np.asarray(values)
-        if vector:
-            values = values.reshape(-1, 1024)
-            fmt = f"1024{fmt}"
-        cols.append(fits.Column(name=name, format=fmt, unit=unit, array=values))
-    hdu = fits.BinTableHDU.from_columns(cols, name=extname)
-    hdu.header["PIXTYPE"] = "HEALPIX"
-    hdu.header["ORDERING"] = ordering
-    hdu.header["NSIDE"] = nside
-    hdu.header["INDXSCHM"] = "IMPLICIT"
-    hdu.header["COORDSYS"] = "GALACTIC"
-    for key, value in header:
-        hdu.header[key] = value
-    fits.HDUList([fits.PrimaryHDU(), hdu, *extra_hdus]).writeto(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
@@ -67,10 +68,11 @@ import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 sys.path.insert(0, {src!r})
 sys.path.insert(0, {tests!r})
+sys.path.insert(0, {tests_root!r})
 import logging
 logging.basicConfig(level=logging.INFO)
 import keras
-from test_cenn import SMALL, toy_data
+from test_network import SMALL, toy_data
 from cmbnn.cenn import network as cenn
 
 kill_after = int(sys.argv[1])
@@ -90,7 +92,7 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path):
     ckpt, out = tmp_path / "checkpoint", tmp_path / "history.json"
     script = tmp_path / "train.py"
     here = Path(__file__).resolve().parent
-    script.write_text(RESUME_SCRIPT.format(src=str(here.parent / "src"), tests=str(here), ckpt=str(ckpt), out=str(out)))
+    script.write_text(RESUME_SCRIPT.format(src=str(ROOT / "src"), tests=str(here), tests_root=str(ROOT / "tests"), ckpt=str(ckpt), out=str(out)))
     first = subprocess.run([sys.executable, str(script), "1"], capture_output=True, text=True, timeout=300)
     assert first.returncode == 3, first.stderr[-3000:]
     state = json.loads((ckpt / "state.json").read_text())

@@ -1,48 +1,21 @@
 """The whole DAG on the tiny config, through Snakemake's command line."""
 
-import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-TINY = str(ROOT / "config" / "tiny.yaml")
+from conftest import ROOT, planned_jobs
 
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir, *args, check=True):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run(
-        [*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=env, timeout=900
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def planned_jobs(output: str) -> dict:
-    """Rule -> count from the 'Job stats' table of a dry run."""
-    jobs = {}
-    table = output.split("Job stats:", 1)[-1]
-    for line in table.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            jobs[m.group(1)] = int(m.group(2))
-    return jobs
-
-
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, tiny_snakemake):
     workdir = tmp_path_factory.mktemp("dag")
-    snakemake(workdir, "--cores", "2", "--configfile", TINY)
+    tiny_snakemake(workdir, "--cores", "2", check=True)
     return workdir
 
 
@@ -143,59 +116,59 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
         assert np.allclose(f["weights"][...].sum(axis=-1), 1.0)
 
 
-def test_report_has_every_figure_with_its_caption(tiny_run):
+def test_report_has_every_figure_with_its_caption(tiny_run, tiny_snakemake):
     report = tiny_run / "report.html"
-    snakemake(tiny_run, "--configfile", TINY, "--report", str(report))
+    tiny_snakemake(tiny_run, "--report", str(report), check=True)
     html = report.read_text(errors="replace")
     for text in ("CENN training history", "Flat-sky NaMaster bandpowers", "Pixel metrics", "Lensed CMB power spectra", "Example training patches", "Every method on one figure"):
         assert text in html, text
 
 
-def test_changing_a_training_setting_reruns_training_not_the_sky(tiny_run):
+def test_changing_a_training_setting_reruns_training_not_the_sky(tiny_run, tiny_snakemake):
     overlay = tiny_run / "longer.yaml"
     overlay.write_text(yaml.safe_dump({"cenn": {"epochs": 3}}))
-    jobs = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay)).stdout)
+    jobs = planned_jobs(tiny_snakemake(tiny_run, "-n", configs=[overlay], check=True).stdout)
     assert {"train_cenn", "predict_cenn", "spectra", "metrics"} <= set(jobs), jobs
     assert not {"cut_patches", "observe", "ilc", "fit_hilc", "hilc", "camb_spectra"} & set(jobs), jobs
-    until = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay), "--until", "train_cenn").stdout)
+    until = planned_jobs(tiny_snakemake(tiny_run, "-n", "--until", "train_cenn", configs=[overlay], check=True).stdout)
     assert "train_cenn" in until and "predict_cenn" not in until, until
-    forced = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, "-R", "ilc").stdout)
+    forced = planned_jobs(tiny_snakemake(tiny_run, "-n", "-R", "ilc", check=True).stdout)
     assert {"ilc", "spectra", "metrics"} <= set(forced) and "train_cenn" not in forced, forced
 
 
-def test_finished_run_plans_nothing(tiny_run):
-    proc = snakemake(tiny_run, "-n", "--configfile", TINY)
+def test_finished_run_plans_nothing(tiny_run, tiny_snakemake):
+    proc = tiny_snakemake(tiny_run, "-n", check=True)
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_changing_a_noise_level_reruns_only_observation_and_after(tiny_run):
+def test_changing_a_noise_level_reruns_only_observation_and_after(tiny_run, tiny_snakemake):
     overlay = tiny_run / "noisier.yaml"
     overlay.write_text(yaml.safe_dump({"observation": {"noise_P_uK_arcmin": [200.0, 70.2, 105.0]}}))
-    proc = snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay))
+    proc = tiny_snakemake(tiny_run, "-n", configs=[overlay], check=True)
     jobs = planned_jobs(proc.stdout + proc.stderr)
     assert {"observe", "cut_patches", "plot_sky", "plot_patches"} <= set(jobs), jobs
     assert not {"camb_spectra", "cmb_map", "foreground", "plot_spectra"} & set(jobs), jobs
 
 
-def test_changing_r_reruns_the_sky(tiny_run):
+def test_changing_r_reruns_the_sky(tiny_run, tiny_snakemake):
     overlay = tiny_run / "tensors.yaml"
     overlay.write_text(yaml.safe_dump({"theory": {"r": 0.05}}))
-    jobs = planned_jobs(snakemake(tiny_run, "-n", "--configfile", TINY, str(overlay)).stdout)
+    jobs = planned_jobs(tiny_snakemake(tiny_run, "-n", configs=[overlay], check=True).stdout)
     assert {"camb_spectra", "cmb_map", "observe", "cut_patches"} <= set(jobs)
     assert "foreground" not in jobs
 
 
-def test_lint_is_clean(tiny_run):
-    proc = snakemake(tiny_run, "--lint", "--configfile", TINY, check=False)
+def test_lint_is_clean(tiny_run, tiny_snakemake):
+    proc = tiny_snakemake(tiny_run, "--lint")
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text
     assert "Lints for" not in text, text
 
 
-def test_bad_config_stops_before_any_job(tmp_path):
+def test_bad_config_stops_before_any_job(tmp_path, tiny_snakemake):
     overlay = tmp_path / "bad.yaml"
     overlay.write_text(yaml.safe_dump({"nside": 100, "foregrounds": {"components": ["dust", "cosmic_strings"]}}))
-    proc = snakemake(tmp_path, "--cores", "1", "--configfile", TINY, str(overlay), check=False)
+    proc = tiny_snakemake(tmp_path, "--cores", "1", configs=[overlay])
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "config key 'nside'" in text and "cosmic_strings" in text

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
+from conftest import planned_jobs as planned
 from PIL import Image
-from test_workflow import planned_jobs as planned
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,6 @@
 """Verified, resumable downloads against a local HTTP server on 127.0.0.1 (no other host)."""
 
 import hashlib
-import http.server
 import logging
 import os
 import re
@@ -9,87 +8,15 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
+from archive_server import Archive
+from conftest import ROOT
 
 from cmbnn.planck.download import ChecksumError, DownloadError, OfflineError, fetch, file_url, load_manifest
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(retries=3, backoff=0.001, backoff_max=0.01, timeout=(2.0, 5.0))
-
-
-class Archive(http.server.ThreadingHTTPServer):
-    """Serves ``files`` (URL path -> bytes) with Range support; records every request.
-
-    ``drop_after``: URL path -> number of requests (counting from the first) whose body is
-    cut at half (the full Content-Length is announced, then the connection is closed).
-    ``ignore_range``: answer 200 with the whole file even when a Range is asked for.
-    """
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.files, self.requests, self.drop_after, self.ignore_range = {}, [], {}, False
-        self.unavailable = {}  # URL path -> number of 503 answers before serving
-        self.html = set()  # URL paths answered as text/html (an archive's error page)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/"
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        srv = self.server
-        rng = self.headers.get("Range")
-        srv.requests.append((self.path, rng))
-        data = srv.files.get(self.path)
-        if srv.unavailable.get(self.path, 0):
-            srv.unavailable[self.path] -= 1
-            self.send_response(503)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if data is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        start = 0
-        if rng and not srv.ignore_range:
-            start = int(rng.split("=")[1].split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Type", "text/html" if self.path in srv.html else "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        drops = srv.drop_after.get(self.path, 0)
-        if drops:
-            srv.drop_after[self.path] = drops - 1
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(body)
 
 
 @pytest.fixture()

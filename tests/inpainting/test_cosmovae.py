@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from cmbnn.inpainting import cosmovae as cv
 from cmbnn.inpainting import masks
@@ -121,8 +122,6 @@ def test_perceptual_term_with_identity_and_vgg_shaped_features():
 
 def default_settings():
     import yaml
-    from conftest import ROOT
-
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["cosmovae"]
 
 
@@ -206,8 +205,6 @@ def test_training_is_deterministic_by_seed(tiny_training):
 
 
 def test_inpaint_keeps_observed_pixels_and_reloads(tiny_training, tmp_path):
-    import keras
-
     (model, _), _ = tiny_training[0]
     val, bank = tiny_training[1], tiny_training[2]
     mask = np.repeat(bank[:1], len(val), axis=0)
@@ -279,8 +276,6 @@ def test_killed_training_resumes_bit_for_bit(tmp_path, tiny_training):
 def test_saved_model_loads_in_a_fresh_process(tmp_path, tiny_training):
     import subprocess
     import sys
-
-    from conftest import ROOT
 
     (model, _), _ = tiny_training[0]
     model.save(tmp_path / "m.keras")

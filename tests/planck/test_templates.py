@@ -2,20 +2,19 @@
 foregrounds.synchrotron.template: commander), on tiny files written in the archive's layout."""
 
 import re
-from pathlib import Path
 
 import healpy as hp
 import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
+from conftest import ROOT
 
 from cmbnn import units
 from cmbnn.planck.archive import FOREGROUND_TEMPLATES, change_resolution
 from cmbnn.seeding import rng_for
 from cmbnn.sky import foregrounds as fg
 
-ROOT = Path(__file__).resolve().parents[1]
 NSIDE = 32
 LMAX = 3 * NSIDE - 1
 GNILC = FOREGROUND_TEMPLATES["dust"]["gnilc"]["file"]

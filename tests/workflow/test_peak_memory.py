@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peak_memory  # noqa: E402
 

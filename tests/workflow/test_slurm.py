@@ -10,16 +10,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
+from conftest import ROOT
+from rule_text import rule_blocks
 from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
-from test_envs import rule_blocks
 
-ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "profiles"
 CONFIGS = [str(ROOT / "config" / "config.yaml"), str(ROOT / "config" / "tiny.yaml")]
 # One cut_patches job per split writes every field's patches and the split's source table.
