@@ -23,8 +23,10 @@ rule download_planck:
         log_file("planck/download_{filename}"),
     benchmark:
         benchmark_file("planck/download_{filename}")
-    # A whole-job retry after the script's own retries: it resumes the .part file.
-    retries: 2
+    # No whole-job retry (also under a profile's --retries): the script retries timeouts, 5xx
+    # and dropped streams itself, resuming the .part file; an unknown host, a refused
+    # connection or a 4xx fails at once and would fail the same way again.
+    retries: 0
     # Cluster compute nodes often have no internet: download on the submitting host.
     localrule: True
     resources:

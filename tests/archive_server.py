@@ -1,8 +1,10 @@
 """A local HTTP archive for the download tests: serves files from memory on 127.0.0.1 with
-Range support, and can drop streams, ignore Range, answer 503 or an HTML error page."""
+Range support, and can drop streams, ignore Range, answer 503, an HTML error page, any
+content type, a body without Content-Length, or answer late."""
 
 import http.server
 import socket
+import time
 
 
 class Archive(http.server.ThreadingHTTPServer):
@@ -11,6 +13,10 @@ class Archive(http.server.ThreadingHTTPServer):
     ``drop_after``: URL path -> number of requests (counting from the first) whose body is
     cut at half (the full Content-Length is announced, then the connection is closed).
     ``ignore_range``: answer 200 with the whole file even when a Range is asked for.
+    ``content_types``: URL path -> Content-Type of its answers (default application/octet-stream).
+    ``no_length``: URL paths answered without Content-Length: the body ends when the connection
+    closes, so a drop (``drop_after``) looks like the end of the file.
+    ``delay``: URL path -> seconds to wait before answering, one entry per request (a timeout).
     """
 
     daemon_threads = True
@@ -20,11 +26,14 @@ class Archive(http.server.ThreadingHTTPServer):
         self.files, self.requests, self.drop_after, self.ignore_range = {}, [], {}, False
         self.unavailable = {}  # URL path -> number of 503 answers before serving
         self.html = set()  # URL paths answered as text/html (an archive's error page)
+        self.content_types, self.no_length, self.delay = {}, set(), {}
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.server_address[1]}/"
 
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up (timeout) or a dropped stream is what the tests ask for
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -38,6 +47,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         srv.requests.append((self.path, rng))
         data = srv.files.get(self.path)
+        if srv.delay.get(self.path):
+            time.sleep(srv.delay[self.path].pop(0))
         if srv.unavailable.get(self.path, 0):
             srv.unavailable[self.path] -= 1
             self.send_response(503)
@@ -63,8 +74,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Content-Type", "text/html" if self.path in srv.html else "application/octet-stream")
+        if self.path in srv.no_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        content_type = "text/html" if self.path in srv.html else "application/octet-stream"
+        self.send_header("Content-Type", srv.content_types.get(self.path, content_type))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         drops = srv.drop_after.get(self.path, 0)

@@ -1,25 +1,42 @@
 """Downloads a user can trust, and the manifest of Planck archive files.
 
 :func:`fetch` streams a URL to ``<name>.part`` beside the destination and
-renames it to the final name only once the size and the checksum match, so
-nothing that looks finished (to Snakemake or to a user) exists before the
-file is verified; Snakemake's ``--keep-incomplete`` is not needed.
+renames it to the final name only once the size, the checksum and the content
+match, so nothing that looks finished (to Snakemake or to a user) exists
+before the file is verified; Snakemake's ``--keep-incomplete`` is not needed.
 
+- Content: only what was asked for is accepted (:func:`check_content`). A web
+  page (HTML, whatever its content type) or an empty answer is refused before
+  anything is written, quoting the answer's first bytes; a ``.fits`` file must
+  start with the FITS signature, be as long as its headers declare, open with
+  astropy (where installed) and hold the HDU, columns and NSIDE the manifest's
+  ``content`` names; a ``.txt`` file must be rows of numbers. Many manifest
+  entries have no size or checksum, so this is what stops an archive's error
+  page from becoming ``HFI_SkyMap_...fits``.
 - Resume: after an interruption the ``.part`` file is kept and the next
   attempt (in the same call, or a later run) asks for the rest with an HTTP
-  ``Range`` request. A server that answers 200 instead of 206, or a
-  ``Content-Range`` that does not start where the ``.part`` ends, restarts
-  the file from byte 0.
-- Retries: urllib3's ``Retry`` on the session retries connection errors and
-  429/5xx answers with exponential backoff; a loop here retries mid-stream
-  drops (which urllib3 cannot, the body being streamed) with the same backoff,
-  resuming each time.
+  ``Range`` request. A ``Content-Range`` that does not start where the
+  ``.part`` ends restarts the file from byte 0. A server that answers 200
+  instead of 206 cannot resume: the file is fetched from byte 0 once more and,
+  if that copy is cut too, the download stops (each retry would fetch the
+  whole file again).
+- Incomplete: a body shorter than its Content-Length or the manifest's size,
+  or a FITS file shorter than its headers declare (a server that sends no
+  Content-Length and closes early), is a drop: resumed, never final.
+- Retries: urllib3's ``Retry`` on the session retries timeouts, dropped
+  connections and 429/5xx answers with exponential backoff; a loop here
+  retries mid-stream drops (which urllib3 cannot, the body being streamed)
+  with the same backoff, resuming each time. What cannot get better is not
+  retried: a host name that does not resolve, a refused connection, 404 and
+  other 4xx answers fail at once.
 - Checksum mismatch: the ``.part`` is **deleted** and :class:`ChecksumError`
   is raised. A full-size corrupt ``.part`` kept on disk would be "resumed"
   forever (a Range request from its end fetches nothing), so it is never kept.
-- A destination already in place is verified and used, never fetched; one
-  whose size or checksum is wrong raises :class:`ChecksumError` and is left
-  untouched (it may be the user's own copy): the message says what to do.
+  The same goes for a complete file with the wrong content (:class:`ContentError`).
+- A destination already in place is verified (checksum, or content where no
+  checksum is known) and used, never fetched; a wrong one raises
+  :class:`ChecksumError` and is left untouched (it may be the user's own
+  copy): the message says what to do.
 - Unreachable server: :class:`OfflineError` names the file, the URL and
   where to put a copy fetched by hand.
 - Progress (percent, size, rate, ETA) goes to the logger every few percent or
@@ -34,11 +51,13 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import requests
 import yaml
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -46,6 +65,15 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 16  # a drop loses at most the block being read
 RETRY_STATUS = (429, 500, 502, 503, 504)
 DIGESTS = ("md5", "sha256")
+SNIFF_BYTES = 512  # read before writing anything: enough to tell a web page or a FITS card
+SHOW_BYTES = 200  # of a refused answer, quoted in the error
+FITS_BLOCK, FITS_CARD = 2880, 80
+FITS_SIGNATURE = b"SIMPLE  ="
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
+TEXT_SUFFIXES = (".txt", ".dat")
+# What a manifest entry's ``content`` may say (see workflow/planck_manifest.yaml).
+CONTENT_KEYS = ("format", "hdu", "columns", "nside", "n_columns")
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--", b"<title", b"<h1", b"<p>", b"<pre")
 
 
 class DownloadError(RuntimeError):
@@ -54,6 +82,11 @@ class DownloadError(RuntimeError):
 
 class ChecksumError(DownloadError):
     """Size or checksum of a downloaded (or already present) file is wrong."""
+
+
+class ContentError(ChecksumError):
+    """Not the file asked for: a web page, an empty or cut answer, not FITS, the wrong HDU,
+    columns or NSIDE, or text that is not rows of numbers."""
 
 
 class OfflineError(DownloadError):
@@ -83,6 +116,199 @@ def check_file(path, size=None, md5=None, sha256=None) -> tuple[list[str], dict]
     digests = file_digests(path, tuple(expected) or DIGESTS)
     problems = [f"{a} {digests[a]}, expected {v}" for a, v in expected.items() if digests[a] != v]
     return problems, digests
+
+
+def content_format(name, content=None) -> str | None:
+    """'fits', 'text' or None (nothing to check but "not a web page"): the manifest's
+    ``content.format``, else the file name's suffix."""
+    if content and content.get("format"):
+        return content["format"]
+    lower = str(name).lower()
+    if lower.endswith(FITS_SUFFIXES):
+        return "fits"
+    if lower.endswith(TEXT_SUFFIXES):
+        return "text"
+    return None
+
+
+def check_content_spec(name, content) -> None:
+    """ValueError (TypeError) for a manifest ``content`` entry this module would misread (a typo would silently check less)."""
+    if content is None:
+        return
+    if not isinstance(content, dict):
+        raise TypeError(f"{name}: content must be a mapping of {list(CONTENT_KEYS)}, not {content!r}")
+    unknown = sorted(set(content) - set(CONTENT_KEYS))
+    if unknown:
+        raise ValueError(f"{name}: unknown content key(s) {unknown}; known: {list(CONTENT_KEYS)}")
+    if content.get("format") not in (None, "fits", "text"):
+        raise ValueError(f"{name}: content.format {content['format']!r}: fits or text")
+
+
+def looks_like_markup(head: bytes) -> bool:
+    """True when an answer starts like a web page or an XML error document (what archives
+    send for a wrong URL, a login or an error), whatever its content type says."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n\f").lower()
+    return start.startswith(_HTML_STARTS)
+
+
+def _card_value(card: str):
+    """The value of a FITS header card ``KEYWORD = value / comment`` (str, bool, int or float)."""
+    text = card[10:].lstrip()
+    if text.startswith("'"):
+        m = re.match(r"'((?:[^']|'')*)'", text)  # '' is a quote inside a FITS string
+        return m.group(1).replace("''", "'").rstrip() if m else text
+    token = text.split("/", 1)[0].strip()
+    if token in ("T", "F"):
+        return token == "T"
+    for kind in (int, float):
+        try:
+            return kind(token.replace("D", "E") if kind is float else token)
+        except ValueError:
+            pass
+    return token
+
+
+def fits_headers(path) -> tuple[list[dict], int]:
+    """The headers of a FITS file's HDUs ({keyword: value}), read without astropy (the
+    download environment has none), and how many bytes its headers declare beyond its end
+    (0: complete; a cut download is short). Bytes after the last HDU that do not start
+    another extension are ignored, as FITS readers do."""
+    size = os.path.getsize(path)
+    headers, offset = [], 0
+    with open(path, "rb") as f:
+        while offset < size:
+            f.seek(offset)
+            header, ended = {}, False
+            while not ended:
+                block = f.read(FITS_BLOCK)
+                if headers and not header and not (block.startswith(b"XTENSION") or b"XTENSION".startswith(block)):
+                    return headers, 0  # trailing bytes, not an extension
+                if len(block) < FITS_BLOCK:
+                    return headers + [header], FITS_BLOCK - len(block)  # cut inside a header
+                offset += FITS_BLOCK
+                for i in range(0, FITS_BLOCK, FITS_CARD):
+                    card = block[i : i + FITS_CARD].decode("ascii", "replace")
+                    key = card[:8].rstrip()
+                    if key == "END":
+                        ended = True
+                        break
+                    if card[8:10] == "= ":
+                        header[key] = _card_value(card)
+            headers.append(header)
+            naxis = int(header.get("NAXIS", 0) or 0)
+            axes = [int(header.get(f"NAXIS{i}", 0) or 0) for i in range(1, naxis + 1)]
+            if header.get("GROUPS") is True and axes and axes[0] == 0:
+                axes = axes[1:]  # random groups: NAXIS1 = 0 is not a dimension
+            count = 1
+            for n in axes:
+                count *= n
+            data = abs(int(header.get("BITPIX", 8))) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + count) if naxis else 0
+            if offset + data > size:
+                return headers, offset + data - size
+            offset += -(-data // FITS_BLOCK) * FITS_BLOCK  # data is padded to whole blocks
+    return headers, 0
+
+
+def _fits_problems(path, content) -> tuple[list[str], int]:
+    with open(path, "rb") as f:
+        head = f.read(FITS_CARD)
+    if not head.startswith(FITS_SIGNATURE):
+        what = "a web page" if looks_like_markup(head) else "not a FITS file"
+        return [f"{what}: it does not start with the FITS signature 'SIMPLE  =' (first bytes {head!r})"], 0
+    headers, missing = fits_headers(path)
+    if missing:
+        return [f"cut short: its FITS headers declare {missing} more bytes than the file has"], missing
+    problems = []
+    columns = [str(c) for c in content.get("columns") or ()]
+    nside = content.get("nside")
+    hdu = content.get("hdu", 1 if columns or nside else None)
+    if hdu is not None:
+        if hdu >= len(headers):
+            problems.append(f"no HDU {hdu} (the file has {len(headers)})")
+        else:
+            header = headers[hdu]
+            names = [str(header.get(f"TTYPE{i}", "")).strip() for i in range(1, int(header.get("TFIELDS", 0) or 0) + 1)]
+            if columns and header.get("XTENSION") != "BINTABLE":
+                problems.append(f"HDU {hdu} is {header.get('XTENSION', 'the primary array')!r}, not a binary table")
+            lacking = [c for c in columns if c.upper() not in {n.upper() for n in names}]
+            if columns and lacking and not problems:
+                problems.append(f"HDU {hdu} lacks column(s) {lacking} (it has {names})")
+            if nside is not None and header.get("NSIDE") != int(nside):
+                problems.append(f"HDU {hdu} has NSIDE {header.get('NSIDE', 'missing')}, expected {int(nside)}")
+    return problems + _astropy_problems(path, hdu, columns), 0
+
+
+def _astropy_problems(path, hdu, columns) -> list[str]:
+    """The file opens with astropy (as the workflow reads it) and, where named, the table has the columns."""
+    # Imported here, not at module level: the Snakefile imports this module at every parse
+    # (astropy adds a third of a second), and the download env (envs/download.yaml) has no astropy.
+    try:
+        from astropy.io import fits
+    except ImportError:
+        return []
+    try:
+        # Warnings (odd header characters, padding) are astropy's to give when the file is read; an exception is the finding here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=True) as hdul:
+                n = len(hdul)  # reads every header
+                if hdu is not None and hdu < n and columns:
+                    _ = hdul[hdu].columns.names  # parses the table's column definitions
+    except Exception as exc:  # noqa: BLE001 -- any failure to open is the finding
+        return [f"astropy cannot open it: {type(exc).__name__}: {exc}"]
+    return []
+
+
+def _text_problems(path, content) -> list[str]:
+    width, rows = None, 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            if rows == 0 and looks_like_markup(line):
+                return [f"a web page, not rows of numbers (line {number}: {raw[:SHOW_BYTES]!r})"]
+            try:
+                values = [float(t) for t in line.split()]
+            except ValueError:
+                return [f"line {number} is not numbers: {raw[:SHOW_BYTES]!r}"]
+            if width is not None and len(values) != width:
+                return [f"line {number} has {len(values)} numbers, the lines above {width} (cut, or not one table)"]
+            width, rows = len(values), rows + 1
+    if rows == 0:
+        return ["no rows of numbers (empty, or only comments)"]
+    expected = content.get("n_columns")
+    if expected is not None and width != int(expected):
+        return [f"{width} numbers a row, expected {int(expected)}"]
+    return []
+
+
+def check_content(path, content=None, name=None) -> tuple[list[str], int]:
+    """Problems of a file's content ([] = fine) against what is known of it, and the bytes a
+    FITS file's headers declare beyond its end (a cut download; 0 otherwise).
+
+    ``content``: the manifest entry's ``content`` ({format, hdu, columns, nside, n_columns},
+    any of them) or None. The format comes from it or from the file name (.fits, .txt):
+    ``name`` (the final name of a .part file), else the path's.
+    Any file: not empty, not a web page. FITS: the signature, every header and the declared
+    data within the file, astropy opens it; ``columns`` (case-insensitive names) in binary
+    table ``hdu`` (default 1) and its NSIDE keyword equal to ``nside``, where given. Text:
+    rows of numbers ('#' comments and blank lines aside), each as long, ``n_columns`` wide
+    where given.
+    """
+    path = Path(path)
+    content = content or {}
+    if path.stat().st_size == 0:
+        return ["empty (0 bytes)"], 0
+    name = name or path.name
+    kind = content_format(name, content)
+    if kind == "fits":
+        return _fits_problems(path, content)
+    if kind == "text":
+        return _text_problems(path, content), 0
+    with open(path, "rb") as f:
+        head = f.read(SNIFF_BYTES)
+    return ([f"a web page (first bytes {head[:SHOW_BYTES]!r})"] if looks_like_markup(head) and not name.lower().endswith((".html", ".htm", ".xml")) else []), 0
 
 
 def _human(n: float) -> str:
@@ -148,10 +374,23 @@ class Progress:
 # --------------------------------------------------------------------------- fetch
 
 
+class _Retry(Retry):
+    """urllib3's Retry, except that a connection that cannot be made (a host name that does
+    not resolve, a refused connection, no route) fails at once: backing off only delays an
+    error that will not go away (offline, the first download took minutes to fail)."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        # NewConnectionError subclasses ConnectTimeoutError; a connect timeout proper is not one and is retried.
+        if isinstance(error, NewConnectionError):
+            raise MaxRetryError(_pool, url, error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 def make_session(retries=5, backoff=1.0, backoff_max=120.0) -> requests.Session:
-    """A requests session whose adapter retries connection errors and 429/5xx
-    with exponential backoff (``backoff * 2**n`` seconds, at most ``backoff_max``)."""
-    retry = Retry(
+    """A requests session whose adapter retries timeouts, dropped connections and 429/5xx
+    with exponential backoff (``backoff * 2**n`` seconds, at most ``backoff_max``); a
+    connection that cannot be made (DNS, refused) is not retried."""
+    retry = _Retry(
         total=retries,
         connect=retries,
         read=retries,
@@ -186,7 +425,11 @@ def manual_copy_hint(dest, url, md5=None, sha256=None) -> str:
 
 
 class _Unreachable(Exception):
-    """No answer from the server after the session's own retries."""
+    """No answer from the server: at once for DNS/refused, after the session's retries for timeouts."""
+
+
+class _Cut(requests.exceptions.ChunkedEncodingError):
+    """The body ended before the file did (shorter than announced, pinned or declared): a drop."""
 
 
 _DROPS = (
@@ -198,6 +441,31 @@ _DROPS = (
 )
 
 
+def _causes(exc, depth=12):
+    """An exception, the ones it wraps (requests -> urllib3 -> socket), and so on."""
+    seen = []
+    while exc is not None and len(seen) < depth and exc not in seen:
+        seen.append(exc)
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = inner or exc.__cause__ or exc.__context__
+    return seen
+
+
+def _unreachable_reason(exc, url, retries) -> str:
+    host = requests.utils.urlparse(url).netloc
+    causes = _causes(exc)
+    if any(isinstance(c, NameResolutionError) for c in causes):
+        return f"the host name of {host} does not resolve (offline, or no DNS); not retried"
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return f"{host} refused the connection (nothing listens there); not retried"
+    for cause in causes:
+        if isinstance(cause, NewConnectionError):
+            return f"no connection to {host} ({cause}); not retried"
+    return f"no answer after {retries} retries ({type(exc).__name__}: {exc})"
+
+
 def _content_range(header):
     """(start, total) from 'bytes START-END/TOTAL' (total None when '*')."""
     m = re.match(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", header or "")
@@ -206,7 +474,17 @@ def _content_range(header):
     return int(m.group(1)), (None if m.group(3) == "*" else int(m.group(3)))
 
 
-# More than 8 parameters: after url and dest, keyword-only knobs of one download (timeouts, retries, progress cadence), each with a default.
+def _read_head(blocks, n) -> bytes:
+    """At least ``n`` bytes from the start of a body (less if it ends first); the iterator goes on after them."""
+    head = b""
+    for block in blocks:
+        head += block
+        if len(head) >= n:
+            break
+    return head
+
+
+# More than 8 parameters: after url and dest, keyword-only knobs of one download (what is expected, timeouts, retries, progress cadence), each with a default.
 def fetch(
     url,
     dest,
@@ -214,6 +492,7 @@ def fetch(
     size=None,
     md5=None,
     sha256=None,
+    content=None,
     retries=5,
     backoff=1.0,
     backoff_max=120.0,
@@ -229,40 +508,54 @@ def fetch(
 
     ``size``/``md5``/``sha256``: expected values, None where unknown (then the
     size the server announces is enforced and the digests are logged so they
-    can be pinned). ``retries``: attempts after the first, both for the
-    session's connection/status retries and for mid-stream drops; waits grow
-    as ``backoff * 2**n`` s (capped at ``backoff_max``).
+    can be pinned). ``content``: what the manifest knows of the file's content
+    (see :func:`check_content`); with None the file name's suffix still asks for
+    a FITS file or rows of numbers, and no web page or empty answer is accepted.
+    ``retries``: attempts after the first, both for the session's
+    timeout/status retries and for mid-stream drops; waits grow as
+    ``backoff * 2**n`` s (capped at ``backoff_max``). A host that does not
+    resolve, a refused connection or an HTTP 4xx fails at once.
     ``tty``: stream for the live progress line; default stderr when it is a
     terminal. Returns ``dest``.
     """
     logger = logger or log
     dest = Path(dest)
     name = dest.name
+    check_content_spec(name, content)
     if tty is None and sys.stderr.isatty():
         tty = sys.stderr
     if dest.exists():
-        return _use_existing(dest, url, size, md5, sha256, logger)
+        return _use_existing(dest, url, size, md5, sha256, content, logger)
     if size is None and not (md5 or sha256):
-        logger.warning(f"{name}: no size or checksum known; the size the server announces is enforced")
+        logger.warning(f"{name}: no size or checksum known; the size the server announces and the content are checked")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    job = _Job(url, dest, size, md5, sha256, content, timeout, chunk, logger, tty, every_percent, every_seconds)
+    part = job.part
     own_session = session is None
     session = session or make_session(retries, backoff, backoff_max)
     try:
         attempt = 0
         while True:
             try:
-                total = _transfer(session, url, part, size, timeout, chunk, logger, tty, every_percent, every_seconds)
+                total = job.transfer(session)
+                content_problems = job.check_cut(total)
                 break
             except _Unreachable as exc:
                 have = part.stat().st_size if part.exists() else 0
                 kept = f" ({_human(have)} kept in {part.name}, resumed later)" if have else ""
                 raise OfflineError(
-                    f"cannot download {name} from {url}: the server cannot be reached{kept} ({exc}). "
+                    f"cannot download {name} from {url}: {exc}{kept}. "
                     "Offline, or the archive is down? " + manual_copy_hint(dest, url, md5, sha256)
                 ) from None
             except _DROPS as exc:
                 have = part.stat().st_size if part.exists() else 0
+                if job.no_range:
+                    raise DownloadError(
+                        f"download of {name} from {url} was cut at {_human(have)} ({exc}), and this server ignores "
+                        "HTTP Range requests (it answered 200 instead of 206 when asked to resume), so every retry "
+                        f"would fetch the whole file again: stopped after {job.full_fetches} full attempt(s). "
+                        f"{part.name} is kept for a mirror that can resume. " + manual_copy_hint(dest, url, md5, sha256)
+                    ) from exc
                 if attempt >= retries:
                     raise DownloadError(
                         f"download of {name} from {url} failed after {attempt + 1} attempts ({exc}); "
@@ -286,6 +579,20 @@ def fetch(
                 "the same way, the archive's file differs from the manifest's checksum: check it and update the "
                 "manifest."
             )
+        if content_problems and (md5 or sha256):
+            # The pinned checksum says this is the archive's file: the content entry is what is wrong.
+            logger.warning(
+                f"{name}: the checksum matches the manifest, so the file is kept, but it does not match the "
+                f"manifest's content entry ({'; '.join(content_problems)}): correct that entry"
+            )
+        elif content_problems:
+            part.unlink()
+            raise ContentError(
+                f"{name} downloaded from {url} is not the expected file: {'; '.join(content_problems)}. "
+                f"{part.name} was deleted; nothing was put at {dest}. If the archive's file is right and the "
+                "manifest's content entry (columns, nside, hdu) is wrong, correct the manifest. "
+                + manual_copy_hint(dest, url, md5, sha256)
+            )
         os.replace(part, dest)
         pinned = ", ".join(f"{a} {v}" for a, v in digests.items())
         logger.info(f"{name}: verified ({pinned}) -> {dest}")
@@ -297,96 +604,164 @@ def fetch(
             session.close()
 
 
-def _use_existing(dest, url, size, md5, sha256, logger) -> Path:
+def _use_existing(dest, url, size, md5, sha256, content, logger) -> Path:
     problems, digests = check_file(dest, size, md5, sha256)
+    if not problems and not (md5 or sha256):
+        # No checksum: the content is all there is to tell a map from an error page saved by an older run.
+        problems = check_content(dest, content)[0]
     if problems:
-        raise ChecksumError(
+        error = ChecksumError if md5 or sha256 else ContentError
+        raise error(
             f"{dest} is already there but is not the expected file: {'; '.join(problems)}. It was left as it is. "
             f"Move it aside (or delete it) to download it again from {url}, or, if you trust this copy, "
-            "update the size/checksum in the manifest."
+            "update the size/checksum (or content) in the manifest."
         )
     if md5 or sha256:
         logger.info(f"{dest.name}: already in place and verified; not downloaded")
     else:
         logger.warning(
-            f"{dest.name}: already in place, no checksum to verify it against; used as it is "
+            f"{dest.name}: already in place, no checksum to verify it against; its content checks out, used as it is "
             f"({', '.join(f'{a} {v}' for a, v in digests.items())})"
         )
     return dest
 
 
-# More than 8 parameters: one HTTP request's state and its progress cadence (private to fetch).
-def _transfer(session, url, part, size, timeout, chunk, logger, tty, every_percent, every_seconds) -> int:
-    """One request: append to (or restart) ``part``; return the total size once complete.
+class _Job:
+    """One file's download (private to fetch): what is expected, and what the requests so far taught."""
 
-    Raises one of ``_DROPS`` when the stream ends early, DownloadError for HTTP errors.
-    """
-    name = part.name[: -len(".part")]
-    have = part.stat().st_size if part.exists() else 0
-    if size is not None and have > int(size):
-        logger.warning(f"{name}: {part.name} is larger than the expected {size} bytes; restarting")
-        part.unlink()
-        have = 0
-    if size is not None and have == int(size):
-        return have  # complete from an earlier run: verified by the caller
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    try:
-        resp = session.get(url, stream=True, headers=headers, timeout=timeout, allow_redirects=True)
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        # The session's Retry has already retried with backoff: the server cannot be reached.
-        raise _Unreachable(str(exc)) from exc
-    with resp:
-        if resp.status_code == 416 and have:
-            _, total = _content_range(resp.headers.get("Content-Range"))
-            if total == have:
-                return have
-            logger.warning(f"{name}: server refused to resume at byte {have}; restarting")
+    # More than 8 parameters: one download's expectations and progress cadence, passed on from fetch.
+    def __init__(self, url, dest, size, md5, sha256, content, timeout, chunk, logger, tty, every_percent, every_seconds):
+        self.url, self.dest, self.name = url, dest, dest.name
+        self.part = dest.with_name(dest.name + ".part")
+        self.size = int(size) if size is not None else None
+        self.md5, self.sha256, self.content = md5, sha256, content
+        self.format = content_format(dest.name, content)
+        self.timeout, self.chunk, self.logger, self.tty = timeout, chunk, logger, tty
+        self.every_percent, self.every_seconds = every_percent, every_seconds
+        self.no_range = False  # the server answered a Range request with the whole file
+        self.full_fetches = 0  # answers streamed from byte 0
+
+    def hint(self) -> str:
+        return manual_copy_hint(self.dest, self.url, self.md5, self.sha256)
+
+    def transfer(self, session) -> int | None:
+        """One request: append to (or restart) the .part; return the file's size where the
+        server or the manifest says it (None otherwise) once the body has ended.
+
+        Raises one of ``_DROPS`` when the stream ends early, DownloadError for HTTP errors,
+        ContentError for a web page, an empty answer or a file that does not start as asked.
+        """
+        name, part, size, logger = self.name, self.part, self.size, self.logger
+        have = part.stat().st_size if part.exists() else 0
+        if size is not None and have > size:
+            logger.warning(f"{name}: {part.name} is larger than the expected {size} bytes; restarting")
             part.unlink()
-            raise requests.exceptions.ConnectionError("range not satisfiable; restarting from byte 0")
-        if resp.status_code >= 400:
-            raise DownloadError(
-                f"cannot download {name} from {url}: HTTP {resp.status_code} {resp.reason}. "
-                + manual_copy_hint(part.with_name(name), url)
-            )
-        if "text/html" in resp.headers.get("Content-Type", "") and not name.endswith((".html", ".htm")):
-            raise DownloadError(
-                f"cannot download {name} from {url}: the server answered with a web page (text/html), not the "
-                "file: a wrong URL, a login or an error page. Check the URL in a browser. "
-                + manual_copy_hint(part.with_name(name), url)
-            )
-        mode, start = "wb", 0
-        if have and resp.status_code == 206:
-            start, total = _content_range(resp.headers.get("Content-Range"))
-            if start == have:
-                mode = "ab"
-                logger.info(f"{name}: resuming at byte {have}")
-            else:
-                logger.warning(f"{name}: server answered range from byte {start}, not {have}; restarting")
-                resp.close()
+            have = 0
+        if size is not None and have == size:
+            return have  # complete from an earlier run: verified by the caller
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            resp = session.get(self.url, stream=True, headers=headers, timeout=self.timeout, allow_redirects=True)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            retries = session.get_adapter(self.url).max_retries.total
+            raise _Unreachable(_unreachable_reason(exc, self.url, retries)) from exc
+        with resp:
+            if resp.status_code == 416 and have:
+                _, total = _content_range(resp.headers.get("Content-Range"))
+                if total == have:
+                    return have
+                logger.warning(f"{name}: server refused to resume at byte {have}; restarting")
                 part.unlink()
-                raise requests.exceptions.ConnectionError("unexpected Content-Range; restarting from byte 0")
-        else:
-            if have:
-                logger.warning(f"{name}: server ignored the Range request (HTTP {resp.status_code}); restarting")
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length is not None and "Content-Encoding" not in resp.headers else None
-        if total is None:
-            total = int(size) if size is not None else None
-        elif size is not None and total != int(size):
-            raise ChecksumError(
-                f"{name}: {url} announces {total} bytes, the manifest expects {int(size)}: "
-                "not the expected file (an error page, or another version). Nothing was written."
+                raise requests.exceptions.ConnectionError("range not satisfiable; restarting from byte 0")
+            if resp.status_code >= 400:
+                retried = resp.status_code in RETRY_STATUS
+                raise DownloadError(
+                    f"cannot download {name} from {_url_of(resp, self.url)}: HTTP {resp.status_code} {resp.reason} "
+                    + ("(after the session's retries). " if retried else "(not retried: asking again gets the same answer). ")
+                    + self.hint()
+                )
+            mode, start = "wb", 0
+            if have and resp.status_code == 206:
+                start, total = _content_range(resp.headers.get("Content-Range"))
+                if start == have:
+                    mode = "ab"
+                    logger.info(f"{name}: resuming at byte {have}")
+                else:
+                    logger.warning(f"{name}: server answered range from byte {start}, not {have}; restarting")
+                    resp.close()
+                    part.unlink()
+                    raise requests.exceptions.ConnectionError("unexpected Content-Range; restarting from byte 0")
+            else:
+                if have:
+                    self.no_range = True
+                    logger.warning(
+                        f"{name}: the server ignored the Range request (HTTP {resp.status_code} instead of 206), so it "
+                        f"cannot resume: fetching the whole file again from byte 0, this once (if this copy is cut too, "
+                        "the download stops rather than fetch the whole file yet again)"
+                    )
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length is not None and "Content-Encoding" not in resp.headers else None
+            if total is None:
+                total = size
+            elif size is not None and total != size:
+                raise ChecksumError(
+                    f"{name}: {_url_of(resp, self.url)} announces {total} bytes, the manifest expects {size}: "
+                    "not the expected file (an error page, or another version). Nothing was written."
+                )
+            blocks = resp.iter_content(chunk_size=self.chunk)
+            head = _read_head(blocks, SNIFF_BYTES)
+            self.check_head(resp, head, start, have)  # before anything is written
+            if start == 0:
+                self.full_fetches += 1
+            progress = Progress(name, total, start, logger, self.tty, self.every_percent, self.every_seconds)
+            with open(part, mode) as f:
+                f.write(head)
+                progress.update(len(head))
+                for block in blocks:
+                    f.write(block)
+                    progress.update(len(block))
+            progress.close()
+        got = part.stat().st_size
+        if total is not None and got < total:
+            raise _Cut(f"connection closed at byte {got} of {total}")
+        return total
+
+    def check_head(self, resp, head, start, have) -> None:
+        """Refuse a web page, an empty answer or a file that does not start as its format must."""
+        kept = f" {_part_note(self.part, have)}" if have else ""
+        shown = f"First bytes of the answer: {head[:SHOW_BYTES]!r}."
+        where = f"cannot download {self.name} from {_url_of(resp, self.url)}: HTTP {resp.status_code}"
+        content_type = resp.headers.get("Content-Type", "")
+        html_ok = self.name.lower().endswith((".html", ".htm"))
+        if not html_ok and ("text/html" in content_type.lower() or looks_like_markup(head)):
+            raise ContentError(
+                f"{where} answered with a web page ({content_type or 'no content type'}), not the file: a wrong URL, "
+                f"a login or an error page. {shown} Nothing was written{kept}. Check the URL in a browser. " + self.hint()
             )
-        progress = Progress(name, total, start, logger, tty, every_percent, every_seconds)
-        with open(part, mode) as f:
-            for block in resp.iter_content(chunk_size=chunk):
-                f.write(block)
-                progress.update(len(block))
-        progress.close()
-    got = part.stat().st_size
-    if total is not None and got < total:
-        raise requests.exceptions.ChunkedEncodingError(f"connection closed at byte {got} of {total}")
-    return got
+        if start == 0 and not head:
+            raise ContentError(f"{where} answered with an empty body, not the file. Nothing was written{kept}. " + self.hint())
+        if start == 0 and self.format == "fits" and not head.startswith(FITS_SIGNATURE):
+            raise ContentError(
+                f"{where} answered with something that is not a FITS file (no 'SIMPLE  =' card at its start). "
+                f"{shown} Nothing was written{kept}. " + self.hint()
+            )
+
+    def check_cut(self, total) -> list[str]:
+        """The content's problems once a transfer has ended; a FITS file shorter than its headers
+        declare, from a server that gave no size, is a drop (``_Cut``: resumed), not a problem."""
+        problems, missing = check_content(self.part, self.content, self.name)
+        if missing and total is None:
+            raise _Cut(f"the body ended {missing} bytes before the end its FITS headers declare (no Content-Length)")
+        return problems
+
+
+def _url_of(resp, url) -> str:
+    """The URL asked for, and where a redirect led."""
+    return url if not resp.url or resp.url == url else f"{url} (redirected to {resp.url})"
+
+
+def _part_note(part, have) -> str:
+    return f"({_human(have)} already in {part.name} kept)"
 
 
 # --------------------------------------------------------------------------- manifest
@@ -394,7 +769,8 @@ def _transfer(session, url, part, size, timeout, chunk, logger, tty, every_perce
 
 def load_manifest(path) -> dict:
     """The manifest as {file name: entry}; each entry has ``paths`` (mirror -> path
-    under its base URL), ``size``, ``md5``, ``sha256`` (None where unknown) and ``used_for``."""
+    under its base URL), ``size``, ``md5``, ``sha256`` (None where unknown), ``used_for``
+    and ``content`` (what is known of the content, see :func:`check_content`; None if nothing)."""
     with open(path) as f:
         data = yaml.safe_load(f)
     files = data["files"]
@@ -402,6 +778,11 @@ def load_manifest(path) -> dict:
         for key in ("paths", "size", "md5", "sha256", "used_for"):
             if key not in entry:
                 raise ValueError(f"{path}: entry {name} lacks '{key}'")
+        entry.setdefault("content", None)
+        try:
+            check_content_spec(name, entry["content"])
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
     return files
 
 
@@ -426,7 +807,9 @@ def find_manifest(path, basedir) -> Path:
 
 def download_params(manifest: dict, planck: dict, name: str) -> dict:
     """What the download rule passes to :func:`fetch` for one manifest file
-    (``planck``: the config's planck section)."""
+    (``planck``: the config's planck section). Not the entry's ``content``: these are the
+    rule's params, and a new key would make Snakemake redo every download already made
+    (params rerun trigger); a script wanting it reads ``manifest[name]["content"]``."""
     entry = manifest[name]
     return {
         "url": file_url(name, entry, planck["base_urls"], planck["mirror"]),
@@ -442,7 +825,7 @@ def download_params(manifest: dict, planck: dict, name: str) -> dict:
 
 def verify_files(paths, manifest: dict) -> list[str]:
     """Check files against their manifest entries (by file name); one line per file,
-    starting with OK, WRONG, MISSING, UNPINNED (no size/checksum known) or UNKNOWN."""
+    starting with OK, WRONG, MISSING, UNPINNED (no checksum known; the content checks out) or UNKNOWN."""
     lines = []
     for path in map(Path, paths):
         entry = manifest.get(path.name)
@@ -452,13 +835,16 @@ def verify_files(paths, manifest: dict) -> list[str]:
             lines.append(f"MISSING  {path}")
         else:
             problems, digests = check_file(path, entry["size"], entry["md5"], entry["sha256"])
+            pinned = entry["md5"] or entry["sha256"]
+            if not problems and not pinned:
+                problems = check_content(path, entry.get("content"))[0]
             if problems:
                 lines.append(f"WRONG    {path}: {'; '.join(problems)}")
-            elif entry["md5"] or entry["sha256"]:
+            elif pinned:
                 lines.append(f"OK       {path}")
             else:
-                pinned = ", ".join(f"{a} {v}" for a, v in digests.items())
-                lines.append(f"UNPINNED {path}: nothing to check it against; pin after checking it: {pinned}")
+                digest_text = ", ".join(f"{a} {v}" for a, v in digests.items())
+                lines.append(f"UNPINNED {path}: content checks out, no checksum to check it against; pin after checking it: {digest_text}")
     return lines
 
 
