@@ -99,6 +99,11 @@ rule train_dustvae:
         # Not an output: it must survive a killed job so the rerun resumes from it.
         checkpoint_dir=lambda wildcards: dust_checkpoint_dir(wildcards.dustmodel),
     threads: 1
+    # One retry resumes from the last checkpoint. The default cvae's validation loss turns
+    # NaN at epoch 8 on some CPUs (measured here: the job stops with NonFiniteLoss, no model
+    # written); resumed from its checkpoint (8 epochs done) it trains on to a finite end
+    # (issue 20 is to make the dust models numerically robust instead).
+    retries: 1
     resources:
         gpu=1,
         mem_mb=dust_mem_mb(["train", "validation"]),
