@@ -14,8 +14,20 @@ import json
 import numpy as np
 
 
+def _plain(key):
+    """A key as the Python value it stands for: numpy integers and floats become int and
+    float, so a seed or index that passed through numpy gives the same stream."""
+    if isinstance(key, np.integer):
+        return int(key)
+    if isinstance(key, np.floating):
+        return float(key)
+    return key
+
+
 def seed_words(*keys) -> list[int]:
-    """Stable 256-bit entropy (as eight 32-bit words) from JSON-able keys."""
+    """Stable 256-bit entropy (as eight 32-bit words) from JSON-able keys (numpy scalars
+    hash as the Python numbers they equal)."""
+    keys = [_plain(k) for k in keys]
     payload = json.dumps([str(k) if not isinstance(k, (int, str)) else k for k in keys])
     digest = hashlib.sha256(payload.encode()).digest()
     return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 32, 4)]
