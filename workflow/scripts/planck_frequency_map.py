@@ -8,12 +8,9 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, smk.rule)
 
-import numpy as np  # noqa: E402
-
-from cmbnn.io import write_maps_fits  # noqa: E402
-from cmbnn.planck.maps import prepare_frequency_map  # noqa: E402
+from cmbnn.planck.maps import prepare_frequency_map, write_prepared_map  # noqa: E402
 
 p = smk.params
 maps, valid = prepare_frequency_map(smk.input[0], p.nside, p.fwhm_arcmin)
-write_maps_fits(smk.output[0], np.concatenate([maps, valid[None].astype(np.float64)]), ["T", "Q", "U", "VALID"], extra_header=[("SOURCE", str(smk.input[0]).split("/")[-1][:68], "PLA file")])
+write_prepared_map(smk.output[0], maps, valid, smk.input[0])
 log.info("%s -> nside %d (beam %s' kept, pixel window of nside %d); %d invalid pixels", smk.input[0], p.nside, p.fwhm_arcmin, p.nside, int((~valid).sum()))

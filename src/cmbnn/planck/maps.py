@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 
+from cmbnn.io import write_maps_fits
 from cmbnn.planck.archive import change_resolution, read_planck_map, read_planck_mask
 
 log = logging.getLogger(__name__)
@@ -143,3 +144,10 @@ def keep_mask(path, nside: int, column: str | None = None, threshold: float = 0.
     """A PLA mask (1 = kept) at ``nside`` as booleans: True where at least ``threshold`` of the pixel is kept."""
     fraction = read_planck_mask(path, column=column, nside_out=nside)
     return fraction >= threshold
+
+
+def write_prepared_map(path, maps: np.ndarray, valid: np.ndarray, source) -> None:
+    """A prepared map as the planck rules write it: T, Q, U (uK_CMB) plus VALID (0 where an input
+    pixel was unusable), the PLA file it came from in the header."""
+    header = [("SOURCE", str(source).split("/")[-1][:68], "PLA file")]
+    write_maps_fits(path, np.concatenate([maps, valid[None].astype(np.float64)]), ["T", "Q", "U", "VALID"], extra_header=header)
