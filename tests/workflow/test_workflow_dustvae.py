@@ -25,8 +25,7 @@ TARGETS = [
 @pytest.fixture(scope="module")
 def dust_run(tmp_path_factory, tiny_snakemake):
     work = tmp_path_factory.mktemp("dust_dag")
-    proc = tiny_snakemake(work, "--cores", "2", *TARGETS)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    tiny_snakemake(work, "--cores", "2", *TARGETS, check=True)
     return work
 
 
