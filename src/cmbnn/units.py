@@ -56,15 +56,22 @@ PLANCK_2015_MJYSR_PER_KCMB = {545: 58.04}
 
 
 
-# Normalised unit strings (lower case, no spaces) and their factor: "cmb" to
-# uK_CMB directly; "rj" to uK_RJ, then times k_rj_to_k_cmb(nu); "intensity" to
-# MJy/sr, then times the MJy/sr -> uK_CMB conversion at nu; dimensionless
-# (masks, hits) unchanged. A trailing ^2 / **2 squares the factor (covariances).
-_CMB = {"kcmb": 1e6, "k_cmb": 1e6, "mkcmb": 1e3, "mk_cmb": 1e3, "ukcmb": 1.0, "uk_cmb": 1.0, "muk_cmb": 1.0, "mukcmb": 1.0}
-_RJ = {"krj": 1e6, "k_rj": 1e6, "mkrj": 1e3, "mk_rj": 1e3, "ukrj": 1.0, "uk_rj": 1.0, "muk_rj": 1.0}
-_INTENSITY = {"mjy/sr": 1.0, "mjysr-1": 1.0, "mjy.sr-1": 1.0, "mjy.sr^-1": 1.0, "mjysr^-1": 1.0, "jy/sr": 1e-6, "jysr-1": 1e-6, "jy.sr-1": 1e-6}
+# Canonical unit names (from :func:`normalise_unit`) and their factor: "cmb" to uK_CMB
+# directly; "rj" to uK_RJ, then times k_rj_to_k_cmb(nu); "intensity" to MJy/sr, then times
+# the MJy/sr -> uK_CMB conversion at nu; dimensionless (masks, hits) unchanged. A square
+# (K_CMB^2, (K_CMB)**2, Kcmb2) squares the factor (covariances).
+_CMB = {"k_cmb": 1e6, "mk_cmb": 1e3, "uk_cmb": 1.0}
+_RJ = {"k_rj": 1e6, "mk_rj": 1e3, "uk_rj": 1.0}
+_INTENSITY = {"mjy/sr": 1.0, "jy/sr": 1e-6}
 DIMENSIONLESS_UNITS = {"", "none", "unitless", "dimensionless", "1", "counts", "hits", "n/a"}
 UNIT_FACTORS = {"cmb": _CMB, "rj": _RJ, "intensity": _INTENSITY, "none": DIMENSIONLESS_UNITS}
+
+# Spellings seen in Planck, WMAP, QUIJOTE and PySM headers, reduced to a canonical name:
+# Kcmb, K_CMB, K(CMB), K_{CMB}, uK_CMB, muK_CMB, microK_CMB, K_RJ, uK_RJ, uK RJ, K (antenna),
+# mK,thermodynamic, MJy/sr, MJy sr^-1, MJy.sr-1, MJy/sr-1.
+_TEMPERATURE = re.compile(r"(?P<prefix>u|m)?k(?P<scale>cmb|rj|thermodynamic|thermo|antenna|ant|brightness)")
+_SCALES = {"cmb": "cmb", "thermodynamic": "cmb", "thermo": "cmb", "rj": "rj", "antenna": "rj", "ant": "rj", "brightness": "rj"}
+_INTENSITY_SPELLING = re.compile(r"(?P<prefix>m)?jy(/sr|sr-1|/sr-1|sr\^-1|sr\*\*-1|/steradian)")
 
 
 def mjysr_to_uk_cmb(nu_ghz, mjysr_per_kcmb: float | None = None):
@@ -104,15 +111,25 @@ def monochromatic_mjysr_per_kcmb(nu_ghz):
 
 
 def normalise_unit(unit: str) -> tuple[str, int]:
-    """Lower-case, drop spaces, split off a square: ('k_cmb', 2) for 'K_CMB^2' or '(K_CMB)**2'."""
-    u = str(unit).strip().lower().replace(" ", "").replace("\u00b5", "u").replace("\u03bc", "u")
+    """(canonical name, power) of a TUNIT string: ('k_cmb', 2) for 'K_CMB^2', '(K_CMB)**2' or
+    'Kcmb^2'; ('uk_rj', 1) for 'uK_RJ', 'uK RJ', 'microK_RJ' or 'uK (antenna)'; ('mjy/sr', 1)
+    for 'MJy/sr' or 'MJy sr^-1'. A string it does not recognise comes back lower-cased, to be
+    refused by :func:`unit_factor` with its name."""
+    u = str(unit).strip().lower().replace("\u00b5", "u").replace("\u03bc", "u")
+    u = re.sub(r"[\s_{}\[\],.]", "", u).replace("micro", "u").replace("milli", "m")
     power = 1
-    squared = re.fullmatch(r"\(?(.+?)\)?(\^2|\*\*2)", u)
-    if squared:
+    squared = re.fullmatch(r"\(?(.+?)\)?(\^2|\*\*2|2)", u)
+    if squared and not squared.group(1).endswith(("^", "*", "-")):
         u, power = squared.group(1), 2
-    elif u.endswith("2") and u[:-1] in (*_CMB, *_RJ):
-        u, power = u[:-1], 2
-    return u.strip("()[]"), power
+    u = u.strip("()")
+    u = re.sub(r"^mu(?=k)", "u", u).replace("(", "").replace(")", "")
+    temperature = _TEMPERATURE.fullmatch(u)
+    if temperature:
+        return f"{temperature['prefix'] or ''}k_{_SCALES[temperature['scale']]}", power
+    intensity = _INTENSITY_SPELLING.fullmatch(u)
+    if intensity:
+        return f"{intensity['prefix'] or ''}jy/sr", power
+    return u, power
 
 
 def unit_factor(unit: str, nu_ghz: float | None = None, mjysr_per_kcmb: float | None = None, where: str = "") -> float:

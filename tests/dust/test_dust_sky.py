@@ -1,5 +1,7 @@
 """The dust intensity sky of the generative models (cmbnn.dust.sky)."""
 
+import re
+
 import healpy as hp
 import numpy as np
 import pytest
@@ -69,3 +71,50 @@ def test_the_sky_resolution_beam_shapes_the_spectrum_and_keeps_unit_variance():
     cl = hp.alm2cl(smooth)
     # Expected variance of the smoothed field is 1 (realisation scatter from the low ell).
     assert np.sum((2 * ell + 1) / (4 * np.pi) * cl) == pytest.approx(1.0, rel=0.15)
+
+
+def _positive_sky(nside=64):
+    """A smooth positive intensity map: 1 + 0.5 cos(theta) sin(phi) MJy/sr."""
+    theta, phi = hp.pix2ang(nside, np.arange(hp.nside2npix(nside)))
+    return 1.0 + 0.5 * np.cos(theta) * np.sin(phi)
+
+
+def test_map_patches_follow_the_map_and_ignore_bad_pixels_they_do_not_read():
+    sky = _positive_sky()
+    lon, lat = hp.pix2ang(64, np.arange(sky.size), lonlat=True)
+    sky[np.abs(lat) < 5] = hp.UNSEEN  # a masked plane and a negative blob far from the patches
+    sky[(np.abs(lat) < 10) & (lon < 30)] = -3.0
+    centers = dustsky.dust_centers(SETTINGS, 5, "train")
+    patches = dustsky.cut_map_patches(sky, centers, SETTINGS)
+    from cmbnn.projection import patch_geometry
+
+    theta, phi, _ = patch_geometry(centers, 16, 16, 30.0)
+    np.testing.assert_allclose(patches, 1.0 + 0.5 * np.cos(theta) * np.sin(phi), atol=0.01)  # bilinear on a smooth map
+
+
+def test_a_bad_pixel_that_a_patch_reads_is_named_with_its_position():
+    sky = _positive_sky()
+    centers = dustsky.dust_centers(SETTINGS, 5, "train")
+    pixel = hp.ang2pix(64, centers[3, 0], centers[3, 1], lonlat=True)
+    sky[pixel] = 0.0
+    with pytest.raises(ValueError, match=r"gnilc\.fits: 1 HEALPix pixels read by 1 of 20 patches.*pixel %d .*= 0.*\[3\]" % pixel):
+        dustsky.cut_map_patches(sky, centers, SETTINGS, where="gnilc.fits")
+    sky[pixel] = np.nan
+    with pytest.raises(ValueError, match=r"= nan"):
+        dustsky.cut_map_patches(sky, centers, SETTINGS, interpolation="nearest", chunk=2)
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("MJy/sr", 1.0), ("MJy sr^-1", 1.0), ("MJy.sr-1", 1.0), ("Jy/sr", 1e-6), ("", 1.0)])
+def test_the_intensity_reader_takes_intensity_units_and_any_ordering(tmp_path, unit, scale):
+    sky = _positive_sky(16)
+    path = tmp_path / "map.fits"
+    hp.write_map(str(path), hp.reorder(sky, r2n=True), nest=True, column_units=unit, dtype=np.float64)
+    np.testing.assert_allclose(dustsky.read_intensity_map(path), sky * scale)
+
+
+@pytest.mark.parametrize("unit", ["K_CMB", "uK_RJ", "MJy", "K_CMB^2"])
+def test_the_intensity_reader_refuses_another_unit_by_name(tmp_path, unit):
+    path = tmp_path / "map.fits"
+    hp.write_map(str(path), _positive_sky(16), column_units=unit)
+    with pytest.raises(ValueError, match=r"map\.fits: the intensity column is in '%s'" % re.escape(unit)):
+        dustsky.read_intensity_map(path)

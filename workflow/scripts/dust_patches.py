@@ -19,7 +19,7 @@ centers = dustsky.dust_centers(settings, p.seed, split)
 log.info("%d %s centres at |b| > %g deg", len(centers), split, settings["lat_cut_deg"])
 if p.source == "gnilc545":
     sky_map = dustsky.read_intensity_map(smk.input[0])
-    intensity = dustsky.cut_map_patches(sky_map, centers, settings)
+    intensity = dustsky.cut_map_patches(sky_map, centers, settings, where=smk.input[0])
 else:
     alm, attrs = read_alm_h5(smk.input[0])
     intensity = dustsky.cut_dust_patches(alm, int(attrs["lmax"]), centers, settings, nthreads=smk.threads)

@@ -21,6 +21,7 @@ from cmbnn.harmonics import alm_lm, unit_gaussian_alm
 from cmbnn.patches.sets import assign_regions, draw_centers
 from cmbnn.projection import evaluate_alm, patch_geometry, sample_maps
 from cmbnn.seeding import rng_for
+from cmbnn.units import UNIT_FACTORS, normalise_unit
 
 
 def skewed(g: np.ndarray, skew: float) -> np.ndarray:
@@ -76,29 +77,64 @@ def cut_dust_patches(alm: np.ndarray, lmax: int, centers: np.ndarray, settings: 
     return out
 
 
-def cut_map_patches(sky_map: np.ndarray, centers: np.ndarray, settings: dict, interpolation: str = "bilinear", chunk: int = 256) -> np.ndarray:
+def cut_map_patches(sky_map: np.ndarray, centers: np.ndarray, settings: dict, interpolation: str = "bilinear", chunk: int = 256, where: str = "map") -> np.ndarray:
     """Patches (N, H, W) float32 of a RING HEALPix intensity map (e.g. GNILC 545 GHz, MJy/sr) at
-    ``centers``, interpolated at the gnomonic pixel positions."""
+    ``centers``, interpolated at the gnomonic pixel positions.
+
+    Only the HEALPix pixels the patches read must be positive and finite (log I is taken
+    downstream): a bad pixel anywhere else on the sky (the Galactic plane, a masked source) does
+    not matter. A bad pixel that is read raises ValueError naming ``where``, the count of bad
+    pixels, the first ones' positions and the patches they fall in.
+    """
+    import healpy as hp
+
     h, w, reso = settings["height"], settings["width"], settings["reso_arcmin"]
+    nside = hp.npix2nside(sky_map.shape[-1])
+    unusable = ~np.isfinite(sky_map) | (sky_map <= 0)
     out = np.empty((len(centers), h, w), np.float32)
+    bad_pixels, bad_patches = [], []
     for start in range(0, len(centers), chunk):
         idx = slice(start, min(start + chunk, len(centers)))
         theta, phi, _ = patch_geometry(centers[idx], h, w, reso)
+        read = _pixels_read(nside, theta, phi, interpolation)  # (n_neighbours, n, H, W)
+        hit = unusable[read]
+        if hit.any():
+            bad_pixels.append(np.unique(read[hit]))
+            bad_patches.append(start + np.flatnonzero(hit.any(axis=(0, 2, 3))))
         out[idx] = sample_maps(sky_map, theta, phi, interpolation)[0]
+    if bad_pixels:
+        pixels, patches = np.unique(np.concatenate(bad_pixels)), np.concatenate(bad_patches)
+        lon, lat = hp.pix2ang(nside, pixels[:5], lonlat=True)
+        first = ", ".join(f"pixel {p} (l={a:.2f}, b={b:.2f} deg) = {sky_map[p]:.4g}" for p, a, b in zip(pixels, lon, lat))
+        raise ValueError(
+            f"{where}: {pixels.size} HEALPix pixels read by {patches.size} of {len(centers)} patches are not positive and "
+            f"finite (log I is needed), e.g. {first}; first patches {patches[:5].tolist()} centred at "
+            f"{np.round(centers[patches[:3]], 2).tolist()} (lon, lat deg). Raise lat_cut_deg or use another map"
+        )
     return out
+
+
+def _pixels_read(nside: int, theta: np.ndarray, phi: np.ndarray, interpolation: str) -> np.ndarray:
+    """RING pixels :func:`cmbnn.projection.sample_maps` reads at (theta, phi): (1 or 4, ...)."""
+    import healpy as hp
+
+    if interpolation == "nearest":
+        return hp.ang2pix(nside, theta, phi)[None]
+    if interpolation == "bilinear":
+        return hp.get_interp_weights(nside, theta.ravel(), phi.ravel())[0].reshape((4,) + theta.shape)
+    raise ValueError(f"interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
 
 
 def read_intensity_map(path) -> np.ndarray:
     """The intensity column (the first) of a HEALPix FITS map (MJy/sr, as GNILC 545 GHz) as RING
-    float64, with a clear error for another unit or pixels whose log cannot be taken."""
+    float64 MJy/sr; Jy/sr is converted, another or unknown TUNIT refused with its name.
+    Positivity is checked where the patches are cut (:func:`cut_map_patches`), not here."""
     import healpy as hp
     from astropy.io import fits
 
     unit = str(fits.getheader(str(path), 1).get("TUNIT1", "")).strip()
-    if unit and unit.replace(" ", "").lower() not in ("mjy/sr", "mjysr-1", "mjy/sr-1", "mjy.sr-1", "mjy.sr**-1"):
-        raise ValueError(f"{path}: the intensity column is in {unit!r}; dust intensity patches expect MJy/sr")
-    sky_map = hp.read_map(str(path), field=0, nest=False, dtype=np.float64)
-    bad = ~np.isfinite(sky_map) | (sky_map <= 0) | (sky_map == hp.UNSEEN)
-    if bad.any():
-        raise ValueError(f"{path}: {int(bad.sum())} of {sky_map.size} pixels are not positive and finite; dust intensity patches need log I")
-    return sky_map
+    name, power = normalise_unit(unit)
+    if unit and (name not in UNIT_FACTORS["intensity"] or power != 1):
+        raise ValueError(f"{path}: the intensity column is in {unit!r} (TUNIT1); dust intensity patches expect MJy/sr or Jy/sr")
+    scale = UNIT_FACTORS["intensity"][name] if unit else 1.0
+    return hp.read_map(str(path), field=0, nest=False, dtype=np.float64) * scale
