@@ -96,7 +96,7 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path):
     first = subprocess.run([sys.executable, str(script), "1"], capture_output=True, text=True, timeout=300)
     assert first.returncode == 3, first.stderr[-3000:]
     state = json.loads((ckpt / "state.json").read_text())
-    assert state["epoch"] == 2 and (ckpt / "last.keras").exists()
+    assert state["epoch"] == 2 and (ckpt / state["last_file"]).exists()
     second = subprocess.run([sys.executable, str(script), "-1"], capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming from the checkpoint after epoch 2" in second.stderr
@@ -358,6 +358,33 @@ def test_resumed_training_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
     assert [h["loss"] for h in h_resumed] == [h["loss"] for h in h_straight]
     assert [h["val_loss"] for h in h_resumed] == [h["val_loss"] for h in h_straight]
     assert h_straight[1]["val_loss"] < h_straight[0]["val_loss"]  # so the restored best is the last epoch
+    for w1, w2 in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_a_kill_between_the_model_and_its_state_resumes_the_same_epoch(tmp_path, monkeypatch):
+    """Killed after epoch 1's model is in place but before its state.json: the rerun must not
+    pair epoch 1's weights with epoch 0's state (it would train epoch 1 twice)."""
+    xs, ys = joint_toy()
+    xt, yt = [a[:16] for a in xs], [a[:16] for a in ys]
+    xv, yv = [a[16:] for a in xs], [a[16:] for a in ys]
+    straight, h_straight = cenn.train(xt, yt, xv, yv, JOINT_SMALL, seed=11, checkpoint_dir=tmp_path / "a", fields=["Q", "U"])
+    real_replace, states = os.replace, []
+
+    def replace(src, dst):
+        if Path(dst).name == "state.json":
+            states.append(dst)
+            if len(states) == 2:  # epoch 1: best weights and model renamed, state not yet
+                raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        cenn.train(xt, yt, xv, yv, JOINT_SMALL, seed=11, checkpoint_dir=tmp_path / "b", fields=["Q", "U"])
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert {p.name for p in (tmp_path / "b").iterdir() if not p.name.startswith(".")} >= {"state.json", "last.e1.keras", "last.e2.keras"}
+    resumed, h_resumed = cenn.train(xt, yt, xv, yv, JOINT_SMALL, seed=11, checkpoint_dir=tmp_path / "b", fields=["Q", "U"])
+    assert [h["val_loss"] for h in h_resumed] == [h["val_loss"] for h in h_straight]
     for w1, w2 in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(w1, w2)
 

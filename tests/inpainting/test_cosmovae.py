@@ -266,7 +266,7 @@ def test_killed_training_resumes_bit_for_bit(tmp_path, tiny_training):
 
     with pytest.raises(KeyboardInterrupt):
         cv.train(truth, val, bank, cl, SMALL, 11, tmp_path / "ck", callbacks=[Stop()])
-    assert (tmp_path / "ck" / "last.keras").exists()
+    assert (tmp_path / "ck" / "last.e1.keras").exists()
     resumed, h_resumed = cv.train(truth, val, bank, cl, SMALL, 11, tmp_path / "ck")
     assert [h["loss"] for h in h_resumed] == [h["loss"] for h in h_straight]
     for w1, w2 in zip(straight.get_weights(), resumed.get_weights()):

@@ -3,7 +3,11 @@
 A training job killed midway leaves ``checkpoint/`` beside its outputs:
 the last full model (weights + optimiser state), the best weights so far and
 a JSON state (epochs done, best validation loss, patience counter, history).
-Started again, it resumes from there instead of starting over.
+Started again, it resumes from there instead of starting over. The model and
+best-weight files carry the epoch in their names and ``state.json`` names the
+ones it belongs to: renaming the state is the one step that commits an epoch,
+so a kill between any two writes resumes from a model, best weights and state
+of the same epoch.
 """
 
 from __future__ import annotations
@@ -296,17 +300,20 @@ def _callback_classes():
             state["history"].append(logs)
             val = logs.get("val_loss", logs.get("loss"))
             if val < state["best"]:
-                state.update(best=val, best_epoch=epoch, wait=0)
-                with atomic_output(self.directory / "best.weights.h5") as tmp:
+                state.update(best=val, best_epoch=epoch, wait=0, best_file=f"best.e{epoch + 1}.weights.h5")
+                with atomic_output(self.directory / state["best_file"]) as tmp:
                     self.model.save_weights(tmp)
             else:
                 state["wait"] += 1
             state["epoch"] = epoch + 1
-            # Model first, then the state that points at it: a kill in between redoes one epoch.
-            with atomic_output(self.directory / "last.keras") as tmp:
+            state["last_file"] = f"last.e{epoch + 1}.keras"
+            with atomic_output(self.directory / state["last_file"]) as tmp:
                 self.model.save(tmp)
             with atomic_output(self.directory / "state.json") as tmp:
                 tmp.write_text(json.dumps(state, indent=1))
+            for stale in self.directory.iterdir():  # what the committed state no longer names
+                if stale.name not in ("state.json", state["last_file"], state.get("best_file")):
+                    stale.unlink()
             log.info(
                 "epoch %d: loss %.5g val_loss %.5g (best %.5g at %d) %.1f s, %.1f patches/s",
                 epoch, logs.get("loss", np.nan), logs.get("val_loss", np.nan), state["best"], state["best_epoch"], seconds, logs["patches_per_second"],
@@ -344,8 +351,8 @@ def fit_resumable(
     if state is not None and state.get("fingerprint") != fingerprint:
         log.warning("discarding a checkpoint made with other settings or data (%s)", checkpoint_dir)
         state = None
-    if state is not None and (checkpoint_dir / "last.keras").exists():
-        model = keras.models.load_model(checkpoint_dir / "last.keras")
+    if state is not None and (checkpoint_dir / state.get("last_file", "-")).exists():
+        model = keras.models.load_model(checkpoint_dir / state["last_file"])
         log.info("resuming from the checkpoint after epoch %d (best val_loss %.5g)", state["epoch"], state["best"])
     else:
         for stale in checkpoint_dir.iterdir():
@@ -367,8 +374,8 @@ def fit_resumable(
             verbose=0,
             callbacks=all_callbacks,
         )
-    if (checkpoint_dir / "best.weights.h5").exists():
-        model.load_weights(checkpoint_dir / "best.weights.h5")
+    if state.get("best_file") and (checkpoint_dir / state["best_file"]).exists():
+        model.load_weights(checkpoint_dir / state["best_file"])
         log.info("restored the best weights (epoch %d, val_loss %.5g)", state["best_epoch"], state["best"])
     history = state["history"]
     shutil.rmtree(checkpoint_dir)
