@@ -22,18 +22,42 @@ def atomic_output(path):
 
     The temporary name keeps the suffixes so that libraries choosing a format
     from the extension (healpy, h5py, matplotlib, Keras' ``.weights.h5``)
-    behave as for the real name.
+    behave as for the real name. A failed write (a full disk, a file size
+    limit) leaves ``path`` as it was and raises OSError naming it; the
+    temporary of a writer that was killed (its process gone) is removed by the
+    next write of the same path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stem = path.name[: len(path.name) - len("".join(path.suffixes))]
-    tmp = path.with_name(f".{stem}.tmp{os.getpid()}{''.join(path.suffixes)}")
+    suffixes = "".join(path.suffixes)
+    stem = path.name[: len(path.name) - len(suffixes)]
+    _remove_orphaned_temporaries(path.parent, stem, suffixes)
+    tmp = path.with_name(f".{stem}.tmp{os.getpid()}{suffixes}")
     try:
-        yield tmp
+        try:
+            yield tmp
+        except (OSError, RuntimeError) as err:
+            if isinstance(err, RuntimeError) and "errno" not in str(err):
+                raise  # HDF5 reports a failed write as RuntimeError with the errno; other errors pass
+            raise OSError(f"{path}: the write failed, so the file was not replaced (a full disk or a file size limit?): {err}") from err
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _remove_orphaned_temporaries(folder: Path, stem: str, suffixes: str) -> None:
+    """Delete ``.{stem}.tmp{pid}{suffixes}`` files whose writer process no longer exists here."""
+    for orphan in folder.glob(f".{stem}.tmp*{suffixes}"):
+        pid = orphan.name[len(stem) + 5 : len(orphan.name) - len(suffixes)]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            orphan.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # alive, another user's
 
 
 def write_alm_h5(path, alm: np.ndarray, lmax: int, attrs: dict) -> None:

@@ -1,7 +1,9 @@
+import os
+
 import numpy as np
 import pytest
 
-from cmbnn.io import atomic_output, read_patches_h5, write_patches_h5
+from cmbnn.io import atomic_output, read_h5, read_patches_h5, write_h5, write_patches_h5
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -38,3 +40,40 @@ def test_files_written_seconds_apart_are_byte_identical(tmp_path):
     time.sleep(1.1)
     write_h5(tmp_path / "b.h5", data, {"seed": 1, "field": "Q"})
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    target = tmp_path / "sky.h5"
+    # A writer killed mid-write (SIGKILL: no finally block runs) leaves its temporary behind.
+    code = "import os, signal\nfrom cmbnn.io import atomic_output\nwith atomic_output(%r) as tmp:\n    tmp.write_bytes(b'half')\n    os.kill(os.getpid(), signal.SIGKILL)\n" % str(target)
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+    (orphan,) = tmp_path.glob(".sky.tmp*.h5")
+    alive = tmp_path / f".sky.tmp{os.getppid()}.h5"  # a live process's temporary is not touched
+    alive.write_bytes(b"busy")
+    write_h5(target, {"x": np.arange(3)}, {})
+    assert not orphan.exists() and alive.exists() and read_h5(target)[0]["x"].tolist() == [0, 1, 2]
+
+
+def test_a_full_disk_keeps_the_previous_file_and_names_the_path(tmp_path):
+    """A write over the file size limit (RLIMIT_FSIZE, as a full disk: the write call fails) raises
+    OSError naming the output; the previous file is byte for byte as it was; no temporary is left."""
+    import resource
+    import signal
+
+    target = tmp_path / "patches.h5"
+    write_h5(target, {"M": np.zeros(10, np.float32)}, {"run": 1})
+    before = target.read_bytes()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write() instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
+    try:
+        with pytest.raises(OSError, match=r"patches\.h5: the write failed, so the file was not replaced"):
+            write_h5(target, {"M": np.ones(1_000_000, np.float32)}, {"run": 2})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["patches.h5"]
