@@ -17,6 +17,8 @@ class Archive(http.server.ThreadingHTTPServer):
     ``no_length``: URL paths answered without Content-Length: the body ends when the connection
     closes, so a drop (``drop_after``) looks like the end of the file.
     ``delay``: URL path -> seconds to wait before answering, one entry per request (a timeout).
+    ``stall``: URL path -> threading.Event: the first answer sends half its body, then waits for
+    the event before the rest (a transfer caught mid-stream, for a test to kill its client).
     """
 
     daemon_threads = True
@@ -26,7 +28,7 @@ class Archive(http.server.ThreadingHTTPServer):
         self.files, self.requests, self.drop_after, self.ignore_range = {}, [], {}, False
         self.unavailable = {}  # URL path -> number of 503 answers before serving
         self.html = set()  # URL paths answered as text/html (an archive's error page)
-        self.content_types, self.no_length, self.delay = {}, set(), {}
+        self.content_types, self.no_length, self.delay, self.stall = {}, set(), {}, {}
 
     @property
     def url(self):
@@ -91,4 +93,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        self.wfile.write(body)
+        stall = srv.stall.pop(self.path, None)
+        if stall is not None:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            stall.wait(120)
+            body = body[len(body) // 2 :]
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client was killed meanwhile

@@ -154,6 +154,9 @@ def _check_theory(config: dict) -> None:
 def _check_cosmovae(config: dict) -> None:
     if not config["cosmovae"]["enabled"]:
         return
+    weights = config["cosmovae"].get("perceptual_weights_file")
+    if weights and not Path(weights).is_file():
+        raise ConfigError(f"config key 'cosmovae.perceptual_weights_file': {weights} does not exist (a local Keras VGG16 weights file; null for none)")
     fields = config["patches"]["fields"]
     if "T" not in fields:
         raise ConfigError(f"cosmovae inpaints T patches: add T to patches.fields {fields} (or set cosmovae.enabled: false)")

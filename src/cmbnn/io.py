@@ -87,6 +87,29 @@ def write_maps_fits(path, maps, column_names, units="uK_CMB", extra_header=()) -
         )
 
 
+def read_healpix_map(path, field=0, nside: int | None = None) -> np.ndarray:
+    """Columns ``field`` (an index, a tuple of them, or None for all) of a HEALPix FITS map as
+    RING float arrays, after checking the header: ORDERING must say RING or NESTED (a NESTED
+    map is reordered) and, with ``nside``, NSIDE must be it. ValueError naming the file."""
+    import healpy as hp
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(str(path), 1)
+    except (OSError, IndexError) as err:
+        raise ValueError(f"{path}: not a HEALPix FITS map (no binary table in HDU 1): {err}") from err
+    ordering = str(header.get("ORDERING", "")).strip().upper()
+    if ordering not in ("RING", "NESTED", "NEST"):
+        raise ValueError(f"{path}: ORDERING is {ordering or 'missing'!r} in HDU 1; expected RING or NESTED")
+    file_nside = header.get("NSIDE")
+    if nside is not None and file_nside is not None and int(file_nside) != int(nside):
+        raise ValueError(f"{path}: NSIDE {file_nside}, expected {nside} (the run's nside)")
+    maps = hp.read_map(str(path), field=field, nest=False)
+    if nside is not None and hp.get_nside(maps) != int(nside):
+        raise ValueError(f"{path}: {np.shape(maps)[-1]} pixels a column is NSIDE {hp.get_nside(maps)}, expected {nside}")
+    return maps
+
+
 def _h5_create_without_timestamps(path):
     """An h5py File whose root group carries no creation/modification times."""
     import h5py
@@ -188,11 +211,20 @@ def patch_layout(n: int, height: int, width: int, n_freq: int, centers, realisat
     return layout
 
 
-def read_h5(path) -> tuple[dict, dict]:
-    """All datasets and attributes of a file written by :func:`write_h5`."""
+def open_h5(path):
+    """An h5py File opened for reading; a missing, truncated or non-HDF5 file is an OSError
+    naming the path (HDF5's own message does not)."""
     import h5py
 
-    with h5py.File(path, "r") as f:
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise OSError(f"{path}: cannot be read as HDF5 (missing, truncated by a killed job or a full disk, or not HDF5): {err}") from err
+
+
+def read_h5(path) -> tuple[dict, dict]:
+    """All datasets and attributes of a file written by :func:`write_h5`."""
+    with open_h5(path) as f:
         return {name: f[name][...] for name in f}, dict(f.attrs)
 
 
@@ -207,7 +239,50 @@ def write_patches_h5(path, datasets: dict, attrs: dict) -> None:
     write_h5(path, datasets, attrs)
 
 
-read_patches_h5 = read_h5
+class PatchFileError(ValueError):
+    """A patch file that is not what the patch stage writes (names the file and dataset)."""
+
+
+def check_patch_file(f, path, shape=None, chunk: int = 256) -> None:
+    """Raise :class:`PatchFileError` unless ``f`` (an open patch file or a dict of arrays) holds
+    ``M`` (N, H, W, C), ``M0`` (N, H, W, 1) and ``centers`` (N, 2), all finite. ``shape``: the
+    (H, W, C) a model expects (None entries are not checked). Read ``chunk`` patches at a time."""
+    missing = [name for name in PATCH_DATASETS if name not in f]
+    if missing:
+        raise PatchFileError(f"{path}: dataset(s) {missing} missing (has {sorted(f)}); the patch stage writes {list(PATCH_DATASETS)}")
+    m, m0, centers = f["M"], f["M0"], f["centers"]
+    if len(m.shape) != 4:
+        raise PatchFileError(f"{path}: dataset M has shape {m.shape}, expected (N, H, W, channels)")
+    n, h, w, c = m.shape
+    want = {"M0": (n, h, w, 1), "centers": (n, 2)}
+    for name, expected in want.items():
+        if tuple(f[name].shape) != expected:
+            raise PatchFileError(f"{path}: dataset {name} has shape {tuple(f[name].shape)}, expected {expected} beside M {m.shape}")
+    if shape is not None and any(e is not None and e != a for e, a in zip(shape, (h, w, c))):
+        raise PatchFileError(f"{path}: dataset M holds {h} x {w} patches of {c} channels; this model takes {tuple(shape)} (None: any)")
+    for name, data in (("M", m), ("M0", m0), ("centers", centers)):
+        for start in range(0, n, chunk):
+            block = np.asarray(data[start : start + chunk])
+            bad = ~np.isfinite(block)
+            if bad.any():
+                first = start + int(np.argwhere(bad)[0][0])
+                raise PatchFileError(f"{path}: dataset {name} has {int(bad.sum())} NaN/inf values in patches {start}..{start + len(block) - 1} (first in patch {first})")
+
+
+@contextlib.contextmanager
+def open_patches(path, shape=None):
+    """A patch file opened for reading (h5py File) after :func:`check_patch_file`."""
+    with open_h5(path) as f:
+        check_patch_file(f, path, shape)
+        yield f
+
+
+def read_patches_h5(path, shape=None) -> tuple[dict, dict]:
+    """All datasets and attributes of a patch file, after :func:`check_patch_file`."""
+    with open_patches(path, shape) as f:
+        return {name: f[name][...] for name in f}, dict(f.attrs)
+
+
 read_predictions_h5 = read_h5
 
 

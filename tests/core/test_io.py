@@ -77,3 +77,26 @@ def test_a_full_disk_keeps_the_previous_file_and_names_the_path(tmp_path):
         signal.signal(signal.SIGXFSZ, previous)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["patches.h5"]
+
+
+def test_patch_files_are_checked_for_layout_shape_and_finite_values(tmp_path):
+    from cmbnn.io import PatchFileError, read_healpix_map
+
+    good = {"M": np.zeros((3, 4, 4, 2), np.float32), "M0": np.zeros((3, 4, 4, 1), np.float32), "centers": np.zeros((3, 2))}
+    write_patches_h5(tmp_path / "p.h5", good, {})
+    assert read_patches_h5(tmp_path / "p.h5", shape=(4, 4, None))[0]["M"].shape == (3, 4, 4, 2)
+    cases = {
+        "centers": ({**good, "centers": np.zeros((2, 2))}, r"dataset centers has shape \(2, 2\), expected \(3, 2\)"),
+        "nan": ({**good, "M0": np.full((3, 4, 4, 1), np.inf, np.float32)}, r"dataset M0 has 48 NaN/inf values in patches 0\.\.2 \(first in patch 0\)"),
+    }
+    for name, (data, message) in cases.items():
+        write_h5(tmp_path / f"{name}.h5", data, {})
+        with pytest.raises(PatchFileError, match=message):
+            read_patches_h5(tmp_path / f"{name}.h5")
+    with pytest.raises(PatchFileError, match=r"holds 4 x 4 patches of 2 channels; this model takes \(8, 8, 2\)"):
+        read_patches_h5(tmp_path / "p.h5", shape=(8, 8, 2))
+    (tmp_path / "page.h5").write_text("<html>not found</html>")
+    with pytest.raises(OSError, match=r"page\.h5: cannot be read as HDF5"):
+        read_h5(tmp_path / "page.h5")
+    with pytest.raises(ValueError, match=r"page\.h5: not a HEALPix FITS map"):
+        read_healpix_map(tmp_path / "page.h5")

@@ -7,13 +7,12 @@ log = configure(smk, "cut_patches")
 
 import contextlib  # noqa: E402
 
-import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import cmbnn  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
-from cmbnn.io import atomic_output, chunked_h5, patch_layout, read_alm_h5, read_h5  # noqa: E402
+from cmbnn.io import atomic_output, chunked_h5, patch_layout, read_alm_h5, read_h5, read_healpix_map  # noqa: E402
 from cmbnn.patches.cutting import ObservedSky, cut_realisation  # noqa: E402
 from cmbnn.patches.sets import split_centers  # noqa: E402
 from cmbnn.settings import RunSettings  # noqa: E402
@@ -23,7 +22,7 @@ p = smk.params
 split = smk.wildcards.split
 patches = p.patches
 fields = patches["fields"]
-mask = hp.read_map(smk.input.mask) if patches["mask"] else None
+mask = read_healpix_map(smk.input.mask, nside=p.nside) if patches["mask"] else None
 n_source_files = len(smk.input.sources) // p.realisations
 # Centres first (cheap, from the seed): the files are created with their final shape and every
 # chunk of patches is written as it is cut, so memory does not grow with the number of patches.
@@ -72,7 +71,7 @@ with contextlib.ExitStack() as files:
         maps = None
         if patches["method"] == "pixel":
             paths = smk.input.maps[r * len(p.freqs) : (r + 1) * len(p.freqs)]
-            maps = np.stack([np.atleast_2d(hp.read_map(path, field=None)) for path in paths])
+            maps = np.stack([np.atleast_2d(read_healpix_map(path, field=None, nside=p.nside)) for path in paths])
         catalogues = [read_h5(path)[0] for path in smk.input.sources[r * n_source_files : (r + 1) * n_source_files]]
         c = centers[r]
         sky = ObservedSky(signal, label_alm(run, cmb), maps, tuple(catalogues))

@@ -6,13 +6,12 @@ from _helpers import configure
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "inpainting_patches")
 
-import healpy as hp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cmbnn  # noqa: E402
 from cmbnn.config import digest  # noqa: E402
 from cmbnn.inpainting import masks  # noqa: E402
-from cmbnn.io import read_patches_h5, write_h5  # noqa: E402
+from cmbnn.io import read_healpix_map, read_patches_h5, write_h5  # noqa: E402
 
 p = smk.params
 g = p.geometry
@@ -21,7 +20,7 @@ galactic = np.zeros(data["mask"].shape, dtype=np.uint8)
 for r, path in enumerate(smk.input.masks):
     keep = data["realisation"] == r
     if keep.any():
-        sky = hp.read_map(path, field=1).astype(np.uint8)
+        sky = read_healpix_map(path, field=1, nside=smk.config["nside"]).astype(np.uint8)
         galactic[keep] = masks.sample_at_patches(sky, data["centers"][keep], g["height"], g["width"], g["reso_arcmin"])
 holes = masks.patch_holes(galactic, data["mask"])
 keep = masks.spread_subset(holes, p.max_patches)

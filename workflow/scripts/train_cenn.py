@@ -7,11 +7,10 @@ log = configure(smk, "train_cenn")
 
 import contextlib  # noqa: E402
 
-import h5py  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmbnn.cenn import network as cenn  # noqa: E402
-from cmbnn.io import atomic_output  # noqa: E402
+from cmbnn.io import atomic_output, open_patches  # noqa: E402
 from cmbnn.nn.training import env_summary, in_memory_if_small, write_history  # noqa: E402
 from cmbnn.plotting import plot_history  # noqa: E402
 
@@ -19,8 +18,8 @@ fields = list(smk.params.fields)
 with contextlib.ExitStack() as files:
     # Large patch sets stay in their open files and are read batch by batch (cenn.train streams its
     # statistics, fingerprint and batches from the datasets), so memory does not grow with them.
-    train_files = [files.enter_context(h5py.File(path, "r")) for path in smk.input.train]
-    val_files = [files.enter_context(h5py.File(path, "r")) for path in smk.input.validation]
+    train_files = [files.enter_context(open_patches(path)) for path in smk.input.train]
+    val_files = [files.enter_context(open_patches(path)) for path in smk.input.validation]
     datasets = [f[name] for name in ("M", "M0") for f in (*train_files, *val_files)]
     datasets, in_memory = in_memory_if_small(datasets)
     n = len(train_files)

@@ -801,8 +801,12 @@ def find_manifest(path, basedir) -> Path:
     directory) when it exists, else relative to the workflow's directory ``basedir``."""
     path = Path(path)
     if path.is_absolute() or path.exists():
-        return path
-    return Path(basedir) / path
+        found = path
+    else:
+        found = Path(basedir) / path
+    if not found.is_file():
+        raise FileNotFoundError(f"config key 'planck.manifest': {path} not found (looked in the working directory and in {basedir})")
+    return found
 
 
 def download_params(manifest: dict, planck: dict, name: str) -> dict:
