@@ -536,13 +536,34 @@ def test_snakemake_offline_fails_with_the_manual_copy_advice(tmp_path):
     proc = run_snakemake(work, [config], f"resources/planck/{name}")
     elapsed = time.monotonic() - t0
     assert proc.returncode != 0
-    assert elapsed < 90, f"snakemake took {elapsed:.0f} s to fail"
+    assert elapsed < 30, f"snakemake took {elapsed:.0f} s to fail"  # Snakemake's start-up included
     url = base + "release_3/ancillary-data/masks/" + name
     dest = str((work / "resources" / "planck" / name).resolve())
     for text in (proc.stderr, (work / "results" / "logs" / "planck" / f"download_{name}.log").read_text()):
         assert "OfflineError" in text and url in text and dest in text and "b607003f2b30af87f43f4f76ca044055" in text
         assert "python -m cmbnn.planck.download verify" in text
     assert not (work / "resources" / "planck" / name).exists()
+
+
+def test_snakemake_leaves_nothing_when_a_mirror_serves_a_web_page_as_a_fits_file(archive, tmp_path):
+    """A local mirror answers 200 with its error page under the map's name (a manifest entry
+    with no size or checksum): the job fails naming the file, and resources/planck stays empty,
+    so a rerun does not find the page 'already in place'."""
+    name = "COM_CompMap_QU-synchrotron-commander_2048_R3.00_full.fits"
+    entry = load_manifest(ROOT / "workflow" / "planck_manifest.yaml")[name]
+    assert entry["md5"] is None and entry["size"] is None
+    archive.files["/" + name] = ERROR_PAGE
+    archive.content_types["/" + name] = "application/octet-stream"
+    config = tmp_path / "planck.yaml"
+    config.write_text(yaml.safe_dump({"planck": {"mirror": "local", "base_urls": {"local": archive.url}}}))
+    work = tmp_path / "work"
+    for attempt in range(2):
+        proc = run_snakemake(work, [config], f"resources/planck/{name}")
+        assert proc.returncode != 0
+        assert "ContentError" in proc.stderr and name in proc.stderr and "web page" in proc.stderr, proc.stderr[-3000:]
+        planck_dir = work / "resources" / "planck"
+        assert not planck_dir.exists() or list(planck_dir.iterdir()) == []
+    assert len(archive.requests) == 2  # asked again on the rerun, never taken as in place
 
 
 def test_snakemake_downloads_a_manifest_file_from_the_configured_mirror(archive, tmp_path):
