@@ -1,5 +1,7 @@
 """Rule gaussian_inpaint: the exact Gaussian baseline: conditional mean (`net`) and std (`std`) of
-the holes given the observed pixels, from CAMB TT x label beam^2 x pixel window^2, uK_CMB."""
+the holes given the observed pixels, from CAMB TT x label beam^2, uK_CMB. The HEALPix pixel window
+enters only for patches cut from pixelised maps (patches.method pixel): exactly evaluated patches
+(the default) have none."""
 
 from _helpers import configure
 
@@ -22,6 +24,6 @@ mean = conditional_mean(truth, data["mask"], cov, method=p.method_mean)
 std = conditional_std(data["mask"], cov, method=p.method_std)
 write_inpainting(
     smk.output[0], mean[..., None], std[..., None], data, attrs, smk.input.patches, "gaussian",
-    {"covariance": f"CAMB TT x beam {p.beam_fwhm_arcmin} arcmin x pixel window nside {p.pixwin_nside}, flat-sky separations", "pixel_variance_uK2": cov.variance},
+    {"covariance": f"CAMB TT x beam {p.beam_fwhm_arcmin} arcmin" + (f" x pixel window nside {p.pixwin_nside}" if p.pixwin_nside else " (no pixel window: exactly evaluated patches)") + ", flat-sky separations", "pixel_variance_uK2": cov.variance},
 )
 log.info("conditional mean and std of %d patches (pixel rms of the model %.2f uK)", len(mean), np.sqrt(cov.variance))

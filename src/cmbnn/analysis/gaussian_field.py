@@ -31,11 +31,13 @@ what allows the exact FFT matrix-vector product (circulant embedding on a
 zero-padded 2H x 2W grid) and the conjugate-gradient solver; the dense and
 CG solvers then solve the very same linear system. The price is the
 gnomonic distortion: the true angle between two gnomonic pixel centres
-differs from the flat separation by a relative amount of order rho^2 / 3,
-rho the distance from the patch centre (0.1% at 3 deg, 0.2% at 4.5 deg: the
-corner of a 128 x 128 patch of 3 arcmin pixels), far below anything the
-inpainting tests can see; the calibration test draws the sky on the sphere
-(exact harmonic synthesis at the gnomonic pixel centres) to check it.
+differs from the flat separation by up to a few rho^2 / 10, rho the distance
+from the patch centre: on the default 64 x 64 patch of 6.87 arcmin pixels
+(corners 5.2 deg out) 0.27% for pairs through the centre, 0.58% for
+neighbouring pixels at a corner and 0.76% for pairs from one corner to the
+rest of the patch (measured on the gnomonic pixel centres). The calibration
+test draws the sky on the sphere (exact harmonic synthesis at the gnomonic
+pixel centres) to check what this costs.
 
 Conditioning and the regulariser
 --------------------------------

@@ -18,7 +18,8 @@ The prior (:func:`prior_variance`)
     z_ell ~ N(0, p_ell) independently, with
         p_ell = (2 ell + 1) / (4 pi) * C_ell^TT * b_ell^2 * w_ell^2 / scale^2,
     C_ell the CAMB TT spectrum in uK^2 (C_ell, not D_ell: the paper's code took the log of
-    the PR3 file's D_ell), b_ell the label beam, w_ell the HEALPix pixel window and ``scale``
+    the PR3 file's D_ell), b_ell the label beam, w_ell the HEALPix pixel window (1 for
+    exactly evaluated patches, the default: only patches cut from maps carry one) and ``scale``
     the uK_CMB value of one unit of the network's data (the rms of the training truth
     patches). p_ell is the variance of the normalised map carried by multipole ell, so
     sum_ell p_ell is the variance of the normalised full-sky map (about 1 at the patch
