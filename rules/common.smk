@@ -296,6 +296,10 @@ def fullsky_spectra(realisation="{realisation}"):
     return fullsky_path("spectra.tsv", realisation)
 
 
+def fullsky_errors(realisation="{realisation}"):
+    return fullsky_path("errors.tsv", realisation)
+
+
 def fullsky_figure(realisation="{realisation}"):
     return f"{FIGURES}/cosmovae_fullsky_r{realisation}.png"
 

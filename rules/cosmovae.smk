@@ -226,6 +226,7 @@ rule inpainting_metrics:
         spectra=config["spectra"],
         n_examples=config["figures"]["n_example_patches"],
         max_spectra_patches=INPAINTING["max_spectra_patches"],
+        seed=config["seed"],
     resources:
         mem_mb=patches_mem_mb(["test"], 4),
     log:
@@ -277,6 +278,12 @@ rule cosmovae_fullsky:
         maps=fullsky_inpainted(),
         spectra=report(
             fullsky_spectra(),
+            caption="../workflow/report/cosmovae_fullsky.rst",
+            category="CosmoVAE",
+            subcategory="Full sky",
+        ),
+        errors=report(
+            fullsky_errors(),
             caption="../workflow/report/cosmovae_fullsky.rst",
             category="CosmoVAE",
             subcategory="Full sky",

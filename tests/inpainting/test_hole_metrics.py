@@ -1,79 +1,46 @@
-"""Hole metrics and uncertainty calibration of inpainted patches (cmbnn.inpainting), on hand-made cases."""
+"""Hole errors by class and uncertainty calibration of inpainted patches (cmbnn.inpainting.metrics), on hand-made cases."""
 
 import numpy as np
 import pytest
 
-from cmbnn.inpainting.metrics import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, hole_metrics
+from cmbnn.inpainting.metrics import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, class_errors, hole_classes
 
 
-def two_patches():
-    """Truth patches with known ranges (0..100 uK and -50..50 uK) and a 2-pixel hole in each."""
-    truth = np.zeros((2, 4, 4))
-    truth[0] = np.linspace(0, 100, 16).reshape(4, 4)
-    truth[1] = np.linspace(-50, 50, 16).reshape(4, 4)
-    mask = np.zeros((2, 4, 4), np.uint8)
-    mask[0, 1, 1:3] = 1
-    mask[1, 2, 0] = 1
-    mask[1, 3, 3] = 1
-    return truth, mask
-
-
-def test_hole_metrics_in_uk_and_normalised():
-    truth, mask = two_patches()
+def class_case():
+    """Four 20 x 20 patches: two with a 1-pixel source hole, one with a 60-pixel Galactic band,
+    and one with no hole; the prediction errs by 1, 3 uK (sources) and 2 uK (band)."""
+    truth = np.random.default_rng(0).normal(0, 100, (4, 20, 20))
+    mask = np.zeros((4, 20, 20), np.uint8)
+    mask[0, 4, 4] = mask[1, 2, 7] = 1
+    mask[2, :3, :] = 1
     pred = truth.copy()
-    pred[mask == 1] += np.array([2.0, -2.0, 4.0, 0.0])  # errors in the hole; observed pixels exact
-    pred[0, 0, 0] += 1000.0  # an error outside the hole does not count (region="hole")
-    out = hole_metrics(pred[..., None].astype(np.float32), truth[..., None], mask)
-    assert out["n_pixels"] == 4 and out["n_patches"] == 2
-    assert out["MSE_uK2"] == pytest.approx((4 + 4 + 16 + 0) / 4)
-    assert out["MAE_uK"] == pytest.approx((2 + 2 + 4 + 0) / 4)
-    # One data range for the split: max - min of all truth pixels = 100 - (-50).
-    assert out["data_range_uK"] == 150.0
-    # Per-patch PSNR averaged: patch 0 MSE 4, patch 1 MSE 8.
-    assert out["PSNR_dB"] == pytest.approx(np.mean([10 * np.log10(150**2 / 4), 10 * np.log10(150**2 / 8)]))
-    # Normalised by each truth patch's own range (100 uK for both): errors / 100.
-    assert out["MSE_norm"] == pytest.approx(out["MSE_uK2"] / 100**2)
-    assert out["MAE_norm"] == pytest.approx(out["MAE_uK"] / 100)
-    assert out["PSNR_norm_dB"] == pytest.approx(np.mean([10 * np.log10(1e4 / 4), 10 * np.log10(1e4 / 8)]))
-    # A fixed range (e.g. from the training labels) replaces the split's own.
-    assert hole_metrics(pred, truth, mask, data_range=300.0)["PSNR_dB"] == pytest.approx(out["PSNR_dB"] + 20 * np.log10(2))
+    pred[0, 4, 4] += 1.0
+    pred[1, 2, 7] -= 3.0
+    pred[2, :3, :] += 2.0
+    return truth, mask, pred
 
 
-def test_normalisation_uses_the_truth_patch_range_not_the_prediction():
-    truth, mask = two_patches()
-    truth[1] *= 3.0  # patch 1 now spans 300 uK
-    pred = truth + 6.0 * mask  # 6 uK errors in every hole pixel
-    out = hole_metrics(pred, truth, mask)
-    assert out["MAE_norm"] == pytest.approx(0.5 * (6 / 100 + 6 / 300))  # 2 hole pixels per patch
-    assert out["MSE_norm"] == pytest.approx(0.5 * ((6 / 100) ** 2 + (6 / 300) ** 2))
+def test_hole_classes_split_source_discs_from_galactic_holes():
+    _, mask, _ = class_case()
+    assert hole_classes(mask).tolist() == ["source", "source", "galactic", "none"]
 
 
-def test_image_region_dilutes_by_the_hole_fraction_and_shared_masks_work():
-    truth, _ = two_patches()
-    mask = np.zeros((4, 4), np.uint8)
-    mask[0, :] = 1  # shared mask: 4 of 16 pixels
-    pred = truth + 4.0 * mask
-    hole = hole_metrics(pred, truth, mask)
-    image = hole_metrics(pred, truth, mask, region="image")
-    assert hole["MAE_uK"] == pytest.approx(4.0) and image["MAE_uK"] == pytest.approx(1.0)
-    assert image["n_pixels"] == 32
-    assert hole_metrics(truth, truth, mask)["PSNR_dB"] == np.inf
-
-
-def test_hole_metrics_refuse_bad_input():
-    truth, mask = two_patches()
-    flat = truth.copy()
-    flat[1] = 5.0
-    with pytest.raises(ValueError, match="constant"):
-        hole_metrics(truth, flat, mask)
-    with pytest.raises(ValueError, match="data_range"):
-        hole_metrics(truth, np.ones_like(truth), mask)
-    with pytest.raises(ValueError, match="no pixel"):
-        hole_metrics(truth, truth, np.zeros_like(mask))
-    with pytest.raises(ValueError, match="shape"):
-        hole_metrics(truth[:1], truth, mask)
-    with pytest.raises(ValueError, match="region"):
-        hole_metrics(truth, truth, mask, region="edges")
+def test_class_errors_pool_each_class_and_pair_the_ratio():
+    truth, mask, pred = class_case()
+    zeros = np.where(mask == 1, 0.0, truth)
+    rows = class_errors({"net": pred, "gaussian": truth + 0.5 * mask, "zeros": zeros}, truth, mask, stds={"net": np.full(truth.shape, 2.0)}, n_boot=500)
+    table = {(r["method"], r["hole_class"]): r for r in rows}
+    source, galactic, both = table["net", "source"], table["net", "galactic"], table["net", "all"]
+    assert source["n_patches"] == 2 and source["n_pixels"] == 2 and galactic["n_pixels"] == 60 and both["n_patches"] == 3
+    assert source["MSE_uK2"] == pytest.approx((1 + 9) / 2) and galactic["MSE_uK2"] == pytest.approx(4.0)
+    assert both["MSE_uK2"] == pytest.approx((1 + 9 + 60 * 4) / 62) and source["MAE_uK"] == pytest.approx(2.0)
+    assert source["ratio"] == pytest.approx(5.0 / 0.25) and galactic["ratio"] == pytest.approx(16.0)
+    assert galactic["ratio_lo"] == galactic["ratio_hi"] == pytest.approx(16.0)  # one patch: every resample is it
+    assert source["MSE_lo"] <= source["MSE_uK2"] <= source["MSE_hi"] and 1.0 <= source["MSE_lo"] and source["MSE_hi"] <= 9.0
+    assert table["gaussian", "all"]["ratio_lo"] == table["gaussian", "all"]["ratio_hi"] == 1.0
+    # Calibration with a std of 2 uK: |z| = 0.5 and 1.5 at the sources, 1 in the band.
+    assert source["within_1sigma"] == 0.5 and source["within_2sigma"] == 1.0 and galactic["within_1sigma"] == 1.0
+    assert "within_1sigma" not in table["zeros", "all"]
 
 
 def test_calibration_counts_pixels_within_one_and_two_sigma():

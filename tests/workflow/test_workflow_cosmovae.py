@@ -66,10 +66,11 @@ def test_training_and_predictions_layout(vae_run):
 
 def test_metrics_table_and_figures(vae_run):
     table = pd.read_csv(vae_run / "results/metrics/inpainting/test.tsv", sep="\t", comment="#")
-    assert list(table.method) == ["cosmovae", "gaussian", "zeros", "patch_mean"]
-    for column in ("MSE_uK2", "MAE_uK", "PSNR_dB", "MSE_norm", "MAE_norm", "PSNR_norm_dB", "within_1sigma", "within_2sigma"):
+    assert set(table.method) == {"cosmovae", "gaussian", "zeros", "patch_mean"} and "all" in set(table.hole_class)
+    for column in ("hole_class", "MSE_uK2", "MSE_lo", "MSE_hi", "MAE_uK", "ratio", "ratio_lo", "ratio_hi", "within_1sigma", "within_2sigma", "z_var"):
         assert column in table
-    assert np.all(table.MSE_uK2 > 0)
+    assert np.all(table.MSE_uK2 > 0) and np.all(table.MSE_lo <= table.MSE_hi)
+    assert np.all(table[table.method == "gaussian"].ratio == 1.0)
     spectra = pd.read_csv(vae_run / "results/metrics/inpainting/test_spectra.tsv", sep="\t", comment="#")
     assert set(spectra.method) == {"cosmovae", "gaussian", "zeros", "patch_mean"} and set(spectra.quantity) >= {"output", "residual", "truth"}
     for name in ("cosmovae_inpainting_test.png", "cosmovae_spectra_test.png", "cosmovae_history.png", "cosmovae_fullsky_r0.png"):
