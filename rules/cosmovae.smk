@@ -148,11 +148,16 @@ rule predict_cosmovae:
     input:
         model=COSMOVAE_MODEL,
         patches=inpainting_patch_file("test"),
+        cls=SPECTRA_TABLE,
     output:
         COSMOVAE_PREDICTION,
     params:
+        model=COSMOVAE["model"],
         n_samples=COSMOVAE["n_samples"],
         seed=config["seed"],
+        geometry=PATCH_GEOMETRY,
+        beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
+        pixwin_nside=LABEL_PIXWIN_NSIDE,
     threads: 2
     resources:
         mem_mb=patches_mem_mb(["test"], 3),
@@ -297,6 +302,7 @@ rule cosmovae_fullsky:
     params:
         geometry=PATCH_GEOMETRY,
         nside=config["nside"],
+        model=COSMOVAE["model"],
         n_samples=COSMOVAE["n_samples"],
         seed=config["seed"],
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,

@@ -154,6 +154,11 @@ def _check_theory(config: dict) -> None:
 def _check_cosmovae(config: dict) -> None:
     if not config["cosmovae"]["enabled"]:
         return
+    if config["cosmovae"]["model"] == "gated":
+        levels = config["cosmovae"]["gated"]["levels"]
+        for key in ("height", "width"):
+            if config["patches"][key] % 2**levels:
+                raise ConfigError(f"config key 'patches.{key}': {config['patches'][key]} is not divisible by {2**levels}, which cosmovae.gated.levels {levels} needs")
     weights = config["cosmovae"].get("perceptual_weights_file")
     if weights and not Path(weights).is_file():
         raise ConfigError(f"config key 'cosmovae.perceptual_weights_file': {weights} does not exist (a local Keras VGG16 weights file; null for none)")

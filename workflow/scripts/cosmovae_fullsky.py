@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean  # noqa: E402
-from cmbnn.inpainting import cosmovae  # noqa: E402
+from cmbnn.inpainting import cosmovae, gated  # noqa: E402
 from cmbnn.inpainting.figures import plot_fullsky_inpainting  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_maps_fits  # noqa: E402
 from cmbnn.patches import reassembly  # noqa: E402
@@ -26,9 +26,9 @@ truth, region, sky_mask = hp.read_map(smk.input.maps, field=None)
 region = region.astype(np.uint8)
 data, attrs = read_h5(smk.input.patches)
 center, centers = attrs["center_deg"], data["centers"]
-model = cosmovae.load_model(smk.input.model)
-vae_mean, _ = cosmovae.inpaint(model, data["M0"], data["mask"], p.n_samples, p.seed)
+model = gated.load_model(smk.input.model)
 cov = FlatSkyCovariance(read_cls(smk.input.cls)["TT"], g["height"], g["width"], g["reso_arcmin"], beam_fwhm_arcmin=p.beam_fwhm_arcmin, pixwin_nside=p.pixwin_nside)
+vae_mean, _ = gated.posterior(p.model, model, data["M0"], data["mask"], cov, p.n_samples, p.seed)
 gauss_mean = conditional_mean(data["M0"], data["mask"], cov, method=p.gaussian_method)
 maps = {"truth": truth}
 uncovered = {}

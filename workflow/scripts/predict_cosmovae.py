@@ -1,19 +1,23 @@
 """Rule predict_cosmovae: CosmoVAE inpainting of the test patches: the composite's posterior mean
-(`net`) and per-pixel std (`std`) over n_samples latent draws, uK_CMB."""
+(`net`) and per-pixel std (`std`) over n_samples latent draws, uK_CMB (the gated model's latent:
+CMB prior realisations on the patch, hence the theory spectra)."""
 
 from _helpers import configure
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "predict_cosmovae")
 
-
-from cmbnn.inpainting import cosmovae  # noqa: E402
+from cmbnn.analysis.gaussian_field import FlatSkyCovariance  # noqa: E402
+from cmbnn.inpainting import gated  # noqa: E402
 from cmbnn.inpainting.cosmovae import write_inpainting  # noqa: E402
 from cmbnn.io import read_h5  # noqa: E402
+from cmbnn.sky.theory import read_cls  # noqa: E402
 
 p = smk.params
+g = p.geometry
 data, attrs = read_h5(smk.input.patches)
-model = cosmovae.load_model(smk.input.model)
-mean, std = cosmovae.inpaint(model, data["M0"], data["mask"], p.n_samples, p.seed)
-write_inpainting(smk.output[0], mean, std, data, attrs, smk.input.patches, "cosmovae", {"n_samples": int(p.n_samples), "model_file": str(smk.input.model)})
-log.info("inpainted %d patches with %d latent samples", len(mean), p.n_samples)
+model = gated.load_model(smk.input.model)
+cov = FlatSkyCovariance(read_cls(smk.input.cls)["TT"], g["height"], g["width"], g["reso_arcmin"], beam_fwhm_arcmin=p.beam_fwhm_arcmin, pixwin_nside=p.pixwin_nside)
+mean, std = gated.posterior(p.model, model, data["M0"], data["mask"], cov, p.n_samples, p.seed)
+write_inpainting(smk.output[0], mean, std, data, attrs, smk.input.patches, "cosmovae", {"n_samples": int(p.n_samples), "model_file": str(smk.input.model), "model": p.model})
+log.info("inpainted %d patches with %d latent samples (%s model)", len(mean), p.n_samples, p.model)

@@ -9,7 +9,7 @@ log = configure(smk, "train_cosmovae")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmbnn.inpainting import cosmovae  # noqa: E402
+from cmbnn.inpainting import cosmovae, gated  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.nn.training import env_summary, write_history  # noqa: E402
 from cmbnn.plotting import plot_history  # noqa: E402
@@ -23,17 +23,24 @@ bank, _ = read_h5(smk.input.bank)
 n_train = min(settings.pop("train_patches", None) or len(train["M0"]), len(train["M0"]))
 # Evenly spread over the file, so every realisation contributes.
 truth_train = train["M0"][np.round(np.linspace(0, len(train["M0"]) - 1, n_train)).astype(int)]
-cls = read_cls(smk.input.cls)
-if settings.get("ell_max") is None:
-    settings["ell_max"] = min(p.lmax, len(cls["TT"]) - 1)
-log.info("%s; CosmoVAE on %d training and %d validation patches of %s, %d bank masks (mean hole fraction %.3f), latent ell 2..%d",
-         env_summary(), len(truth_train), len(val["M0"]), truth_train.shape[1:], len(bank["mask"]), bank["mask"].mean(), settings["ell_max"])
-model, history = cosmovae.train(
-    truth_train, val["M0"], bank["mask"], cls["TT"], settings, p.seed, checkpoint_dir=p.checkpoint_dir,
-    beam_fwhm_arcmin=p.beam_fwhm_arcmin, pixwin_nside=p.pixwin_nside, tensorboard_dir=smk.output.tensorboard,
-)
+if settings["model"] == "gated":
+    log.info("%s; gated U-net on %d training and %d validation patches of %s, %d bank masks (mean hole fraction %.3f)",
+             env_summary(), len(truth_train), len(val["M0"]), truth_train.shape[1:], len(bank["mask"]), bank["mask"].mean())
+    model, history = gated.train(
+        truth_train, val["M0"], bank["mask"], {**settings, **settings["gated"]}, p.seed, checkpoint_dir=p.checkpoint_dir, tensorboard_dir=smk.output.tensorboard,
+    )
+else:
+    cls = read_cls(smk.input.cls)
+    if settings.get("ell_max") is None:
+        settings["ell_max"] = min(p.lmax, len(cls["TT"]) - 1)
+    log.info("%s; CosmoVAE on %d training and %d validation patches of %s, %d bank masks (mean hole fraction %.3f), latent ell 2..%d",
+             env_summary(), len(truth_train), len(val["M0"]), truth_train.shape[1:], len(bank["mask"]), bank["mask"].mean(), settings["ell_max"])
+    model, history = cosmovae.train(
+        truth_train, val["M0"], bank["mask"], cls["TT"], settings, p.seed, checkpoint_dir=p.checkpoint_dir,
+        beam_fwhm_arcmin=p.beam_fwhm_arcmin, pixwin_nside=p.pixwin_nside, tensorboard_dir=smk.output.tensorboard,
+    )
 with atomic_output(smk.output.model) as tmp:
     model.save(tmp)
 write_history(history, smk.output.history)
-plot_history(pd.DataFrame(history), smk.output.plot, title="CosmoVAE")
-log.info("saved %s after %d epochs (data scale %.3f uK_CMB, prior variance sum %.3f)", smk.output.model, len(history), model.data_scale, float(np.sum(model.prior_var)))
+plot_history(pd.DataFrame(history), smk.output.plot, title=f"CosmoVAE ({settings['model']})")
+log.info("saved %s after %d epochs", smk.output.model, len(history))

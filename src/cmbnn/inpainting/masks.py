@@ -29,6 +29,10 @@ from cmbnn.projection import patch_geometry
 from cmbnn.sky.foregrounds import alm_at_frequency
 from cmbnn.units import ARCMIN
 
+# Hole classes: a patch whose holes cover less than this fraction of it has only point-source
+# discs (3-17 pixels at the default beam); more is a Galactic hole.
+SOURCE_HOLE_MAX_FRACTION = 0.01
+
 
 def dust_temperature_map(templates: np.ndarray, sed: np.ndarray, i_freq: int, nside: int, fwhm_arcmin: float) -> np.ndarray:
     """Smoothed dust T map (uK_CMB, RING) at frequency index i_freq from the foreground alm (K, 3, nalm)."""
@@ -129,10 +133,18 @@ def busiest_disc(mask: np.ndarray, radius_deg: float, lat_cut_deg: float, target
 
 
 def spread_subset(masks: np.ndarray, n: int | None) -> np.ndarray | None:
-    """Indices of n patches with holes, evenly spread over the set (None: keep all)."""
+    """Indices of n patches with holes (None: keep all), half with source holes and half with
+    Galactic ones (cmbnn.inpainting.metrics.SOURCE_HOLE_MAX_FRACTION tells them apart), each half
+    evenly spread over the set; a class with too few patches gives its share to the other."""
     if n is None:
         return None
-    with_holes = np.flatnonzero(np.asarray(masks).reshape(len(masks), -1).any(axis=1))
-    if len(with_holes) <= n:
-        return with_holes
-    return with_holes[np.round(np.linspace(0, len(with_holes) - 1, n)).astype(int)]
+    fraction = np.asarray(masks).reshape(len(masks), -1).mean(axis=1)
+    source = np.flatnonzero((fraction > 0) & (fraction < SOURCE_HOLE_MAX_FRACTION))
+    galactic = np.flatnonzero(fraction >= SOURCE_HOLE_MAX_FRACTION)
+    n_galactic = min(len(galactic), max(n // 2, n - len(source)))
+    n_source = min(len(source), n - n_galactic)
+
+    def spread(ids, k):
+        return ids[np.round(np.linspace(0, len(ids) - 1, k)).astype(int)] if k < len(ids) else ids
+
+    return np.sort(np.concatenate([spread(source, n_source), spread(galactic, n_galactic)]))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from cmbnn.analysis.gaussian_field import patch_stack
+from cmbnn.inpainting.masks import SOURCE_HOLE_MAX_FRACTION
 
 GAUSSIAN_1SIGMA = 0.6826894921370859  # erf(1 / sqrt(2))
 GAUSSIAN_2SIGMA = 0.9544997361036416  # erf(2 / sqrt(2))
@@ -83,9 +84,6 @@ def calibration(truth, mean, std, mask) -> dict:
     }
 
 
-# Hole classes of the issue-19 tables: a patch whose holes cover less than this fraction of it
-# has only point-source discs (3-17 pixels at the default beam); more is a Galactic hole.
-SOURCE_HOLE_MAX_FRACTION = 0.01
 HOLE_CLASSES = ("all", "source", "galactic")
 
 

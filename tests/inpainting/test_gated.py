@@ -1,0 +1,78 @@
+"""The gated U-net (cmbnn.inpainting.gated): linear in the data for a given mask, and its
+constrained-realisation samples, which are the exact Gaussian posterior when the network is the
+conditional-mean operator."""
+
+import numpy as np
+import pytest
+
+from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std
+from cmbnn.inpainting import gated
+from cmbnn.seeding import rng_for
+
+
+def holes(n, size=16):
+    mask = np.zeros((n, size, size), np.uint8)
+    mask[:, 5:9, 6:10] = 1
+    mask[1:, 12:, :] = 1  # a band on all but the first
+    return mask
+
+
+def test_the_network_is_linear_in_the_data_for_a_given_mask():
+    model = gated.build_gated_unet(16, 16, channels=8, levels=2, seed=3)
+    mask = holes(3)[..., None].astype(np.float32)
+    rng = rng_for(1, "t")
+    x, y = rng.standard_normal((2, 3, 16, 16, 1)).astype(np.float32)
+    f = lambda d: model.predict([d, mask], verbose=0)  # noqa: E731
+    np.testing.assert_allclose(f(2.0 * x - 0.5 * y), 2.0 * f(x) - 0.5 * f(y), rtol=1e-4, atol=1e-5)
+    assert np.abs(f(x)).max() > 0 and np.array_equal(f(0 * x), np.zeros_like(x))  # no bias anywhere
+    other = np.zeros_like(mask)
+    other[:, :4] = 1
+    assert not np.allclose(model.predict([x, other], verbose=0), f(x))  # the weights follow the mask
+
+
+class ExactOperator:
+    """Stands in for the network: the Gaussian conditional mean itself, through ``predict``."""
+
+    def __init__(self, cov):
+        self.cov = cov
+
+    def predict(self, inputs, batch_size=None, verbose=0):
+        data, mask = inputs
+        return conditional_mean(data[..., 0].astype(np.float64), mask[..., 0], self.cov, method="dense")[..., None]
+
+
+def test_samples_with_the_exact_operator_have_the_gaussian_posterior_std(camb_cls):
+    cov = FlatSkyCovariance(camb_cls["TT"], 16, 16, 10.0, beam_fwhm_arcmin=20.0)
+    mask = holes(2)
+    truth = np.stack([np.zeros((16, 16)), np.ones((16, 16))]) * 0 + rng_for(5, "t").standard_normal((2, 16, 16)) * 50
+    mean, std = gated.inpaint(ExactOperator(cov), truth, mask, cov, n_samples=400, seed=2)
+    hole = mask.astype(bool)
+    np.testing.assert_allclose(mean[..., 0][~hole], truth[~hole], atol=1e-3)  # the composite keeps the data
+    assert np.all(std[..., 0][~hole] == 0)
+    want = conditional_std(mask, cov, method="dense")
+    ratio = std[..., 0][hole] / want[hole]
+    assert abs(np.median(ratio) - 1) < 0.05 and np.all(np.abs(ratio - 1) < 0.25)  # 400 samples: ~3.5% per pixel
+
+
+def test_sampling_changes_the_hole_only_and_follows_the_seed():
+    model = gated.build_gated_unet(16, 16, channels=4, levels=2, seed=0)
+    cov = FlatSkyCovariance(np.r_[0.0, 0.0, 1e3 / np.arange(2, 200) ** 2], 16, 16, 10.0, beam_fwhm_arcmin=20.0)
+    truth = rng_for(7, "t").standard_normal((3, 16, 16))
+    mask = holes(3)
+    a = gated.inpaint(model, truth, mask, cov, n_samples=4, seed=1)
+    b = gated.inpaint(model, truth, mask, cov, n_samples=4, seed=1)
+    c = gated.inpaint(model, truth, mask, cov, n_samples=4, seed=2)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    hole = mask.astype(bool)[..., None]
+    assert np.array_equal(a[0], c[0]) and not np.array_equal(a[1][hole], c[1][hole])  # the mean is the fill; the spread is the samples'
+    assert np.all(a[1][~hole] == 0) and np.all(a[1][hole] > 0)
+
+
+def test_log_hole_mse_weighs_patches_equally_and_skips_hole_free_ones():
+    truth = np.zeros((3, 4, 4, 1), np.float32)
+    mask = np.zeros((3, 4, 4, 1), np.float32)
+    mask[0, 0, 0] = 1
+    mask[1, :2] = 1
+    pred = truth + np.array([1e-2, 1.0, 5.0], np.float32)[:, None, None, None]
+    got = float(gated.log_hole_mse(np.concatenate([truth, mask], -1), pred))
+    assert got == pytest.approx(np.mean([np.log(1e-4 + 1e-6), np.log(1.0 + 1e-6)]), rel=1e-5)
