@@ -33,8 +33,8 @@ from cmbnn.nn.data import data_digest
 from cmbnn.nn.training import PatchBatches, distribution_scope, fit_resumable, register_serializable, set_seeds
 from cmbnn.seeding import rng_for
 
-SAMPLES_PER_DRAW = 10
-DEFAULTS = {"width": 32, "levels": 4, "epochs": 10, "batch_size": 32, "learning_rate": 2e-3, "patience": 10, "augment": True}
+SAMPLES_PER_DRAW = 50
+DEFAULTS = {"width": 32, "levels": 4, "diffusion_steps": 0, "epochs": 10, "batch_size": 32, "learning_rate": 2e-3, "patience": 10, "augment": True}
 
 
 def log_hole_mse(y_true, y_pred):
@@ -50,10 +50,44 @@ def log_hole_mse(y_true, y_pred):
     return ops.sum(per_patch) / ops.maximum(ops.sum(has_hole), 1.0)
 
 
-def build_gated_unet(height: int, width: int, channels: int = 32, levels: int = 4, seed: int = 0):
+def diffusive_fill_layer():
+    """The Keras layer class of diffusive inpainting, defined on first use (Keras is imported
+    lazily): ``steps`` Jacobi sweeps of Laplace's equation in the hole (each hole pixel becomes
+    the mean of its 4 neighbours; observed pixels stay; edges reflect), started from 0. Linear in
+    the observed data; the diffusive inpainting of point sources in Planck maps (Gruetjen et al. 2017)."""
+    if "_DIFFUSIVE_FILL" in globals():
+        return _DIFFUSIVE_FILL
+    import keras
+    from keras import ops
+
+    @register_serializable
+    class DiffusiveFill(keras.layers.Layer):
+        def __init__(self, steps: int, **kwargs):
+            super().__init__(**kwargs)
+            self.steps = int(steps)
+
+        def call(self, inputs):
+            data, mask = inputs
+            observed = data * (1 - mask)
+            x = observed
+            for _ in range(self.steps):
+                p = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
+                x = observed + mask * 0.25 * (p[:, :-2, 1:-1] + p[:, 2:, 1:-1] + p[:, 1:-1, :-2] + p[:, 1:-1, 2:])
+            return x
+
+        def get_config(self):
+            return {**super().get_config(), "steps": self.steps}
+
+    globals()["_DIFFUSIVE_FILL"] = DiffusiveFill
+    return DiffusiveFill
+
+
+def build_gated_unet(height: int, width: int, channels: int = 32, levels: int = 4, seed: int = 0, diffusion_steps: int = 0):
     """keras Model [(B, H, W, 1) observed data with 0 in the hole, (B, H, W, 1) mask] -> the fill
     (B, H, W, 1), linear in the data for a fixed mask (module docstring). H and W must be
-    divisible by 2**levels."""
+    divisible by 2**levels. diffusion_steps > 0: the network sees a diffusive fill of the hole
+    (:func:`diffusive_fill_layer`) beside the data and adds its output to it (the last layer
+    starts at zero, so training starts from the diffusive fill)."""
     import keras
     from keras import layers
 
@@ -73,7 +107,8 @@ def build_gated_unet(height: int, width: int, channels: int = 32, levels: int = 
     data = keras.Input((height, width, 1), name="observed")
     mask = keras.Input((height, width, 1), name="mask")
     q = mask_conv(layers.Concatenate(name="mask_and_observed")([mask, 1 - mask]), 1, "mask0")
-    d = gated(data_conv(data, name="data0"), q, "enc0")
+    prefill = diffusive_fill_layer()(int(diffusion_steps), name="diffusive_fill")([data, mask]) if diffusion_steps > 0 else None
+    d = gated(data_conv(data if prefill is None else layers.Concatenate(name="data_and_diffusive")([data, prefill]), name="data0"), q, "enc0")
     skips, gates = [d], [q]
     for level in range(1, levels + 1):
         q = mask_conv(mask_conv(q, 2, f"mask{level}_down"), 1, f"mask{level}")
@@ -86,7 +121,10 @@ def build_gated_unet(height: int, width: int, channels: int = 32, levels: int = 
         u = layers.Conv2DTranspose(channels, 3, strides=2, padding="same", use_bias=False, kernel_initializer=init, name=f"up{level}")(u)
         u = layers.Add(name=f"skip{level}")([u, skips[level]])
         u = gated(data_conv(u, name=f"dec{level}"), gates[level], f"dec{level}")
-    fill = layers.Conv2D(1, 3, padding="same", use_bias=False, kernel_initializer=init, name="fill")(u)
+    if prefill is None:
+        fill = layers.Conv2D(1, 3, padding="same", use_bias=False, kernel_initializer=init, name="fill")(u)
+    else:
+        fill = layers.Add(name="diffusive_plus_correction")([prefill, layers.Conv2D(1, 3, padding="same", use_bias=False, kernel_initializer="zeros", name="fill")(u)])
     return keras.Model([data, mask], fill, name="gated_unet")
 
 
@@ -122,7 +160,7 @@ def train(truth_train, truth_val, bank, settings: dict, seed: int, checkpoint_di
     steps = len(train_batches) * s["epochs"]
 
     def build_and_compile():
-        model = build_gated_unet(height, width, s["width"], s["levels"], seed)
+        model = build_gated_unet(height, width, s["width"], s["levels"], seed, s["diffusion_steps"])
         schedule = keras.optimizers.schedules.CosineDecay(s["learning_rate"], steps, alpha=0.01)
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=log_hole_mse)
         return model
@@ -190,4 +228,5 @@ def posterior(kind: str, model, observed, mask, cov: FlatSkyCovariance, n_sample
 def load_model(path):
     """Either CosmoVAE model from its .keras file (the gated one's nested training model names its loss)."""
     register_serializable(log_hole_mse)
+    diffusive_fill_layer()
     return cosmovae.load_model(path)
