@@ -122,7 +122,7 @@ def test_statistics_shapes_and_metadata(power_law):
     _, x, _ = power_law
     per_patch, meta = ds.statistics(x[:10], RESO, THRESHOLDS)
     assert set(per_patch) == set(ds.STATISTICS)
-    assert per_patch["spectrum"].shape == (10, 8) and per_patch["histogram"].shape == (10, 20)
+    assert per_patch["spectrum"].shape == (10, 8) and per_patch["histogram"].shape == (10, 20) and per_patch["moments"].shape == (10, 2)
     assert all(per_patch[k].shape == (10, 9) for k in ("V0", "V1", "V2"))
     assert meta["ell"].shape == (8,) and meta["centres"].shape == (20,) and meta["edges"].shape == (21,)
     np.testing.assert_array_equal(meta["thresholds"], THRESHOLDS)
@@ -138,19 +138,44 @@ def test_distance_table_tells_same_from_shifted_and_rescaled(power_law):
         "shifted": ds.statistics(other + 1.0, RESO, THRESHOLDS)[0],
         "rescaled": ds.statistics(1.2 * other, RESO, THRESHOLDS)[0],
     }
-    table = ds.distance_table(sets, "test").set_index(["set", "statistic"])
-    assert list(table.columns) == ["chi2_per_bin", "chi2_of_mean", "n_bins", "n_patches"]
+    table = ds.distance_table(sets, "test", floors=("same",), n_permutations=50).set_index(["set", "statistic"])
+    assert list(table.columns) == ["distance", "chi2_of_mean", "p_value", "n_bins", "n_patches", "floor", "over_floor"]
     assert set(table.index.get_level_values("set")) == {"same", "shifted", "rescaled"}
     same = table.loc["same"]
     assert (same.chi2_of_mean < 5).all(), same  # ~1: sampling noise only
-    assert (same.chi2_per_bin < 0.2).all(), same  # ~2 / 128 per bin
+    assert (same.distance < 0.2).all(), same  # ~2 / 128 per bin
+    assert (same.p_value > 0.01).all(), same
     assert (same.n_patches == 128).all()
-    assert same.loc["histogram", "n_bins"] < 20  # bins empty in the reference are skipped
+    assert same.loc["histogram", "n_bins"] < 20  # bins empty in both sets are skipped
+    np.testing.assert_allclose(same.over_floor, 1.0)  # the floor set is its own floor
     shifted = table.loc["shifted"]
     assert shifted.loc["histogram", "chi2_of_mean"] > 10 and shifted.loc["V0", "chi2_of_mean"] > 10
-    # A constant does not change the (mean-subtracted) spectrum.
+    assert shifted.loc["V0", "p_value"] == pytest.approx(1 / 51) and shifted.loc["V0", "over_floor"] > 10
+    # A constant changes neither the (mean-subtracted) spectrum nor the shape of the histogram.
     assert shifted.loc["spectrum", "chi2_of_mean"] == pytest.approx(same.loc["spectrum", "chi2_of_mean"])
+    assert shifted.loc["moments", "distance"] == pytest.approx(same.loc["moments", "distance"])
     assert table.loc[("rescaled", "spectrum"), "chi2_of_mean"] > 50
+
+
+def test_distance_stays_finite_where_the_reference_has_no_scatter():
+    rng = np.random.default_rng(3)
+    ref = np.column_stack([rng.normal(0, 1, 200), np.zeros(200)])  # bin 2: no scatter at all
+    other = np.column_stack([rng.normal(0, 1, 200), rng.normal(0.01, 0.01, 200)])
+    table = ds.distance_table({"test": {"V0": ref}, "set": {"V0": other}}, "test", n_permutations=20)
+    # pooled variance 0.5e-4 in bin 2: (0.01)^2 / 0.5e-4 = 2, against infinity with the reference's scatter alone
+    assert 0.5 < table.distance[0] < 2.0 and table.n_bins[0] == 2
+    constant = {"V0": np.zeros((50, 2))}
+    assert ds.distance_table({"test": constant, "same": constant}, "test").n_bins[0] == 0
+
+
+def test_patch_moments_of_gaussian_and_lognormal_pixels():
+    g = np.random.default_rng(4).standard_normal((4, 128, 128))
+    m = ds.patch_moments(g)
+    np.testing.assert_allclose(m, 0.0, atol=0.1)
+    s = 0.5  # log-normal: skewness (e^s2 + 2) sqrt(e^s2 - 1), excess kurtosis e^4s2 + 2e^3s2 + 3e^2s2 - 6
+    e = np.exp(s**2)
+    m = ds.patch_moments(np.exp(s * g)).mean(axis=0)
+    assert m[0] == pytest.approx((e + 2) * np.sqrt(e - 1), rel=0.1) and m[1] == pytest.approx(e**4 + 2 * e**3 + 3 * e**2 - 6, rel=0.25)
 
 
 # ----------------------------------------------------------------------------- empirical C_ell and the Gaussian baseline

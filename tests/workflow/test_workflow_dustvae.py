@@ -68,11 +68,16 @@ def test_models_trained_and_checkpoints_removed(dust_run):
 def test_statistics_table_and_samples(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/statistics.tsv", sep="\t")
     models = ("dustvae", "betavae", "cvae")
-    assert set(table.set) == {"validation", "gaussian"} | {f"{m}, {z} z" for m in models for z in ("prior", "fitted")}
-    assert set(table.statistic) >= {"spectrum", "histogram", "V0", "V1", "V2"}
-    assert np.all(np.isfinite(table.chi2_per_bin)) and np.all(table.chi2_per_bin >= 0)
+    classical = {"gaussian", "gaussian copula", "scattering synthesis"}
+    assert set(table.set) == {"validation", "train"} | classical | {f"{m}, {z} z" for m in models for z in ("prior", "fitted")}
+    assert set(table.statistic) == {"spectrum", "histogram", "moments", "V0", "V1", "V2"}
+    assert np.all(np.isfinite(table.distance)) and np.all(table.distance >= 0)
+    assert np.all((table.p_value > 0) & (table.p_value <= 1))
+    floors = table[table.set.isin(["validation", "train"])].groupby("statistic").distance.max()
+    np.testing.assert_allclose(table.floor, table.statistic.map(floors))
+    assert np.all(table.seconds_per_sample[~table.set.isin(["validation", "train"])] > 0)
     with h5py.File(dust_run / "results/dust/samples.h5", "r") as f:
-        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted")] + ["gaussian"]:
+        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted")] + ["gaussian", "gaussian_copula", "scattering_synthesis"]:
             assert f[name].shape == (TINY["statistics"]["n_samples"], 16, 16)
     for name in ("samples.png", "statistics.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 10_000

@@ -1,16 +1,21 @@
-"""Rule dust_statistics: new patches from every model's prior and from the Gaussian baseline,
-their spectra, pixel histograms and Minkowski functionals against held-out real patches."""
+"""Rule dust_statistics: new patches from every model's prior and from the classical generators
+(Gaussian field, Gaussian copula, scattering synthesis), their spectra, pixel histograms, one-point
+moments and Minkowski functionals against held-out real patches, with validation and training
+patches as the floors."""
 
 from _helpers import configure
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 log = configure(smk, "dust_statistics")
 
+import time  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmbnn.dust import statistics as dust_stats  # noqa: E402
-from cmbnn.dust import vae as dustvae
+from cmbnn.dust import synthesis  # noqa: E402
+from cmbnn.dust import vae as dustvae  # noqa: E402
 from cmbnn.dust.figures import plot_samples, plot_statistics  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_h5  # noqa: E402
 from cmbnn.nn.training import limit_threads  # noqa: E402
@@ -27,7 +32,15 @@ patches = {split: read_h5(smk.input[split])[0] for split in ("train", "validatio
 x = {split: dustvae.log_standardise(d["intensity"], stats)[0] for split, d in patches.items()}
 n = s["n_samples"]
 
-samples = {}
+samples, seconds = {}, {}
+
+
+def timed(key, generate):
+    started = time.perf_counter()
+    samples[key] = generate()
+    seconds[key] = (time.perf_counter() - started) / len(samples[key])
+
+
 for name, model in models.items():
     condition = cond_train = None
     if model.conditional:
@@ -39,23 +52,35 @@ for name, model in models.items():
     fit = dustvae.fit_latent_gaussian(model, x["train"], cond_train)
     for source, latent in (("prior z", None), ("fitted z", fit)):
         key = f"{name}, {source}"
-        samples[key] = dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, latent=latent)
+        timed(key, lambda: dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, latent=latent))
         log.info("%s: %d samples, mean %.3f, per-patch std %.3f (test %.3f, %.3f)", key, n, samples[key].mean(), samples[key].std(axis=(1, 2)).mean(),
                  x["test"].mean(), x["test"].std(axis=(1, 2)).mean())
-samples["gaussian"] = dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian"))
-write_h5(smk.output.samples, {name.replace(", ", "/").replace(" z", ""): v.astype(np.float32) for name, v in samples.items()},
+timed("gaussian", lambda: dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian")))
+timed("gaussian copula", lambda: synthesis.gaussian_copula(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "copula")))
+scat = s.get("scattering") or {}
+if scat.get("enabled", True):
+    timed("scattering synthesis", lambda: synthesis.scattering_synthesis(
+        x["train"], scat.get("n_samples") or n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "scattering"),
+        scales=scat.get("scales", 5), orientations=scat.get("orientations", 4), steps=scat.get("steps", 300), log=log))
+for key, value in seconds.items():
+    log.info("%s: %.3g s per sample", key, value)
+write_h5(smk.output.samples, {name.replace(", ", "/").replace(" z", "").replace(" ", "_"): v.astype(np.float32) for name, v in samples.items()},
          {"units": "standardised log I", "log_mean": stats["log_mean"], "log_std": stats["log_std"]})
 
 thresholds = np.linspace(s["thresholds"]["min"], s["thresholds"]["max"], s["thresholds"]["n"])
-sets = {"test": x["test"], "validation": x["validation"], **samples}
+# Training patches (as many as the samples) are the second floor: the test split is brighter than
+# the training split, so even real training patches are some way from it.
+train_subset = x["train"][rng_for(p.seed, "dust-train-floor").choice(len(x["train"]), min(n, len(x["train"])), replace=False)]
+sets = {"test": x["test"], "validation": x["validation"], "train": train_subset, **samples}
 per_set, meta = {}, None
 for name, maps in sets.items():
     per_set[name], meta = dust_stats.statistics(maps, p.reso_arcmin, thresholds, n_bins=s["n_bins"])
     log.info("statistics of %s (%d patches)", name, len(maps))
-table = dust_stats.distance_table(per_set, reference="test")
+table = dust_stats.distance_table(per_set, reference="test", floors=("validation", "train"), rng=rng_for(p.seed, "dust-permutations"))
+table["seconds_per_sample"] = table.set.map(seconds)
 with atomic_output(smk.output.table) as tmp:
     table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
 with pd.option_context("display.width", 200):
-    log.info("distances to the test set (validation: real held-out patches, the floor):\n%s", table.to_string(index=False))
+    log.info("distances to the test set (validation and train: real patches, the floors):\n%s", table.to_string(index=False))
 plot_samples(x["test"], samples, smk.output.samples_plot)
 plot_statistics(per_set, meta, smk.output.statistics_plot, reference="test")

@@ -24,6 +24,7 @@ STAT_LABELS = {
     "V0": "V0: area fraction above threshold",
     "V1": r"V1: boundary length / 4 area [pixel$^{-1}$]",
     "V2": r"V2: Euler characteristic / area [pixel$^{-2}$]",
+    "moments": "per-patch moment of x",
     "mean_log": f"patch mean of x [{X_UNIT}]",
 }
 
@@ -85,15 +86,17 @@ def plot_samples(real, generated: dict, path, n_show: int = 4, stats: dict | Non
 
 
 def _set_styles(names, reference: str) -> dict:
-    """Colour and line style per set: the reference black, a Gaussian baseline grey dashed."""
+    """Colour and line style per set: the reference black, the Gaussian baseline grey dashed, the
+    other classical generators (copula, scattering synthesis) dashed in colour."""
     styles, k = {}, 0
     for name in names:
         if name == reference:
             styles[name] = dict(color="k", ls="-", lw=2.0)
-        elif "gauss" in name.lower():
+        elif name.lower() == "gaussian":
             styles[name] = dict(color="0.45", ls="--", lw=1.8)
         else:
-            styles[name] = dict(color=f"C{k % 10}", ls="-", lw=1.4)
+            classical = any(word in name.lower() for word in ("copula", "scattering"))
+            styles[name] = dict(color=f"C{k % 10}", ls="--" if classical else "-", lw=1.4)
             k += 1
     return styles
 
@@ -112,6 +115,7 @@ def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") ->
         ("V0", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V0"),
         ("V1", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V1"),
         ("V2", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V2"),
+        ("moments", np.array([0.0, 1.0]), "", "One-point shape (per patch)"),
     ]
     names = [reference] + [n for n in per_set if n != reference] if reference in per_set else list(per_set)
     styles = _set_styles(names, reference)
@@ -130,6 +134,11 @@ def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") ->
                 mean, lower, upper = 10.0**mean, 10.0 ** (mean - std), 10.0 ** (mean + std)
             else:
                 lower, upper = mean - std, mean + std
+            if stat == "moments":  # two numbers, not a curve: points with the patch-to-patch scatter
+                offset = 0.3 * (names.index(name) / max(len(names) - 1, 1) - 0.5)
+                style = {k: v for k, v in styles[name].items() if k not in ("ls", "linestyle")}
+                ax.errorbar(xs + offset, mean, yerr=std, fmt="o", capsize=3, label=f"{name}", **style)
+                continue
             ax.plot(xs, mean, label=f"{name} (N = {len(values)})", **styles[name])
             if name == reference:
                 ax.fill_between(xs, lower, upper, color="0.8", alpha=0.7, label=f"{name} 1$\\sigma$ per patch")
@@ -137,11 +146,13 @@ def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") ->
             ax.set_yscale("log")
         if stat == "V2":
             ax.axhline(0, color="0.6", lw=0.8)
+        if stat == "moments":
+            ax.set_xticks([0, 1], ["skewness", "excess kurtosis"])
+            ax.axhline(0, color="0.6", lw=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(STAT_LABELS[stat])
         ax.set_title(title)
         ax.legend(fontsize=7)
-    axes[-1].axis("off")
     fig.suptitle(f"Statistics of generated dust patches against the {reference} set")
     fig.tight_layout()
     save_figure(fig, path, dpi=100)

@@ -28,7 +28,9 @@ from cmbnn.units import ARCMIN
 # The paper's histogram binning, in units of the standardised log intensity.
 HIST_EDGES = np.linspace(-3, 5, 21)
 # Per-patch statistics returned by :func:`statistics` and compared by :func:`distance_table`.
-STATISTICS = ("spectrum", "histogram", "V0", "V1", "V2")
+STATISTICS = ("spectrum", "histogram", "moments", "V0", "V1", "V2")
+# Permutations behind each distance's p-value (:func:`distance_table`).
+N_PERMUTATIONS = 200
 # The paper's disc: radius 50 px on 256 px patches.
 DISC_RADIUS_FRACTION = 50 / 256
 # Two rectangles (row_start, row_stop, col_start, col_stop) as fractions of the height and width:
@@ -182,7 +184,7 @@ def nyquist_lmax(reso_arcmin: float) -> int:
     return int(np.pi / (reso_arcmin * ARCMIN))
 
 
-def gaussian_like(train_x, n: int, reso_arcmin: float, rng: np.random.Generator, lmax: int | None = None) -> np.ndarray:
+def gaussian_like(train_x, n: int, reso_arcmin: float, rng: np.random.Generator, lmax: int | None = None, cl: np.ndarray | None = None) -> np.ndarray:
     """The classical baseline generator: n patches (n, H, W) float32 of a Gaussian field with the
     training patches' power spectrum and patch means.
 
@@ -191,14 +193,16 @@ def gaussian_like(train_x, n: int, reso_arcmin: float, rng: np.random.Generator,
     drawn with replacement: the field alone would give the means of a Gaussian with the
     extrapolated super-patch power, not the data's. Everything a Gaussian field can match is
     matched (spectrum, patch means); what is left (skewness, Minkowski functionals) is what the
-    generative models must add. Deterministic for a given ``rng`` state. Above 64 x 64 pixels the
+    generative models must add. ``cl``: use this spectrum instead of the training patches' (the
+    patch means still come from them). Deterministic for a given ``rng`` state. Above 64 x 64 pixels the
     realisations are drawn by circulant embedding, which warns about its clipped eigenvalues for a
     spectrum this red (measured at 256^2 for ell^-2.4: ~1% of C(0); see
     :func:`cmbnn.analysis.gaussian_field.gaussian_realisations`).
     """
     train = patch_stack(train_x)
     _, h, w = train.shape
-    cl = empirical_cl(train, reso_arcmin, nyquist_lmax(reso_arcmin) if lmax is None else int(lmax))
+    if cl is None:
+        cl = empirical_cl(train, reso_arcmin, nyquist_lmax(reso_arcmin) if lmax is None else int(lmax))
     fields = gaussian_realisations(FlatSkyCovariance(cl, h, w, reso_arcmin), n, rng)
     fields -= fields.mean(axis=(1, 2), keepdims=True)
     means = rng.choice(train.mean(axis=(1, 2)), size=n, replace=True)
@@ -224,6 +228,19 @@ def pixel_histograms(x, edges=HIST_EDGES) -> np.ndarray:
     return counts / (flat.shape[1] * np.diff(edges))
 
 
+def patch_moments(x) -> np.ndarray:
+    """Skewness and excess kurtosis of every patch's pixels, (N, 2): the shape of the one-point
+    distribution, which the shared-threshold histogram barely sees (a Gaussian field with the
+    data's patch means and spectrum matched the test histogram as closely as real patches did)."""
+    x = patch_stack(x).reshape(len(x), -1).astype(np.float64)
+    u = x - x.mean(axis=1, keepdims=True)
+    var = np.mean(u**2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skewness = np.mean(u**3, axis=1) / var**1.5
+        kurtosis = np.mean(u**4, axis=1) / var**2 - 3.0
+    return np.stack([skewness, kurtosis], axis=1)
+
+
 def minkowski_curves(x, thresholds) -> np.ndarray:
     """V0, V1, V2 of every patch at every threshold, (N, 3, n_thr) (:mod:`cmbnn.analysis.minkowski`).
 
@@ -237,7 +254,7 @@ def minkowski_curves(x, thresholds) -> np.ndarray:
 def statistics(x, reso_arcmin: float, thresholds, n_bins: int = 8) -> tuple[dict, dict]:
     """Every compared statistic of patches x: (per_patch, meta).
 
-    per_patch: "spectrum" (N, n_bins) = log10 of the :func:`patch_spectra` bandpowers (NaN where a
+    per_patch: "moments" (N, 2) (:func:`patch_moments`: skewness, excess kurtosis); "spectrum" (N, n_bins) = log10 of the :func:`patch_spectra` bandpowers (NaN where a
     decoupled bandpower is not positive): bandpowers scatter like chi^2 with few degrees of freedom
     and span decades, their logs are closer to Gaussian with comparable scatter in every bin, so
     chi^2 per bin is meaningful; "histogram" (N, 20) (:func:`pixel_histograms`); "V0", "V1", "V2"
@@ -249,7 +266,7 @@ def statistics(x, reso_arcmin: float, thresholds, n_bins: int = 8) -> tuple[dict
     with np.errstate(divide="ignore", invalid="ignore"):
         log_cl = np.where(cl > 0, np.log10(np.where(cl > 0, cl, 1.0)), np.nan)
     mink = minkowski_curves(x, thresholds)
-    per_patch = {"spectrum": log_cl, "histogram": pixel_histograms(x), "V0": mink[:, 0], "V1": mink[:, 1], "V2": mink[:, 2]}
+    per_patch = {"spectrum": log_cl, "histogram": pixel_histograms(x), "moments": patch_moments(x), "V0": mink[:, 0], "V1": mink[:, 1], "V2": mink[:, 2]}
     meta = {
         "ell": ell,
         "edges": HIST_EDGES.copy(),
@@ -259,20 +276,49 @@ def statistics(x, reso_arcmin: float, thresholds, n_bins: int = 8) -> tuple[dict
     return per_patch, meta
 
 
-def distance_table(sets: dict, reference: str) -> "pandas.DataFrame":  # noqa: F821
+def _distance(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
+    """(distance, chi2_of_mean, bins used) of per-patch statistics a (N_a, bins), b (N_b, bins);
+    NaN entries left out (:func:`distance_table`)."""
+    n_a, n_b = np.sum(np.isfinite(a), axis=0), np.sum(np.isfinite(b), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins: dropped below
+        mean_a, mean_b = np.nanmean(a, axis=0), np.nanmean(b, axis=0)
+        var_a = np.nanvar(a, axis=0, ddof=1) if a.shape[0] > 1 else np.zeros(a.shape[1])
+        var_b = np.nanvar(b, axis=0, ddof=1) if b.shape[0] > 1 else np.zeros(b.shape[1])
+    pooled = 0.5 * (np.nan_to_num(var_a) + np.nan_to_num(var_b))
+    good = np.isfinite(mean_a) & np.isfinite(mean_b) & (pooled > 0) & (n_a > 1) & (n_b > 1)
+    if not good.any():
+        return np.nan, np.nan, 0
+    diff = (mean_b - mean_a)[good]
+    var_mean = np.nan_to_num(var_a[good]) / n_a[good] + np.nan_to_num(var_b[good]) / n_b[good]
+    return float(np.mean(diff**2 / pooled[good])), float(np.mean(diff**2 / var_mean)), int(good.sum())
+
+
+def distance_table(sets: dict, reference: str, floors=("validation", "train"), n_permutations: int = N_PERMUTATIONS, rng=None) -> "pandas.DataFrame":  # noqa: F821
     """How far each set's statistics are from the reference's: one row per set and statistic.
 
-    chi2_per_bin: mean over bins of ((mean_set - mean_ref) / scatter_ref)^2, scatter_ref the
-    reference's per-patch standard deviation: the difference in units of the patch-to-patch
-    spread, independent of how many patches there are (~0 for matching sets; 1 means off by a
-    typical patch's scatter). chi2_of_mean: mean over bins of (mean_set - mean_ref)^2 /
-    (scatter_ref^2 / N_ref + scatter_set^2 / N_set): ~1 when the two sets differ by sampling noise
-    only, >> 1 when the difference is significant. Bins where scatter_ref is 0 (e.g. an empty
-    histogram bin) are skipped; NaN entries (non-positive bandpowers) are left out of the means.
-    Columns: set, statistic, chi2_per_bin, chi2_of_mean, n_bins (bins used), n_patches (of the set).
+    distance: mean over bins of (mean_set - mean_ref)^2 / pooled variance, the pooled variance the
+    mean of the two sets' per-patch variances: the difference in units of a typical patch's
+    scatter (~0 for matching sets, 1 = off by one patch's scatter), independent of the set sizes.
+    Pooling keeps it finite and meaningful where the reference has (almost) no scatter, e.g. a
+    Minkowski threshold below the reference's floor of log I, where dividing by the reference's
+    scatter alone let one bin dominate the whole distance; bins where both sets are constant are
+    dropped (n_bins counts the bins used). chi2_of_mean: mean over bins of (mean_set - mean_ref)^2 /
+    (var_ref / N_ref + var_set / N_set), ~1 when the sets differ by sampling noise only. p_value:
+    the fraction of ``n_permutations`` random relabellings of the pooled patches whose distance is
+    at least the observed one (the significance of the difference, without assuming independent
+    bins; the smallest reportable is 1 / (n_permutations + 1)). NaN entries (non-positive
+    bandpowers) are left out.
+
+    ``floors``: sets of real patches (e.g. validation patches from other sky regions, training
+    patches) whose distance is what real dust reaches: floor = the largest of their distances for
+    the statistic, and over_floor = distance / floor for every set (a generator at 2 is twice as
+    far from the test patches as real patches are). Columns: set, statistic, distance,
+    chi2_of_mean, p_value, n_bins, n_patches, floor, over_floor.
     """
     import pandas as pd
 
+    rng = np.random.default_rng(0) if rng is None else rng
     ref = sets[reference]
     rows = []
     for name, per_patch in sets.items():
@@ -280,26 +326,29 @@ def distance_table(sets: dict, reference: str) -> "pandas.DataFrame":  # noqa: F
             continue
         for stat in [s for s in ref if s in per_patch]:
             a, b = np.asarray(ref[stat], dtype=np.float64), np.asarray(per_patch[stat], dtype=np.float64)
-            n_ref, n_set = np.sum(np.isfinite(a), axis=0), np.sum(np.isfinite(b), axis=0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins: dropped below
-                mean_ref, mean_set = np.nanmean(a, axis=0), np.nanmean(b, axis=0)
-                std_ref = np.nanstd(a, axis=0, ddof=1) if a.shape[0] > 1 else np.zeros(a.shape[1])
-                std_set = np.nanstd(b, axis=0, ddof=1) if b.shape[0] > 1 else np.zeros(b.shape[1])
-            good = np.isfinite(mean_ref) & np.isfinite(mean_set) & np.isfinite(std_ref) & (std_ref > 0)
-            diff = (mean_set - mean_ref)[good]
-            var_mean = std_ref[good] ** 2 / n_ref[good] + np.nan_to_num(std_set[good]) ** 2 / n_set[good]
+            distance, chi2_of_mean, n_bins = _distance(a, b)
+            pooled = np.concatenate([a, b])
+            exceed = 0
+            for _ in range(n_permutations if np.isfinite(distance) else 0):
+                order = rng.permutation(len(pooled))
+                exceed += _distance(pooled[order[: len(a)]], pooled[order[len(a) :]])[0] >= distance
             rows.append(
                 {
                     "set": name,
                     "statistic": stat,
-                    "chi2_per_bin": float(np.mean((diff / std_ref[good]) ** 2)) if good.any() else np.nan,
-                    "chi2_of_mean": float(np.mean(diff**2 / var_mean)) if good.any() else np.nan,
-                    "n_bins": int(good.sum()),
+                    "distance": distance,
+                    "chi2_of_mean": chi2_of_mean,
+                    "p_value": (exceed + 1) / (n_permutations + 1) if np.isfinite(distance) else np.nan,
+                    "n_bins": n_bins,
                     "n_patches": int(b.shape[0]),
                 }
             )
-    return pd.DataFrame(rows, columns=["set", "statistic", "chi2_per_bin", "chi2_of_mean", "n_bins", "n_patches"])
+    table = pd.DataFrame(rows, columns=["set", "statistic", "distance", "chi2_of_mean", "p_value", "n_bins", "n_patches"])
+    floor_sets = [f for f in floors if f in set(table.set)]
+    floor = table[table.set.isin(floor_sets)].groupby("statistic").distance.max() if floor_sets else pd.Series(dtype=float)
+    table["floor"] = table.statistic.map(floor)
+    table["over_floor"] = table.distance / table.floor
+    return table
 
 
 # ----------------------------------------------------------------------------- conditional model and imputation
