@@ -118,3 +118,27 @@ def test_the_intensity_reader_refuses_another_unit_by_name(tmp_path, unit):
     hp.write_map(str(path), _positive_sky(16), column_units=unit)
     with pytest.raises(ValueError, match=r"map\.fits: the intensity column is in '%s'" % re.escape(unit)):
         dustsky.read_intensity_map(path)
+
+
+def test_default_sky_intensity_has_the_measured_cirrus_slope():
+    """The default sky's intensity (not log I) has the slope of high-latitude dust intensity,
+    C_ell ~ ell^-2.9 (IRIS 100 um, 5' to 12.5 deg: Miville-Deschenes et al. 2007), measured on
+    its patches with the 20' sky beam divided out; ell^-2.42 is the polarised dust's slope
+    (Planck 2018 XI) and gave an intensity slope of -2.0."""
+    from pathlib import Path
+
+    import yaml
+
+    from cmbnn.dust import statistics as ds
+
+    config = yaml.safe_load((Path(__file__).parents[2] / "config/config.yaml").read_text())["dustvae"]
+    settings = {**config["patches"], **config["sky"], "counts": {"train": 100, "validation": 1, "test": 1}}
+    lmax = config["sky"]["lmax"]
+    centers = dustsky.dust_centers(settings, 1, "train")
+    alm = dustsky.log_field_alm(lmax, config["sky"]["alpha"], rng_for(1, "slope"), fwhm_arcmin=config["sky"]["fwhm_arcmin"])
+    intensity = dustsky.cut_dust_patches(alm, lmax, centers, settings).astype(np.float64)
+    ell, cl = ds.patch_spectra(intensity / intensity.mean(axis=(1, 2), keepdims=True), settings["reso_arcmin"])
+    sel = (ell > 200) & (ell < 800)
+    beam = hp.gauss_beam(np.radians(config["sky"]["fwhm_arcmin"] / 60), lmax=int(ell.max()) + 1)[ell.astype(int)]
+    slope = np.polyfit(np.log(ell[sel]), np.log(cl.mean(axis=0)[sel] / beam[sel] ** 2), 1)[0]
+    assert slope == pytest.approx(-2.9, abs=0.15)

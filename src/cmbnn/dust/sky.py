@@ -2,7 +2,8 @@
 
 The default sky is close to log-normal, as real dust intensity roughly is: I = I0 exp(s g' - s^2 / 2) P(b),
 with g' = g + k (g^2 - 1) (normalised; k = ``skew``) and g a unit-variance Gaussian field whose power spectrum is the dust's C_ell ~ ell^alpha
-(alpha = -2.42, Planck 2018 XI), s the rms of log I at fixed latitude and P(b) = 1 / sin|b|
+(alpha = -2.9 by default: the intensity then has the ell^-2.9 of high-latitude cirrus, Miville-Deschenes et al.
+2007; -2.42, Planck 2018 XI, is the polarised slope), s the rms of log I at fixed latitude and P(b) = 1 / sin|b|
 (floored at a few degrees) the brightening towards the Galactic plane. Exponentiating a Gaussian
 field makes the intensity positive, skewed, with bright compact (filament-like) peaks and faint
 broad valleys: its Minkowski functionals are not those of a Gaussian field, which is what the
