@@ -47,6 +47,24 @@ def test_shapes_at_the_default_and_paper_sizes(size, settings):
         dustvae.build_decoder(62, 62, s, conditional=False)
 
 
+def test_the_paper_preset_has_the_reference_codes_network():
+    """config/dustvae_paper.yaml: DustVAEder's ConvEncoder (convolutions straight to the latent)
+    and TransConvDecoder (a linear Dense to 16 x 16 x 32), and beta 8 for its batch-summed KL."""
+    from pathlib import Path
+
+    import yaml
+
+    paper = yaml.safe_load((Path(__file__).parents[2] / "config/dustvae_paper.yaml").read_text())["dustvae"]
+    s = {**dustvae.DEFAULTS, **paper["network"]}
+    enc = dustvae.build_encoder(256, 256, s, conditional=False)
+    dec = dustvae.build_decoder(256, 256, s, conditional=False)
+    dense = [layer for layer in enc.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.name for layer in dense] == ["z_mean", "z_log_var"] and dense[0].input.shape[-1] == 32 * 32 * 64
+    first = dec.get_layer("dec_dense")
+    assert first.units == 16 * 16 * 32 and first.activation is keras.activations.linear
+    assert [f for f in s["encoder_filters"]] == [256, 128, 64] and paper["models"]["dustvae"]["beta"] == 8.0
+
+
 def test_generation_and_encoding_shapes_and_determinism():
     model = dustvae.build_dustvae(16, 16, SMALL, seed=2)
     a = dustvae.sample(model, 5, np.random.default_rng(3))

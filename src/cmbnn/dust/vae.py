@@ -7,7 +7,8 @@ would erase the amplitude that the conditional model is asked to follow (brighte
 Galactic plane), so the statistics are global and stored with the model.
 
 Model (Keras 3, ``keras.ops`` only): an encoder of stride-2 4x4 convolutions (batch norm, ReLU),
-Dense(dense_units) and a diagonal Gaussian latent (256 by default); a decoder Dense -> (h0, w0, c0)
+Dense(dense_units) (none when 0, as in the reference code) and a diagonal Gaussian latent (256 by
+default); a decoder Dense (ReLU, or linear as in the reference code) -> (h0, w0, c0)
 -> stride-2 4x4 transposed convolutions -> 1x1 convolution to a per-pixel Gaussian (mean, log
 scale). Loss per patch: -log p(x|z) summed over pixels + beta KL(q(z|x) || N(0, 1)) summed over
 the latent (beta = 1: the dust VAE; beta = 0.1: the beta-VAE default).
@@ -28,7 +29,8 @@ from cmbnn.nn.training import PatchBatches, distribution_scope, fit_resumable, r
 DEFAULTS = {
     "latent_dim": 256,
     "encoder_filters": [256, 128, 64],   # the paper's, 4x4 stride 2 each
-    "dense_units": 512,
+    "dense_units": 512,                  # 0: the flattened convolutions feed the latent directly (the reference code)
+    "decoder_dense_activation": "relu",  # the reference code's decoder Dense is linear
     "decoder_filters": [128, 64, 32, 16],  # 4x4 stride-2 transposed convolutions (the paper's, for 256x256)
     "decoder_channels": 32,              # channels of the first decoder grid (paper: Dense 8192 -> 16x16x32)
     "beta": 1.0,
@@ -108,7 +110,8 @@ def build_encoder(height, width, s, conditional: bool):
         c_in = keras.Input((1,), name="condition")
         inputs.append(c_in)
         h = layers.Concatenate()([h, c_in])
-    h = layers.Dense(s["dense_units"], activation="relu", name="enc_dense")(h)
+    if s["dense_units"]:
+        h = layers.Dense(s["dense_units"], activation="relu", name="enc_dense")(h)
     mu = layers.Dense(s["latent_dim"], name="z_mean")(h)
     log_var = layers.Dense(s["latent_dim"], name="z_log_var")(h)
     return keras.Model(inputs, [mu, log_var], name="encoder")
@@ -126,7 +129,7 @@ def build_decoder(height, width, s, conditional: bool):
         c_in = keras.Input((1,), name="condition")
         inputs.append(c_in)
         h = layers.Concatenate()([h, c_in])
-    h = layers.Dense(h0 * w0 * s["decoder_channels"], activation="relu", name="dec_dense")(h)
+    h = layers.Dense(h0 * w0 * s["decoder_channels"], activation=s["decoder_dense_activation"], name="dec_dense")(h)
     h = layers.Reshape((h0, w0, s["decoder_channels"]))(h)
     for i, f in enumerate(s["decoder_filters"]):
         h = layers.Conv2DTranspose(f, 4, strides=2, padding="same", name=f"dec_deconv{i}")(h)
