@@ -65,6 +65,18 @@ def test_the_paper_preset_has_the_reference_codes_network():
     assert [f for f in s["encoder_filters"]] == [256, 128, 64] and paper["models"]["dustvae"]["beta"] == 8.0
 
 
+def test_a_demeaned_encoder_cannot_see_the_patch_brightness():
+    x = np.random.default_rng(2).standard_normal((3, 16, 16, 1)).astype(np.float32)
+    c = np.zeros((3, 1), np.float32)
+    plain = dustvae.build_dustvae(16, 16, {**SMALL, "conditional": True}, seed=1)
+    blind = dustvae.build_dustvae(16, 16, {**SMALL, "conditional": True, "encoder_input": "demeaned"}, seed=1)
+    for a, b in zip(dustvae.encode(blind, x, c), dustvae.encode(blind, x + 2.5, c)):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert not np.allclose(dustvae.encode(plain, x, c)[0], dustvae.encode(plain, x + 2.5, c)[0], atol=1e-3)
+    with pytest.raises(ValueError, match="encoder_input"):
+        dustvae.build_dustvae(16, 16, {**SMALL, "encoder_input": "whitened"})
+
+
 def test_generation_and_encoding_shapes_and_determinism():
     model = dustvae.build_dustvae(16, 16, SMALL, seed=2)
     a = dustvae.sample(model, 5, np.random.default_rng(3))

@@ -35,6 +35,7 @@ DEFAULTS = {
     "decoder_channels": 32,              # channels of the first decoder grid (paper: Dense 8192 -> 16x16x32)
     "beta": 1.0,
     "conditional": False,
+    "encoder_input": "patch",            # demeaned: the encoder sees each patch minus its mean (see build_encoder)
     # training (through cmbnn.nn.training.fit_resumable, as CENN and CosmoVAE)
     "epochs": 100,
     "batch_size": 8,
@@ -101,6 +102,12 @@ def build_encoder(height, width, s, conditional: bool):
     x_in = keras.Input((height, width, 1), name="patch")
     inputs = [x_in]
     h = x_in
+    if s["encoder_input"] == "demeaned":
+        # The patch mean (its brightness) cannot reach z, so the decoder has to take it from the
+        # condition: with the whole patch in view the cVAE's z carried it and the |b| was ignored.
+        h = h - keras.ops.mean(h, axis=(1, 2, 3), keepdims=True)
+    elif s["encoder_input"] != "patch":
+        raise ValueError(f"encoder_input must be 'patch' or 'demeaned', got {s['encoder_input']!r}")
     for i, f in enumerate(s["encoder_filters"]):
         h = layers.Conv2D(f, 4, strides=2, padding="same", name=f"enc_conv{i}")(h)
         h = layers.BatchNormalization(name=f"enc_bn{i}")(h)
