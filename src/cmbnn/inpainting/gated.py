@@ -34,7 +34,7 @@ from cmbnn.nn.training import PatchBatches, distribution_scope, fit_resumable, r
 from cmbnn.seeding import rng_for
 
 SAMPLES_PER_DRAW = 50
-DEFAULTS = {"width": 32, "levels": 4, "diffusion_steps": 64, "epochs": 10, "batch_size": 32, "learning_rate": 2e-3, "patience": 10, "augment": True}
+DEFAULTS = {"width": 32, "levels": 4, "diffusion_steps": 0, "epochs": 10, "batch_size": 32, "learning_rate": 2e-3, "patience": 10, "augment": True}
 
 
 def log_hole_mse(y_true, y_pred):
