@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from cmbnn.analysis.gaussian_field import patch_stack
+from cmbnn.dust.statistics import empirical_cl, gaussian_like, nyquist_lmax
 
 
 def gaussian_copula(train_x, n: int, reso_arcmin: float, rng: np.random.Generator, n_quantiles: int = 4096, corrections: int = 3) -> np.ndarray:
@@ -37,8 +38,6 @@ def gaussian_copula(train_x, n: int, reso_arcmin: float, rng: np.random.Generato
     training patches' spectrum to that of the transformed fields. Deterministic for a given
     ``rng`` state."""
     from scipy.special import ndtr, ndtri
-
-    from cmbnn.dust.statistics import empirical_cl, gaussian_like, nyquist_lmax
 
     train = patch_stack(train_x).astype(np.float64)
     probs = (np.arange(n_quantiles) + 0.5) / n_quantiles
@@ -123,6 +122,7 @@ class ScatteringStatistics:
         return tf.concat([s1, power, s2, annular, tf.stack([mean, skewness, 0.5 * kurtosis], axis=1)], axis=1)
 
 
+# More than 8 parameters: the training patches, count, pixel size and generator, then the synthesis's own knobs (keyword defaults).
 def scattering_synthesis(train_x, n: int, reso_arcmin: float, rng: np.random.Generator, scales: int = 5, orientations: int = 4, steps: int = 300, batch: int = 50, match_histogram: bool = False, log=None) -> np.ndarray:
     """n patches (n, H, W) float32 by maximum-entropy synthesis under :class:`ScatteringStatistics`
     (module docstring): each from a Gaussian field with the training spectrum, matched to the statistics of a training patch drawn
@@ -132,8 +132,6 @@ def scattering_synthesis(train_x, n: int, reso_arcmin: float, rng: np.random.Gen
     to TensorFlow's floating-point reductions)."""
     import tensorflow as tf
     from scipy.optimize import minimize
-
-    from cmbnn.dust.statistics import gaussian_like
 
     train = patch_stack(train_x).astype(np.float32)
     _, h, w = train.shape
