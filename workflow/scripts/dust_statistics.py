@@ -59,9 +59,9 @@ timed("gaussian", lambda: dust_stats.gaussian_like(x["train"], n, p.reso_arcmin,
 timed("gaussian copula", lambda: synthesis.gaussian_copula(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "copula")))
 scat = s.get("scattering") or {}
 if scat.get("enabled", True):
+    knobs = {key: scat[key] for key in ("scales", "orientations", "steps") if key in scat}  # absent: the function's defaults
     timed("scattering synthesis", lambda: synthesis.scattering_synthesis(
-        x["train"], scat.get("n_samples") or n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "scattering"),
-        scales=scat.get("scales", 5), orientations=scat.get("orientations", 4), steps=scat.get("steps", 300), log=log))
+        x["train"], scat.get("n_samples") or n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "scattering"), **knobs, log=log))
 for key, value in seconds.items():
     log.info("%s: %.3g s per sample", key, value)
 write_h5(smk.output.samples, {name.replace(", ", "/").replace(" z", "").replace(" ", "_"): v.astype(np.float32) for name, v in samples.items()},

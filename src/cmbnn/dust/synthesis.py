@@ -10,8 +10,7 @@
   scattering statistics (Bruna & Mallat 2019; for dust, Allys et al. 2019 and Regaldo-Saint Blancard
   et al. 2020): a Gaussian field with the training spectrum is moved by L-BFGS until its first- and second-order scattering
   coefficients, band powers, mean and one-point moments equal those of a randomly drawn training
-  patch, then its pixel values are rank-matched to that patch's (the marginal step of
-  Portilla-Simoncelli texture synthesis). The coefficients are computed here in TensorFlow on a
+  patch. The coefficients are computed here in TensorFlow on a
   periodic grid with Morlet-like filters: kymatio 0.3's TensorFlow frontend took 7.9 s per
   gradient step for 200 patches of 64 x 64 on 2 cores, and pywph needs PyTorch.
 
@@ -33,7 +32,8 @@ def gaussian_copula(train_x, n: int, reso_arcmin: float, rng: np.random.Generato
 
     The one-point transform is the training pixels' quantile function at ``n_quantiles`` levels,
     linearly interpolated; generated values stay within the training range. The transform
-    reshapes the spectrum (by 0.7 in log10 C_ell at the Nyquist end, measured on the default sky),
+    reshapes the spectrum (by 0.6 in log10 C_ell near the Nyquist frequency, measured on the
+  ell^-2.42 log-normal sky),
     so the Gaussian field's spectrum is corrected ``corrections`` times by the ratio of the
     training patches' spectrum to that of the transformed fields. Deterministic for a given
     ``rng`` state."""
@@ -123,11 +123,11 @@ class ScatteringStatistics:
 
 
 # More than 8 parameters: the training patches, count, pixel size and generator, then the synthesis's own knobs (keyword defaults).
-def scattering_synthesis(train_x, n: int, reso_arcmin: float, rng: np.random.Generator, scales: int = 5, orientations: int = 4, steps: int = 300, batch: int = 50, match_histogram: bool = False, log=None) -> np.ndarray:
+def scattering_synthesis(train_x, n: int, reso_arcmin: float, rng: np.random.Generator, scales: int = 5, orientations: int = 4, steps: int = 200, batch: int = 50, log=None) -> np.ndarray:
     """n patches (n, H, W) float32 by maximum-entropy synthesis under :class:`ScatteringStatistics`
     (module docstring): each from a Gaussian field with the training spectrum, matched to the statistics of a training patch drawn
     with replacement, by ``steps`` L-BFGS iterations (scipy, gradients from TensorFlow) on ``batch``
-    patches at a time, then rank-matched to that patch's pixel values. ``scales`` must leave the
+    patches at a time. ``scales`` must leave the
     largest wavelet (2^scales pixels) inside the patch. Deterministic for a given ``rng`` state (up
     to TensorFlow's floating-point reductions)."""
     import tensorflow as tf
@@ -139,8 +139,8 @@ def scattering_synthesis(train_x, n: int, reso_arcmin: float, rng: np.random.Gen
         raise ValueError(f"{scales} scales need patches of at least {2**scales} pixels, not {h} x {w}")
     stats = ScatteringStatistics(h, w, scales, orientations)
     targets = rng.integers(0, len(train), n)
-    # Start from Gaussian fields with the training spectrum (as Allys et al. 2020 did): from white
-    # noise, the modes between the wavelets' passbands (grid corners) kept their white power.
+    # Start from Gaussian fields with the training spectrum: from white noise, the modes between
+    # the wavelets' passbands (grid corners) kept their white power (measured).
     start_fields = gaussian_like(train, n, reso_arcmin, rng).astype(np.float64)
     # Optimise white coordinates w, x = F^-1[A F[w]] with A the training patches' mean Fourier
     # amplitude: the log statistics of a red field differ in their sensitivity to x by decades
@@ -155,6 +155,7 @@ def scattering_synthesis(train_x, n: int, reso_arcmin: float, rng: np.random.Gen
 
     def whiten(x_):
         return np.fft.ifft2(np.fft.fft2(x_) / amplitude).real
+
     out = np.empty((n, h, w), np.float32)
     started = time.perf_counter()
     for start in range(0, n, batch):
@@ -171,14 +172,7 @@ def scattering_synthesis(train_x, n: int, reso_arcmin: float, rng: np.random.Gen
             return float(loss), tape.gradient(loss, white).numpy().astype(np.float64).ravel()
 
         result = minimize(loss_and_grad, whiten(x0).ravel(), jac=True, method="L-BFGS-B", options={"maxiter": steps})
-        synthesised = colour(tf.constant(result.x.reshape(ref.shape).astype(np.float32))).numpy()
-        out[start : start + len(idx)] = synthesised
-        # Rank-match every patch to its target's pixel values (the marginal step).
-        for k in range(len(idx) if match_histogram else 0):
-            order = np.argsort(synthesised[k], axis=None)
-            matched = np.empty(h * w, np.float32)
-            matched[order] = np.sort(ref[k], axis=None)
-            out[start + k] = matched.reshape(h, w)
+        out[start : start + len(idx)] = colour(tf.constant(result.x.reshape(ref.shape).astype(np.float32))).numpy()
         if log is not None:
             log.info("scattering synthesis: %d / %d patches, loss per patch %.3g after %d iterations (%.0f s)",
                      min(start + batch, n), n, result.fun / len(idx), result.nit, time.perf_counter() - started)
