@@ -125,13 +125,12 @@ def test_default_sky_intensity_has_the_measured_cirrus_slope():
     C_ell ~ ell^-2.9 (IRIS 100 um, 5' to 12.5 deg: Miville-Deschenes et al. 2007), measured on
     its patches with the 20' sky beam divided out; ell^-2.42 is the polarised dust's slope
     (Planck 2018 XI) and gave an intensity slope of -2.0."""
-    from pathlib import Path
-
     import yaml
+    from conftest import ROOT
 
     from cmbnn.dust import statistics as ds
 
-    config = yaml.safe_load((Path(__file__).parents[2] / "config/config.yaml").read_text())["dustvae"]
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["dustvae"]
     settings = {**config["patches"], **config["sky"], "counts": {"train": 100, "validation": 1, "test": 1}}
     lmax = config["sky"]["lmax"]
     centers = dustsky.dust_centers(settings, 1, "train")

@@ -50,11 +50,10 @@ def test_shapes_at_the_default_and_paper_sizes(size, settings):
 def test_the_paper_preset_has_the_reference_codes_network():
     """config/dustvae_paper.yaml: DustVAEder's ConvEncoder (convolutions straight to the latent)
     and TransConvDecoder (a linear Dense to 16 x 16 x 32), and beta 8 for its batch-summed KL."""
-    from pathlib import Path
-
     import yaml
+    from conftest import ROOT
 
-    paper = yaml.safe_load((Path(__file__).parents[2] / "config/dustvae_paper.yaml").read_text())["dustvae"]
+    paper = yaml.safe_load((ROOT / "config" / "dustvae_paper.yaml").read_text())["dustvae"]
     s = {**dustvae.DEFAULTS, **paper["network"]}
     enc = dustvae.build_encoder(256, 256, s, conditional=False)
     dec = dustvae.build_decoder(256, 256, s, conditional=False)
