@@ -249,6 +249,10 @@ def planck_prediction_path(field, data="{data}"):
 
 # CosmoVAE inpainting (rules/cosmovae.smk)
 INPAINT = "results/inpainting"
+# Exactly evaluated truth patches get the multipoles beyond the sky's lmax (cmbnn.inpainting.truth);
+# the inpainting stage's Gaussian baseline and prior then use the extended table.
+LABEL_LMAX = config["inpainting"]["label_lmax"] if config["patches"]["method"] == "exact" else None
+INPAINTING_CLS = f"{INPAINT}/label_cls.tsv" if LABEL_LMAX else SPECTRA_TABLE
 MASK_BANK = f"{INPAINT}/mask_bank.h5"
 COSMOVAE_DIR = f"{MODELS}/cosmovae"
 COSMOVAE_MODEL = f"{COSMOVAE_DIR}/model.keras"
@@ -262,6 +266,8 @@ INPAINTING_METRICS = f"{METRICS}/inpainting/test.tsv"
 INPAINTING_SPECTRA = f"{METRICS}/inpainting/test_spectra.tsv"
 INPAINTING_FIGURE = f"{FIGURES}/cosmovae_inpainting_test.png"
 INPAINTING_SPECTRA_FIGURE = f"{FIGURES}/cosmovae_spectra_test.png"
+INPAINTING_HOLE_POWER = f"{METRICS}/inpainting/test_hole_power.tsv"
+INPAINTING_HOLE_POWER_FIGURE = f"{FIGURES}/cosmovae_hole_power_test.png"
 
 
 def inpainting_mask(realisation="{realisation}"):

@@ -7,7 +7,7 @@
 INPAINTING = config["inpainting"]
 COSMOVAE = config["cosmovae"]
 # Training settings only: prediction / evaluation keys do not retrain the network.
-COSMOVAE_PREDICT_KEYS = ("n_samples", "fullsky")
+COSMOVAE_PREDICT_KEYS = ("n_samples", "small_holes", "kept_samples", "fullsky")
 COSMOVAE_SETTINGS = {k: v for k, v in COSMOVAE.items() if k not in COSMOVAE_PREDICT_KEYS}
 # The T truth patches carry the HEALPix pixel window only when cut from maps (patches.method pixel);
 # the exact method evaluates the label alm at the patch pixels (beam only).
@@ -24,6 +24,8 @@ COSMOVAE_OUTPUTS = (
         INPAINTING_SPECTRA,
         INPAINTING_FIGURE,
         INPAINTING_SPECTRA_FIGURE,
+        INPAINTING_HOLE_POWER,
+        INPAINTING_HOLE_POWER_FIGURE,
         *[p for r in COSMOVAE_FULLSKY_REALISATIONS for p in (fullsky_inpainted(r), fullsky_spectra(r), fullsky_figure(r))],
     ]
     if COSMOVAE["enabled"]
@@ -64,15 +66,43 @@ rule inpainting_sky_mask:
         "../workflow/scripts/inpainting_sky_mask.py"
 
 
+if LABEL_LMAX:
+
+    rule label_spectra:
+        input:
+            cls=SPECTRA_TABLE,
+        output:
+            cls=INPAINTING_CLS,
+        params:
+            theory=THEORY_PARAMS,
+            lmax_sky=LMAX,
+            label_lmax=LABEL_LMAX,
+        resources:
+            mem_mb=scaled(2000),
+        log:
+            log_file("inpainting/label_spectra"),
+        benchmark:
+            benchmark_file("inpainting/label_spectra")
+        conda:
+            "../envs/sky.yaml"
+        script:
+            "../workflow/scripts/label_spectra.py"
+
+
 rule inpainting_patches:
     input:
         patches=patch_file("T", "{split}"),
         masks=[inpainting_mask(r) for r in REALISATIONS],
+        cls=INPAINTING_CLS,
     output:
         inpainting_patch_file(),
     params:
         inpainting=INPAINTING,
         geometry=PATCH_GEOMETRY,
+        lmax_sky=LMAX,
+        label_lmax=LABEL_LMAX,
+        beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
+        seed=config["seed"],
         # The Gaussian baseline costs seconds per patch (dense solves): the test set is a subset.
         max_patches=lambda wildcards: INPAINTING["test_patches"] if wildcards.split == "test" else None,
     resources:
@@ -111,7 +141,7 @@ rule train_cosmovae:
         train=inpainting_patch_file("train"),
         validation=inpainting_patch_file("validation"),
         bank=MASK_BANK,
-        cls=SPECTRA_TABLE,
+        cls=INPAINTING_CLS,
     output:
         model=COSMOVAE_MODEL,
         history=COSMOVAE_HISTORY,
@@ -148,12 +178,14 @@ rule predict_cosmovae:
     input:
         model=COSMOVAE_MODEL,
         patches=inpainting_patch_file("test"),
-        cls=SPECTRA_TABLE,
+        cls=INPAINTING_CLS,
     output:
         COSMOVAE_PREDICTION,
     params:
         model=COSMOVAE["model"],
         n_samples=COSMOVAE["n_samples"],
+        small_holes=COSMOVAE["small_holes"],
+        kept_samples=COSMOVAE["kept_samples"],
         seed=config["seed"],
         geometry=PATCH_GEOMETRY,
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
@@ -174,7 +206,7 @@ rule predict_cosmovae:
 rule gaussian_inpaint:
     input:
         patches=inpainting_patch_file("test"),
-        cls=SPECTRA_TABLE,
+        cls=INPAINTING_CLS,
     output:
         GAUSSIAN_PREDICTION,
     params:
@@ -183,6 +215,8 @@ rule gaussian_inpaint:
         pixwin_nside=LABEL_PIXWIN_NSIDE,
         method_mean=INPAINTING["gaussian_method"],
         method_std=INPAINTING["gaussian_method"],
+        kept_samples=COSMOVAE["kept_samples"],
+        seed=config["seed"],
     threads: 2
     resources:
         mem_mb=scaled(4000),
@@ -223,6 +257,18 @@ rule inpainting_metrics:
         spectra_plot=report(
             INPAINTING_SPECTRA_FIGURE,
             caption="../workflow/report/cosmovae_spectra.rst",
+            category="CosmoVAE",
+            subcategory="Metrics",
+        ),
+        hole_power=report(
+            INPAINTING_HOLE_POWER,
+            caption="../workflow/report/cosmovae_hole_power.rst",
+            category="CosmoVAE",
+            subcategory="Metrics",
+        ),
+        hole_power_plot=report(
+            INPAINTING_HOLE_POWER_FIGURE,
+            caption="../workflow/report/cosmovae_hole_power.rst",
             category="CosmoVAE",
             subcategory="Metrics",
         ),
@@ -304,6 +350,7 @@ rule cosmovae_fullsky:
         nside=config["nside"],
         model=COSMOVAE["model"],
         n_samples=COSMOVAE["n_samples"],
+        small_holes=COSMOVAE["small_holes"],
         seed=config["seed"],
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
         pixwin_nside=LABEL_PIXWIN_NSIDE,

@@ -154,6 +154,9 @@ def _check_theory(config: dict) -> None:
 def _check_cosmovae(config: dict) -> None:
     if not config["cosmovae"]["enabled"]:
         return
+    label_lmax = config["inpainting"]["label_lmax"]
+    if label_lmax is not None and config["patches"]["method"] == "exact" and label_lmax <= 3 * config["nside"] - 1:
+        raise ConfigError(f"config key 'inpainting.label_lmax': {label_lmax} must exceed the sky's lmax 3 nside - 1 = {3 * config['nside'] - 1} (it adds the multipoles in between); null for none")
     if config["cosmovae"]["model"] == "gated":
         levels = config["cosmovae"]["gated"]["levels"]
         for key in ("height", "width"):

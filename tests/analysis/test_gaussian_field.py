@@ -12,6 +12,7 @@ from scipy.special import eval_legendre
 from cmbnn.analysis import gaussian_field as gf
 from cmbnn.analysis.gaussian_field import (
     FlatSkyCovariance,
+    LocalConditionalMean,
     conditional_mean,
     conditional_std,
     constrained_realisation,
@@ -278,3 +279,31 @@ def test_auto_picks_cg_only_with_noise_and_falls_back_to_dense(cl_tt, monkeypatc
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.allclose(conditional_mean(data, mask, cov, noise_var=noise, method="auto", maxiter=3), dense, atol=1e-8)
+
+
+def test_local_conditional_mean_of_source_discs_matches_the_whole_patch_solve(camb_cls):
+    """Kriging screens: a source disc's fill from 12 pixels around it equals the 64 x 64 patch's
+    conditional mean to well inside the conditional std, so its hole MSE is the bound's. Larger
+    components are left alone."""
+    cov = FlatSkyCovariance(camb_cls["TT"], 64, 64, 6.87, beam_fwhm_arcmin=7.3)
+    rng = np.random.default_rng(11)
+    truth = gaussian_realisations(cov, 6, rng)
+    rows, cols = np.mgrid[:64, :64]
+    mask = np.zeros((6, 64, 64), bool)
+    for i in range(6):
+        for cy, cx in rng.uniform(2, 62, (3, 2)):
+            mask[i] |= (rows - cy) ** 2 + (cols - cx) ** 2 <= 1.2**2
+    mask[0, 40:, :] = True  # a band of 24 x 64 pixels: the network's job, not the local solve's
+    local = LocalConditionalMean(mask, cov, max_pixels=64, pad=12)
+    assert not local.covered[0, 40:].any() and np.array_equal(local.covered[1:], mask[1:])
+    observed = np.where(mask, 0.0, truth)
+    filled = local.apply(observed)
+    assert np.array_equal(filled[~local.covered], observed[~local.covered])
+    exact = conditional_mean(truth, mask, cov, method="dense")
+    std = conditional_std(mask, cov, method="dense")
+    c = local.covered
+    assert np.max(np.abs(filled[c] - exact[c]) / std[c]) < 0.1
+    assert np.mean((filled[c] - truth[c]) ** 2) / np.mean((exact[c] - truth[c]) ** 2) == pytest.approx(1.0, abs=0.01)
+    # Linear: the weights apply to any field on the same masks.
+    other = gaussian_realisations(cov, 6, rng)
+    np.testing.assert_allclose(local.apply(2 * observed + other)[c], 2 * filled[c] + local.apply(other)[c], rtol=1e-9, atol=1e-6)

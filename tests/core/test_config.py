@@ -49,6 +49,7 @@ def test_schema_defaults_fill_an_empty_config(default, schema):
         (lambda c: c["observation"].update(beam_fwhm_arcmin=[5.0]), ["observation.beam_fwhm_arcmin", "one per frequency"]),
         (lambda c: c.update(label_frequency=353), ["label_frequency", "353"]),
         (lambda c: c["patches"].update(method="bicubic"), ["patches.method", "exact, pixel"]),
+        (lambda c: c["inpainting"].update(label_lmax=1000), ["inpainting.label_lmax", "1000", "3 nside - 1 = 1535"]),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(default, schema, mutate, expected):

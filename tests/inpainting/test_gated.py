@@ -5,7 +5,7 @@ conditional-mean operator."""
 import numpy as np
 import pytest
 
-from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std
+from cmbnn.analysis.gaussian_field import FlatSkyCovariance, LocalConditionalMean, conditional_mean, conditional_std
 from cmbnn.inpainting import gated
 from cmbnn.seeding import rng_for
 
@@ -64,7 +64,7 @@ def test_samples_with_the_exact_operator_have_the_gaussian_posterior_std(camb_cl
     cov = FlatSkyCovariance(camb_cls["TT"], 16, 16, 10.0, beam_fwhm_arcmin=20.0)
     mask = holes(2)
     truth = np.stack([np.zeros((16, 16)), np.ones((16, 16))]) * 0 + rng_for(5, "t").standard_normal((2, 16, 16)) * 50
-    mean, std = gated.inpaint(ExactOperator(cov), truth, mask, cov, n_samples=400, seed=2)
+    mean, std, _ = gated.inpaint(ExactOperator(cov), truth, mask, cov, n_samples=400, seed=2)
     hole = mask.astype(bool)
     np.testing.assert_allclose(mean[..., 0][~hole], truth[~hole], atol=1e-3)  # the composite keeps the data
     assert np.all(std[..., 0][~hole] == 0)
@@ -95,3 +95,28 @@ def test_log_hole_mse_weighs_patches_equally_and_skips_hole_free_ones():
     pred = truth + np.array([1e-2, 1.0, 5.0], np.float32)[:, None, None, None]
     got = float(gated.log_hole_mse(np.concatenate([truth, mask], -1), pred))
     assert got == pytest.approx(np.mean([np.log(1e-4 + 1e-6), np.log(1.0 + 1e-6)]), rel=1e-5)
+
+
+def test_small_holes_take_the_local_conditional_mean_and_its_posterior(camb_cls):
+    """With the small-hole route, components up to max_pixels are the local Gaussian conditional
+    mean (and their samples exact constrained realisations, so the std is the Gaussian's); larger
+    ones stay the network's."""
+    cov = FlatSkyCovariance(camb_cls["TT"], 16, 16, 10.0, beam_fwhm_arcmin=20.0)
+    model = gated.build_gated_unet(16, 16, channels=4, levels=2, seed=0)
+    mask = holes(3)  # a 16-pixel block on every patch, a 64-pixel band on two
+    truth = rng_for(9, "t").standard_normal((3, 16, 16)) * 50
+    route = {"max_pixels": 20, "pad": 12}
+    mean, std, kept = gated.inpaint(model, truth, mask, cov, n_samples=300, seed=1, small_holes=route, keep_samples=5)
+    local = LocalConditionalMean(mask, cov, 20, 12)
+    small, hole = local.covered, mask.astype(bool)
+    band = hole & ~small
+    assert small.sum() == 3 * 16 and band.sum() == 2 * 64
+    np.testing.assert_allclose(mean[..., 0][small], local.apply(np.where(hole, 0.0, truth))[small], rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(mean[..., 0][band], gated.fill(model, truth, hole)[band], rtol=1e-5, atol=1e-3)
+    ratio = std[..., 0][small] / conditional_std(mask, cov, method="dense")[small]
+    assert abs(np.median(ratio) - 1) < 0.06 and np.all(np.abs(ratio - 1) < 0.3)  # 300 samples: ~4% per pixel
+    assert kept.shape == (3, 5, 16, 16)
+    np.testing.assert_allclose(kept[:, :, ~hole[0]][0], np.broadcast_to(truth[0][~hole[0]], (5, (~hole[0]).sum())), atol=1e-3)
+    assert np.all(kept.std(axis=1)[hole] > 0)
+    unrouted = gated.inpaint(model, truth, mask, cov, n_samples=2, seed=1)[0]
+    assert not np.allclose(unrouted[..., 0][small], mean[..., 0][small])  # the network's own fill differs

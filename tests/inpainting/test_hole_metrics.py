@@ -1,9 +1,10 @@
 """Hole errors by class and uncertainty calibration of inpainted patches (cmbnn.inpainting.metrics), on hand-made cases."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from cmbnn.inpainting.metrics import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, class_errors, hole_classes
+from cmbnn.inpainting.metrics import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, class_errors, hole_classes, hole_power, hole_power_ell_edges, hole_power_table
 
 
 def class_case():
@@ -73,3 +74,38 @@ def test_calibration_of_gaussian_errors():
     assert bad["within_1sigma"] < 0.45 and bad["z_var"] > 3.5
     with pytest.raises(ValueError, match="positive"):
         calibration(truth, mean, np.zeros_like(std), mask)
+
+
+def test_hole_power_of_white_noise_is_its_variance_times_the_hole_fraction():
+    """Parseval: the hole-only map of white noise of variance s^2 has power s^2 Omega_pix f_hole in every bin."""
+    sigma, reso = 3.0, 6.87
+    x = np.random.default_rng(1).normal(0, sigma, (200, 32, 32))
+    edges = hole_power_ell_edges(32, 32, reso)
+    omega = np.deg2rad(reso / 60) ** 2
+    full = hole_power(x, np.ones((32, 32), np.uint8), reso, edges).mean(axis=0)
+    np.testing.assert_allclose(full, sigma**2 * omega, rtol=0.03)
+    half = np.zeros((32, 32), np.uint8)
+    half[:, :16] = 1
+    np.testing.assert_allclose(hole_power(x, half, reso, edges).mean(axis=0), 0.5 * sigma**2 * omega, rtol=0.05)
+    assert edges[0] == pytest.approx(2 * np.pi / (32 * np.deg2rad(reso / 60))) and edges[-1] == pytest.approx(np.pi / np.deg2rad(reso / 60))
+
+
+def test_constrained_realisations_keep_the_hole_power_and_the_conditional_mean_loses_it(camb_cls):
+    """Exact posterior draws have the truth's hole power within their interval in every bin; the
+    conditional mean is smoother (less power at high ell) - what the table is built to show."""
+    from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, constrained_realisation, gaussian_realisations
+
+    cov = FlatSkyCovariance(camb_cls["TT"], 16, 16, 10.0, beam_fwhm_arcmin=15.0)
+    rng = np.random.default_rng(4)
+    truth = gaussian_realisations(cov, 60, rng)
+    mask = np.zeros((60, 16, 16), np.uint8)
+    mask[:, 4:12, 3:13] = 1  # 80 of 256 pixels: a "Galactic" hole
+    k = 8
+    samples = constrained_realisation(np.repeat(truth, k, axis=0), np.repeat(mask, k, axis=0), cov, rng, method="dense").reshape(60, k, 16, 16)
+    mean = conditional_mean(truth, mask, cov, method="dense")
+    table = pd.DataFrame(hole_power_table({"samples": samples, "mean": mean}, truth, mask, 10.0, rng=np.random.default_rng(0)))
+    gal = table[table.hole_class == "galactic"].set_index(["method", "ell_lo"])
+    assert set(table.hole_class) == {"all", "galactic"}
+    s, m = gal.loc["samples"], gal.loc["mean"]
+    assert np.all(np.abs(s.ratio - 1) < 0.15) and np.all((s.ratio_lo < 1.08) & (s.ratio_hi > 0.92))
+    assert np.all(m.ratio < s.ratio) and m.ratio.min() < 0.75

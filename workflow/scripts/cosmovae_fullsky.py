@@ -28,7 +28,7 @@ data, attrs = read_h5(smk.input.patches)
 center, centers = attrs["center_deg"], data["centers"]
 model = gated.load_model(smk.input.model)
 cov = FlatSkyCovariance(read_cls(smk.input.cls)["TT"], g["height"], g["width"], g["reso_arcmin"], beam_fwhm_arcmin=p.beam_fwhm_arcmin, pixwin_nside=p.pixwin_nside)
-vae_mean, _ = gated.posterior(p.model, model, data["M0"], data["mask"], cov, p.n_samples, p.seed)
+vae_mean, _ = gated.posterior(p.model, model, data["M0"], data["mask"], cov, p.n_samples, p.seed, small_holes=p.small_holes)
 gauss_mean = conditional_mean(data["M0"], data["mask"], cov, method=p.gaussian_method)
 maps = {"truth": truth}
 uncovered = {}

@@ -2,7 +2,8 @@
 68% intervals and the ratio to the Gaussian conditional mean, calibration of the std, and
 flat-sky NaMaster TT spectra of the inpainted test patches per method (CosmoVAE, Gaussian
 conditional mean, and the masked input filled with zeros or with the patch's observed mean as
-trivial references); table and figures."""
+trivial references; the gated CosmoVAE's network alone beside it where the small-hole route is on);
+the hole power per ell of posterior samples and means against the truth's; tables and figures."""
 
 from _helpers import configure
 
@@ -14,13 +15,13 @@ import pandas as pd  # noqa: E402
 
 from cmbnn.analysis.evaluation import group_spectra  # noqa: E402
 from cmbnn.analysis.powspec import bandpowers, residual_bandpowers, summarise  # noqa: E402
-from cmbnn.inpainting.figures import plot_inpainting_examples, plot_inpainting_spectra  # noqa: E402
-from cmbnn.inpainting.metrics import SOURCE_HOLE_MAX_FRACTION, class_errors  # noqa: E402
+from cmbnn.inpainting.figures import plot_hole_power, plot_inpainting_examples, plot_inpainting_spectra  # noqa: E402
+from cmbnn.inpainting.metrics import SOURCE_HOLE_MAX_FRACTION, class_errors, hole_power_table  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
 
 p = smk.params
-vae, _ = read_h5(smk.input.cosmovae)
+vae, vae_attrs = read_h5(smk.input.cosmovae)
 gauss, _ = read_h5(smk.input.gaussian)
 if not (np.array_equal(vae["sim"], gauss["sim"]) and np.array_equal(vae["mask"], gauss["mask"])):
     raise ValueError("CosmoVAE and Gaussian predictions are not of the same patches and masks")
@@ -32,6 +33,8 @@ outputs = {
     "zeros": np.where(mask, 0.0, truth),
     "patch_mean": np.where(mask, observed_mean[:, None, None], truth),
 }
+if "net_network" in vae and int(vae_attrs.get("small_holes_max_pixels", 0)) > 0:  # else it is the cosmovae row
+    outputs["cosmovae_network"] = vae["net_network"][..., 0].astype(np.float64)
 # A floor of 1e-6 uK keeps a collapsed (zero) sample scatter from stopping the calibration: it then reads ~0.
 stds = {m: np.maximum(d["std"][..., 0].astype(np.float64), 1e-6) for m, d in (("cosmovae", vae), ("gaussian", gauss))}
 table = pd.DataFrame(class_errors(outputs, truth, mask, stds, reference="gaussian", rng=rng_for(p.seed, "inpainting-bootstrap")))
@@ -39,7 +42,8 @@ with atomic_output(smk.output.table) as tmp:
     tmp.write_text(
         "# Inpainting of the test patches, in the holes only (1 = missing pixels of cmbnn.inpainting.masks), uK_CMB, by hole class: "
         f"source = patches missing less than {SOURCE_HOLE_MAX_FRACTION:.0%} of their pixels (point-source discs), galactic = the others, all = both.\n"
-        "# cosmovae: posterior mean of the composite over the latent samples; gaussian: the conditional mean (exact for a Gaussian sky); "
+        "# cosmovae: posterior mean of the composite over the latent samples (with the small-hole route, its components of <= cosmovae.small_holes.max_pixels px are the local Gaussian conditional mean); "
+        "cosmovae_network: the gated network's own fill of every hole; gaussian: the conditional mean (exact for a Gaussian sky); "
         "zeros / patch_mean: holes filled with 0 or with the patch's observed mean.\n"
         "# MSE_uK2: pooled over the class's hole pixels; _lo/_hi: bootstrap 68% interval over patches; ratio: MSE / the gaussian's on the same resampled patches. "
         "Calibration: fraction of hole pixels within 1 and 2 std (68.3% / 95.4% if calibrated), variance of z = (truth - mean) / std (1).\n"
@@ -47,8 +51,21 @@ with atomic_output(smk.output.table) as tmp:
     )
 log.info("hole metrics:\n%s", table.to_string(index=False))
 
-# Spectra: the same mask, binning and coupling matrix as the T group of the evaluation stage.
 g = p.geometry
+maps = {"cosmovae_samples": vae["samples"], "gaussian_samples": gauss["samples"]} if "samples" in vae and vae["samples"].shape[1] and gauss["samples"].shape[1] else {}
+maps.update({m: outputs[m] for m in ("cosmovae", "gaussian")})
+power = pd.DataFrame(hole_power_table(maps, truth, mask, g["reso_arcmin"], rng=rng_for(p.seed, "hole-power-bootstrap")))
+with atomic_output(smk.output.hole_power) as tmp:
+    tmp.write_text(
+        "# Power of the hole-only map per ell bin (mean over the 2-D Fourier modes of |FFT(x * hole)|^2 Omega_pix / N_pix, uK^2 sr) by hole class: "
+        "the truth's (truth_power) and each method's (power), pooled over the class's patches; ratio = method / truth, _lo/_hi its bootstrap 68% interval over patches.\n"
+        "# *_samples: posterior samples (averaged over the kept samples; gaussian_samples are exact constrained realisations, the reference); cosmovae, gaussian: the posterior means (smoother than the sky by construction).\n"
+        + power.to_csv(sep="\t", index=False, float_format="%.6g")
+    )
+plot_hole_power(power, smk.output.hole_power_plot, title="hole power of inpainted test patches / truth's")
+log.info("hole power per ell:\n%s", power.to_string(index=False))
+
+# Spectra: the same mask, binning and coupling matrix as the T group of the evaluation stage.
 spectra = group_spectra("T", g["height"], g["width"], g["reso_arcmin"], p.spectra, workspace_file=smk.input.workspace)
 n = min(len(truth), p.max_spectra_patches)
 auto_t = bandpowers(spectra, truth[:n])

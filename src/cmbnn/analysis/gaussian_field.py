@@ -587,3 +587,62 @@ def constrained_realisation(data, mask, cov: FlatSkyCovariance, rng: np.random.G
     mean_d, mean_s = both[: d.shape[0]], both[d.shape[0] :]
     out = np.where(hole, mean_d + s - mean_s, d)
     return out.reshape(original)
+
+
+class LocalConditionalMean:
+    """The Gaussian conditional mean of small holes from their neighbourhood, as a reusable linear operator.
+
+    For each patch of ``mask`` (N, H, W), 1 = missing, every connected hole component (8-connected)
+    of at most ``max_pixels`` pixels is filled from the observed pixels within ``pad`` pixels of its
+    bounding box: C_ho (C_oo + floor)^-1 d_o on that window. Kriging screens: the nearest observed
+    pixels carry almost all the weight, so for a point-source disc the window's answer matches the
+    whole patch's to well inside its conditional variance (tested) at the cost of a few hundred-pixel
+    solve instead of a 4,000-pixel one; the weights are computed once per mask and applied to any
+    number of fields (posterior samples). ``covered`` (N, H, W) marks the pixels it fills.
+    """
+
+    def __init__(self, mask, cov: FlatSkyCovariance, max_pixels: int, pad: int = 8, jitter: float = JITTER):
+        from scipy.linalg import cho_solve
+        from scipy.ndimage import find_objects, label
+
+        if int(max_pixels) < 1 or int(pad) < 1:
+            raise ValueError(f"max_pixels and pad must be positive, got {max_pixels!r} and {pad!r}")
+        mask = np.asarray(mask)
+        hole = _mask_batch(mask, mask.shape[0] if mask.ndim >= 3 else 1, cov.shape)
+        h, w = cov.shape
+        floor = _floor(cov, 0.0, jitter)
+        self.shape = hole.shape
+        self.covered = np.zeros(hole.shape, dtype=bool)
+        # Per patch: (hole pixel indices, observed pixel indices, weights (n_hole, n_obs)).
+        self.blocks: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(hole.shape[0])]
+        for i, m in enumerate(hole):
+            labels, _ = label(m, structure=np.ones((3, 3), dtype=int))
+            for k, box in enumerate(find_objects(labels), start=1):
+                component = labels[box] == k
+                if component.sum() > int(max_pixels):
+                    continue
+                r0, r1 = max(box[0].start - pad, 0), min(box[0].stop + pad, h)
+                c0, c1 = max(box[1].start - pad, 0), min(box[1].stop + pad, w)
+                rows, cols = np.mgrid[r0:r1, c0:c1]
+                in_component = labels[r0:r1, c0:c1] == k
+                observed = ~m[r0:r1, c0:c1]
+                hole_idx = (rows * w + cols)[in_component]
+                obs_idx = (rows * w + cols)[observed]
+                if obs_idx.size == 0:
+                    continue
+                factor, _ = _cholesky(cov.dense(obs_idx), floor, cov.variance)
+                weights = cho_solve(factor, cov.cross(obs_idx, hole_idx), check_finite=False).T
+                self.blocks[i].append((hole_idx, obs_idx, weights))
+                self.covered.reshape(hole.shape[0], -1)[i, hole_idx] = True
+
+    def apply(self, data) -> np.ndarray:
+        """Patches (N, H, W) with the covered hole pixels replaced by their local conditional mean
+        (every other pixel unchanged), float64."""
+        d = np.array(data, dtype=np.float64)
+        if d.shape != self.shape:
+            raise ValueError(f"data of shape {d.shape} does not match the masks' {self.shape}")
+        flat = d.reshape(d.shape[0], -1)
+        for i, blocks in enumerate(self.blocks):
+            for hole_idx, obs_idx, weights in blocks:
+                flat[i, hole_idx] = weights @ flat[i, obs_idx]
+        return d

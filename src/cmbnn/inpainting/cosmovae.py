@@ -595,11 +595,13 @@ __all__ = [
 ]
 
 
-def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_path, method: str, extra_attrs: dict | None = None) -> None:
+# More than 8 parameters: the two predictions, the patches they fill and what to record beside them.
+def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_path, method: str, extra_attrs: dict | None = None, extra_datasets: dict | None = None) -> None:
     """Inpainting predictions, the layout of io.write_predictions_h5 where it fits: ``net`` (the
     composite: observed pixels kept, holes estimated) and ``std`` (0 on observed pixels),
     (N, H, W, 1) float32 uK_CMB; ``sim`` the truth, ``input`` the masked truth (holes 0),
-    ``mask`` (N, H, W) uint8 1 = missing, ``centers``, ``realisation``."""
+    ``mask`` (N, H, W) uint8 1 = missing, ``centers``, ``realisation``; ``extra_datasets`` as given
+    (posterior samples (N, S, H, W), other fills)."""
     sim = np.asarray(patches["M0"], dtype=np.float32)
     mask = np.asarray(patches["mask"], dtype=np.uint8)
     datasets = {
@@ -610,6 +612,7 @@ def write_inpainting(path, net, std, patches: dict, patch_attrs: dict, patches_p
         "mask": mask,
         "centers": patches["centers"],
         "realisation": patches["realisation"],
+        **(extra_datasets or {}),
     }
     attrs = {**patch_attrs, "method": method, "inputs_file": str(patches_path), "units": "uK_CMB", **(extra_attrs or {})}
     write_h5(path, datasets, attrs)

@@ -101,3 +101,26 @@ def plot_fullsky_inpainting(maps: dict, mask, spectra, path, rot=None, nside_out
         a.legend(fontsize=8)
     fig.subplots_adjust(wspace=0.3, hspace=0.3)
     save_figure(fig, path, dpi=80)
+
+
+def plot_hole_power(table, path, title: str = "") -> None:
+    """Hole power per ell bin of each method over the truth's (one panel per hole class), with the
+    bootstrap 68% band; 1 is the truth; the +-15% band is the target for posterior samples."""
+    plt = pyplot()
+    classes = [c for c in ("all", "source", "galactic") if c in set(table.hole_class)]
+    fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 3.6), squeeze=False, sharey=True)
+    for ax, cls in zip(axes[0], classes):
+        sub = table[table.hole_class == cls]
+        for method, rows in sub.groupby("method", sort=False):
+            ell = 0.5 * (rows.ell_lo.to_numpy() + rows.ell_hi.to_numpy())
+            line = ax.plot(ell, rows.ratio, marker="o", ms=3, label=method)[0]
+            ax.fill_between(ell, rows.ratio_lo, rows.ratio_hi, color=line.get_color(), alpha=0.2)
+        ax.axhspan(0.85, 1.15, color="0.85", zorder=0)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xlabel(r"$\ell$")
+        ax.set_title(f"{cls} holes ({int(sub.n_patches.iloc[0])} patches)")
+    axes[0, 0].set_ylabel("hole power / truth's")
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
