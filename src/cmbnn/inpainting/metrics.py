@@ -103,6 +103,15 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _class_resamples(classes: np.ndarray, rng, n_boot: int):
+    """Yield (hole class, its patch indices, (n_boot, n) bootstrap resamples of them) for each class
+    of :data:`HOLE_CLASSES` that has patches; 'all' is every patch with a hole."""
+    for cls in HOLE_CLASSES:
+        ids = np.flatnonzero(classes != "none") if cls == "all" else np.flatnonzero(classes == cls)
+        if ids.size:
+            yield cls, ids, rng.choice(ids, size=(n_boot, ids.size))
+
+
 # More than 8 parameters: not here; the methods come as one dict.
 def class_errors(outputs: dict, truth, mask, stds: dict | None = None, reference: str = "gaussian", n_boot: int = 2000, rng=None) -> list[dict]:
     """Hole errors of every method by hole class (:data:`HOLE_CLASSES`), with bootstrap intervals.
@@ -125,11 +134,7 @@ def class_errors(outputs: dict, truth, mask, stds: dict | None = None, reference
     squared = {m: np.sum(np.where(holes, _flat(out) - t, 0.0) ** 2, axis=1) for m, out in outputs.items()}
     absolute = {m: np.sum(np.abs(np.where(holes, _flat(out) - t, 0.0)), axis=1) for m, out in outputs.items()}
     rows = []
-    for cls in HOLE_CLASSES:
-        ids = np.flatnonzero(classes != "none") if cls == "all" else np.flatnonzero(classes == cls)
-        if ids.size == 0:
-            continue
-        draws = rng.choice(ids, size=(n_boot, ids.size))
+    for cls, ids, draws in _class_resamples(classes, rng, n_boot):
         n_draw = counts[draws].sum(axis=1)
         ref = squared.get(reference)
         for method in outputs:
@@ -207,11 +212,7 @@ def hole_power_table(maps: dict, truth, mask, reso_arcmin: float, ell_edges=None
         samples = m[:, None] if m.ndim == 3 else m
         powers[method] = np.mean([hole_power(samples[:, s], mask, reso_arcmin, ell_edges) for s in range(samples.shape[1])], axis=0)
     rows = []
-    for cls in HOLE_CLASSES:
-        ids = np.flatnonzero(classes != "none") if cls == "all" else np.flatnonzero(classes == cls)
-        if ids.size == 0:
-            continue
-        draws = rng.choice(ids, size=(n_boot, ids.size))
+    for cls, ids, draws in _class_resamples(classes, rng, n_boot):
         for method, p in powers.items():
             for b in range(len(ell_edges) - 1):
                 lo, hi = _interval(p[draws, b].sum(axis=1) / p_truth[draws, b].sum(axis=1))
