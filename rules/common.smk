@@ -338,6 +338,10 @@ def dust_model_file(dustmodel="{dustmodel}"):
     return f"{dust_model_dir(dustmodel)}/model.keras"
 
 
+def dust_sampler_file(dustmodel="{dustmodel}"):
+    return f"{dust_model_dir(dustmodel)}/sampler.npz"
+
+
 def dust_history_file(dustmodel="{dustmodel}"):
     return f"{dust_model_dir(dustmodel)}/history.tsv"
 

@@ -85,6 +85,7 @@ rule train_dustvae:
         validation=dust_patch_file("validation"),
     output:
         model=dust_model_file(),
+        sampler=dust_sampler_file(),
         history=dust_history_file(),
         plot=report(
             dust_history_figure(),
@@ -96,6 +97,7 @@ rule train_dustvae:
         # Only this model's settings: changing another model's beta does not retrain this one.
         settings=lambda wildcards: {**DUSTVAE["network"], **DUSTVAE["training"], **DUST_MODELS[wildcards.dustmodel]},
         seed=config["seed"],
+        reso_arcmin=DUSTVAE["patches"]["reso_arcmin"],
         # Not an output: it must survive a killed job so the rerun resumes from it.
         checkpoint_dir=lambda wildcards: dust_checkpoint_dir(wildcards.dustmodel),
     threads: 1
@@ -120,6 +122,7 @@ rule train_dustvae:
 rule dust_statistics:
     input:
         models=[dust_model_file(m) for m in DUST_MODELS],
+        samplers=[dust_sampler_file(m) for m in DUST_MODELS],
         train=dust_patch_file("train"),
         validation=dust_patch_file("validation"),
         test=dust_patch_file("test"),
@@ -164,6 +167,7 @@ rule dust_statistics:
 rule dust_imputation:
     input:
         model=dust_model_file(DUSTVAE["imputation"]["model"]),
+        sampler=dust_sampler_file(DUSTVAE["imputation"]["model"]),
         train=dust_patch_file("train"),
         test=dust_patch_file("test"),
     output:
@@ -230,7 +234,7 @@ rule dust_interpolation:
 rule dust_conditional:
     input:
         model=dust_model_file(),
-        train=dust_patch_file("train"),
+        sampler=dust_sampler_file(),
         test=dust_patch_file("test"),
     output:
         table=report(

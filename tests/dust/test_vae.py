@@ -190,3 +190,28 @@ def test_latent_gaussian_fit_recovers_the_encodings_distribution():
     b = dustvae.sample(model, 4, np.random.default_rng(14), latent=(mean, chol))
     prior = dustvae.sample(model, 4, np.random.default_rng(14))
     assert a.shape == prior.shape == (4, 16, 16) and np.array_equal(a, b) and not np.allclose(a, prior)
+
+
+def test_the_sampler_puts_back_the_residual_the_decoder_mean_leaves_out(tmp_path):
+    """fit_sampler: the residual field's spectrum is that of x minus the reconstructions, so the
+    sampler's draws carry the residual variance on top of the decoder means; saved and loaded
+    whole; deterministic by seed."""
+    model = dustvae.build_dustvae(16, 16, SMALL, seed=15)
+    rng = np.random.default_rng(16)
+    # White noise: an untrained decoder cannot reconstruct it, so the residual is most of it.
+    x = rng.standard_normal((200, 16, 16))
+    sampler = dustvae.fit_sampler(model, x, reso_arcmin=30.0)
+    mu, _ = dustvae.encode(model, x)
+    residual = x - dustvae.decode(model, mu)[0]
+    assert float(sampler["residual_variance"]) == pytest.approx(residual.var(), rel=1e-6)
+    field = dustvae.residual_field(sampler, 400, (16, 16), np.random.default_rng(17))
+    assert field.var() == pytest.approx(residual.var(), rel=0.15)
+    path = tmp_path / "sampler.npz"
+    dustvae.save_sampler(path, sampler)
+    loaded = dustvae.load_sampler(path)
+    assert set(loaded) == set(sampler) and all(np.array_equal(loaded[k], sampler[k]) for k in sampler)
+    a = dustvae.sample(model, 50, np.random.default_rng(18), sampler=loaded)
+    b = dustvae.sample(model, 50, np.random.default_rng(18), sampler=loaded)
+    means = dustvae.sample(model, 50, np.random.default_rng(18), latent=(loaded["latent_mean"], loaded["latent_chol"]))
+    assert np.array_equal(a, b) and a.shape == (50, 16, 16)
+    assert (a - means).var() == pytest.approx(residual.var(), rel=0.25)  # the draws carry the residual

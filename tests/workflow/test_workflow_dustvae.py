@@ -59,6 +59,8 @@ def test_patches_keep_centre_latitude_and_positive_intensity(dust_run):
 
 def test_models_trained_and_checkpoints_removed(dust_run):
     for name in ("dustvae", "betavae", "cvae"):
+        sampler = np.load(dust_run / f"results/models/dust/{name}/sampler.npz")
+        assert sampler["latent_chol"].shape == (sampler["latent_mean"].size,) * 2 and np.all(sampler["residual_cl"] >= 0)
         history = pd.read_csv(dust_run / f"results/models/dust/{name}/history.tsv", sep="\t")
         assert len(history) == 1 and np.all(np.isfinite(history.loss))
         assert not (dust_run / f"results/models/dust/{name}/checkpoint").exists()
@@ -69,7 +71,7 @@ def test_statistics_table_and_samples(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/statistics.tsv", sep="\t")
     models = ("dustvae", "betavae", "cvae")
     classical = {"gaussian", "gaussian copula", "scattering synthesis"}
-    assert set(table.set) == {"validation", "train"} | classical | {f"{m}, {z} z" for m in models for z in ("prior", "fitted")}
+    assert set(table.set) == {"validation", "train"} | classical | {f"{m}, {z}" for m in models for z in ("prior z", "fitted z", "sampler")}
     assert set(table.statistic) == {"spectrum", "histogram", "moments", "V0", "V1", "V2"}
     assert np.all(np.isfinite(table.distance)) and np.all(table.distance >= 0)
     assert np.all((table.p_value > 0) & (table.p_value <= 1))
@@ -77,7 +79,7 @@ def test_statistics_table_and_samples(dust_run):
     np.testing.assert_allclose(table.floor, table.statistic.map(floors))
     assert np.all(table.seconds_per_sample[~table.set.isin(["validation", "train"])] > 0)
     with h5py.File(dust_run / "results/dust/samples.h5", "r") as f:
-        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted")] + ["gaussian", "gaussian_copula", "scattering_synthesis"]:
+        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted", "sampler")] + ["gaussian", "gaussian_copula", "scattering_synthesis"]:
             assert f[name].shape == (TINY["statistics"]["n_samples"], 16, 16)
     for name in ("samples.png", "statistics.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 10_000
@@ -86,7 +88,7 @@ def test_statistics_table_and_samples(dust_run):
 def test_imputation_keeps_observed_pixels_and_compares_with_the_gaussian(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/imputation.tsv", sep="\t")
     assert set(table["mask"]) == {"disc", "rectangles"}
-    assert set(table.method) == {"dust VAE (MAP)", "Gaussian conditional mean", "observed mean"}
+    assert set(table.method) == {"dust VAE (MAP)", "dust VAE (MAP) + residual conditional mean", "Gaussian conditional mean", "observed mean"}
     assert np.all(table.mse > 0) and np.all(table.n_patches == TINY["imputation"]["n_patches"])
     with h5py.File(dust_run / "results/dust/imputation.h5", "r") as f:
         truth = f["truth"][...]
@@ -94,7 +96,7 @@ def test_imputation_keeps_observed_pixels_and_compares_with_the_gaussian(dust_ru
             mask = f[f"{kind}/mask"][...] == 1
             assert 0 < mask.mean() < 0.5
             observed_mean = np.array([t[~m].mean() for t, m in zip(truth, np.broadcast_to(mask, truth.shape))])
-            for method in ("dust_VAE", "Gaussian"):
+            for method in ("dust_VAE", "dust_VAE_+_residual", "Gaussian"):
                 fill = f[f"{kind}/{method}"][...]
                 np.testing.assert_allclose(fill[~mask], truth[~mask], atol=1e-5)
                 assert np.abs(fill[mask] - truth[mask]).max() > 0
@@ -118,7 +120,7 @@ def test_conditional_table_and_figures(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/conditional_cvae.tsv", sep="\t")
     n_values = TINY["conditional"]["n_values"]
     assert table.condition.nunique() == n_values and set(table.statistic) == {"mean_log", "log10_power_ell100"}
-    assert set(table.latent) == {"prior", "fit to the encodings"} and len(table) == 2 * 2 * n_values
+    assert set(table.latent) == {"prior", "fit to the encodings", "sampler"} and len(table) == 3 * 2 * n_values
     assert np.all(np.diff(np.sort(table.condition.unique())) > 0) and np.all(table.condition > 20)
     for name in ("conditional_cvae.png", "latent_cvae.png", "reconstructions_cvae.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 5000

@@ -26,13 +26,12 @@ kind = model.condition_stats["kind"]
 if kind != p.condition:
     raise ValueError(f"{smk.input.model} is conditioned on {kind}, the config says {p.condition}: retrain it")
 test, _ = read_h5(smk.input.test)
-train, _ = read_h5(smk.input.train)
 x, _ = dustvae.log_standardise(test["intensity"], model.stats)
 raw, cond_test = dustvae.model_conditions(model, test["latitude"], x)
-x_train, _ = dustvae.log_standardise(train["intensity"], model.stats)
-_, cond_train = dustvae.model_conditions(model, train["latitude"], x_train)
-# z from the prior, as the paper, and from a Gaussian fitted to the training encodings.
-latents = {"prior": None, "fit to the encodings": dustvae.fit_latent_gaussian(model, x_train, cond_train)}
+# z from the prior, as the paper; the decoder means at z from the model's saved latent Gaussian (fitted
+# to the training encodings); the model's sampler (those plus its residual field).
+sampler = dustvae.load_sampler(smk.input.sampler)
+latents = {"prior": {}, "fit to the encodings": {"latent": (sampler["latent_mean"], sampler["latent_chol"])}, "sampler": {"sampler": sampler}}
 ell = list(c["ell"])
 held_out = dust_stats.conditional_summary(x, p.reso_arcmin, ell)
 statistics = list(held_out.columns)
@@ -47,7 +46,7 @@ for k in range(n_values):
     value = float(np.median(raw[in_bin]))
     cond, _ = dustvae.standardise_condition(np.full(c["n_per_value"], value), model.condition_stats)
     for source, latent in latents.items():
-        generated = dustvae.sample(model, c["n_per_value"], rng_for(p.seed, "dust-conditional", name, k, source), condition=cond, latent=latent)
+        generated = dustvae.sample(model, c["n_per_value"], rng_for(p.seed, "dust-conditional", name, k, source), condition=cond, **latent)
         gen = dust_stats.conditional_summary(generated, p.reso_arcmin, ell)
         for stat in statistics:
             h = held_out[stat][in_bin]

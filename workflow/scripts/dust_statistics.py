@@ -25,6 +25,7 @@ limit_threads(smk.threads)
 p = smk.params
 s = p.statistics
 models = {name: dustvae.load_model(path) for name, path in zip(p.names, smk.input.models)}
+sampler_files = dict(zip(p.names, smk.input.samplers))
 stats = next(iter(models.values())).stats
 if any(m.stats != stats for m in models.values()):
     raise ValueError("the dust models were trained on different log-intensity statistics (retrain them on the same patches)")
@@ -42,17 +43,18 @@ def timed(key, generate):
 
 
 for name, model in models.items():
-    condition = cond_train = None
+    condition = None
     if model.conditional:
         # Conditions of held-out patches, so the samples cover the test set's range.
         raw, _ = dustvae.model_conditions(model, patches["test"]["latitude"], x["test"])
         condition = dustvae.standardise_condition(rng_for(p.seed, "dust-conditions", name).choice(raw, n), model.condition_stats)[0]
-        _, cond_train = dustvae.model_conditions(model, patches["train"]["latitude"], x["train"])
-    # z from the prior, as the paper, and from a Gaussian fitted to the training encodings.
-    fit = dustvae.fit_latent_gaussian(model, x["train"], cond_train)
-    for source, latent in (("prior z", None), ("fitted z", fit)):
+    # z from the prior, as the paper; decoder means at z from the model's saved latent Gaussian
+    # (fitted to the training encodings); and the model's sampler: those plus its residual field.
+    sampler = dustvae.load_sampler(sampler_files[name])
+    fit = (sampler["latent_mean"], sampler["latent_chol"])
+    for source, latent, use in (("prior z", None, None), ("fitted z", fit, None), ("sampler", None, sampler)):
         key = f"{name}, {source}"
-        timed(key, lambda: dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, latent=latent))
+        timed(key, lambda: dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, latent=latent, sampler=use))
         log.info("%s: %d samples, mean %.3f, per-patch std %.3f (test %.3f, %.3f)", key, n, samples[key].mean(), samples[key].std(axis=(1, 2)).mean(),
                  x["test"].mean(), x["test"].std(axis=(1, 2)).mean())
 timed("gaussian", lambda: dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian")))

@@ -1,5 +1,6 @@
 """Rule train_dustvae: fit one dust VAE (plain, beta or conditional) on standardised log-intensity
-patches (resumes from its checkpoint if killed)."""
+patches (resumes from its checkpoint if killed), then its sampler (the latent Gaussian and the
+residual field every rule that samples uses: cmbnn.dust.vae.fit_sampler)."""
 
 from _helpers import configure
 
@@ -37,6 +38,9 @@ model, history = dustvae.train(x_train, x_val, settings, p.seed, p.checkpoint_di
                                condition_stats=cond_stats)
 with atomic_output(smk.output.model) as tmp:
     model.save(tmp)
+sampler = dustvae.fit_sampler(model, x_train, p.reso_arcmin, cond_train)
+dustvae.save_sampler(smk.output.sampler, sampler)
+log.info("sampler: residual variance %.4f of the standardised log I (1 over the training split)", float(sampler["residual_variance"]))
 write_history(history, smk.output.history)
 plot_history(pd.DataFrame(history), smk.output.plot, title=f"dust model {name}", ylabel="negative ELBO per patch (nats)")
 log.info("saved %s after %d epochs", smk.output.model, len(history))
