@@ -97,7 +97,6 @@ rule train_dustvae:
         # Only this model's settings: changing another model's beta does not retrain this one.
         settings=lambda wildcards: {**DUSTVAE["network"], **DUSTVAE["training"], **DUST_MODELS[wildcards.dustmodel]},
         seed=config["seed"],
-        reso_arcmin=DUSTVAE["patches"]["reso_arcmin"],
         # Not an output: it must survive a killed job so the rerun resumes from it.
         checkpoint_dir=lambda wildcards: dust_checkpoint_dir(wildcards.dustmodel),
     threads: 1
@@ -167,7 +166,6 @@ rule dust_statistics:
 rule dust_imputation:
     input:
         model=dust_model_file(DUSTVAE["imputation"]["model"]),
-        sampler=dust_sampler_file(DUSTVAE["imputation"]["model"]),
         train=dust_patch_file("train"),
         test=dust_patch_file("test"),
     output:

@@ -1,7 +1,5 @@
 """Rule dust_imputation: fill the paper's masks (a disc, two rectangles) in test patches with the
-dust VAE's MAP latent, with that plus the conditional mean of its residual field (the model's
-saved sampler: the decoder mean is smooth, the residual carries the small scales next to the
-data), and with the Gaussian conditional mean of the training patches' spectrum."""
+dust VAE's MAP latent and with the Gaussian conditional mean of the training patches' spectrum."""
 
 from _helpers import configure
 
@@ -34,8 +32,6 @@ height, width = truth.shape[1:]
 # Nyquist frequency of the patch diagonal.
 lmax = int(np.ceil(np.sqrt(2) * 10800.0 / reso))
 cov = FlatSkyCovariance(dust_stats.empirical_cl(x_train, reso, lmax), height, width, reso)
-sampler = dustvae.load_sampler(smk.input.sampler)
-residual_cov = FlatSkyCovariance(sampler["residual_cl"], height, width, float(sampler["reso_arcmin"]))
 
 
 def hole_errors(pred, mask):
@@ -52,12 +48,8 @@ for kind, hole in dust_stats.imputation_masks(height, width, p["masks"]).items()
     mask = np.broadcast_to(hole, truth.shape).astype(np.uint8)
     observed = 1 - mask
     started = time.perf_counter()
-    vae, z, before, after = dustvae.impute(model, truth, mask, sigma=p["sigma"], steps=p["steps"], learning_rate=p["learning_rate"])
+    vae, _, before, after = dustvae.impute(model, truth, mask, sigma=p["sigma"], steps=p["steps"], learning_rate=p["learning_rate"])
     t_vae = time.perf_counter() - started
-    started = time.perf_counter()
-    decoded = dustvae.decode(model, z)[0].astype(np.float64)
-    vae_residual = np.where(mask, decoded + conditional_mean(truth - decoded, hole, residual_cov), truth)
-    t_residual = t_vae + time.perf_counter() - started
     # The conditional mean of a zero-mean field, about each patch's observed mean (the prior knows
     # no patch mean: the latitude sets it).
     offset = (truth * observed).sum(axis=(1, 2), keepdims=True) / observed.sum(axis=(1, 2), keepdims=True)
@@ -65,15 +57,13 @@ for kind, hole in dust_stats.imputation_masks(height, width, p["masks"]).items()
     gauss = conditional_mean(truth - offset, hole, cov) + offset  # one factorisation: the mask is shared
     t_gauss = time.perf_counter() - started
     fill_mean = np.where(mask, offset, truth)
-    methods = (("dust VAE (MAP)", vae, t_vae), ("dust VAE (MAP) + residual conditional mean", vae_residual, t_residual),
-               ("Gaussian conditional mean", gauss, t_gauss), ("observed mean", fill_mean, 0.0))
-    for method, pred, seconds in methods:
+    for method, pred, seconds in (("dust VAE (MAP)", vae, t_vae), ("Gaussian conditional mean", gauss, t_gauss), ("observed mean", fill_mean, 0.0)):
         per_patch, rel = hole_errors(pred, hole)
         rows.append({"mask": kind, "method": method, "hole_fraction": float(hole.mean()), "n_patches": n,
                      "mse": per_patch.mean(), "mse_sem": per_patch.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan,
                      "rms_relative_intensity_error": rel, "seconds": seconds})
     log.info("%s mask (%.1f%% of the pixels): MAP objective %.4g -> %.4g (mean over patches)", kind, 100 * hole.mean(), before.mean(), after.mean())
-    fills[kind] = {"dust VAE": vae, "dust VAE + residual": vae_residual, "Gaussian": gauss}
+    fills[kind] = {"dust VAE": vae, "Gaussian": gauss}
     masks_out[kind] = mask
 table = pd.DataFrame(rows)
 with atomic_output(smk.output.table) as tmp:

@@ -38,7 +38,7 @@ model, history = dustvae.train(x_train, x_val, settings, p.seed, p.checkpoint_di
                                condition_stats=cond_stats)
 with atomic_output(smk.output.model) as tmp:
     model.save(tmp)
-sampler = dustvae.fit_sampler(model, x_train, p.reso_arcmin, cond_train)
+sampler = dustvae.fit_sampler(model, x_train, cond_train)
 dustvae.save_sampler(smk.output.sampler, sampler)
 log.info("sampler: residual variance %.4f of the standardised log I (1 over the training split)", float(sampler["residual_variance"]))
 write_history(history, smk.output.history)

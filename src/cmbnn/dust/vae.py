@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations, patch_stack
-from cmbnn.dust.statistics import empirical_cl, nyquist_lmax
+from cmbnn.analysis.gaussian_field import patch_stack
 from cmbnn.io import atomic_output
 from cmbnn.nn.data import data_digest
 from cmbnn.nn.training import PatchBatches, distribution_scope, fit_resumable, register_serializable, set_seeds
@@ -326,30 +325,33 @@ def sample(model, n: int, rng, condition=None, latent=None, sampler: dict | None
     return means + residual_field(sampler, n, means.shape[1:], rng)
 
 
-def fit_sampler(model, x: np.ndarray, reso_arcmin: float, condition=None) -> dict:
+def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     """The model's generative distribution, fitted once after training and saved with it
     (:func:`save_sampler`): z from the Gaussian fitted to the training encodings
-    (:func:`fit_latent_gaussian`), and p(x | z) the decoder mean plus a Gaussian residual field with
-    the isotropic spectrum of the training reconstructions' residuals (x minus the decoder mean at
-    the posterior mean; :func:`cmbnn.dust.statistics.empirical_cl`). Why: the decoder's mean is the
-    average over what z cannot hold, so it is smooth (band powers ~2 dex low at ell 200-500); the
-    small scales it leaves out are what this residual field puts back, as a VAE with an
-    ell-dependent decoder variance would when sampled, not averaged."""
+    (:func:`fit_latent_gaussian`), and p(x | z) the decoder mean plus a Gaussian residual field
+    with the mean 2-D power spectrum of the training reconstructions' residuals (x minus the
+    decoder mean at the posterior mean), drawn on the periodic patch grid. Why: the decoder's mean
+    is the average over what z cannot hold, so it is smooth (band powers ~2 dex low at ell
+    200-500); the small scales it leaves out are what this field puts back, as a VAE with a
+    Fourier-diagonal decoder variance would when sampled, not averaged. (An isotropic C_ell fit of
+    the residual extrapolated its steep low-ell power into a large-scale variance 12x the
+    residual's; the 2-D power holds only the modes the patch has.)"""
     x = patch_stack(np.asarray(x, dtype=np.float64))
     mean, chol = fit_latent_gaussian(model, x, condition)
     mu, _ = encode(model, x, condition)
     residual = x - decode(model, mu, condition)[0]
-    # To the Nyquist multipole of the patch diagonal: the residual lives at small scales, and the
-    # grid's corner modes (beyond pi / reso) hold a fifth of a white field's variance.
-    cl = empirical_cl(residual, reso_arcmin, int(np.ceil(np.sqrt(2) * nyquist_lmax(reso_arcmin))))
-    return {"latent_mean": mean, "latent_chol": chol, "residual_cl": cl, "reso_arcmin": np.float64(reso_arcmin),
-            "residual_variance": np.float64(residual.var())}
+    power = np.mean(np.abs(np.fft.fft2(residual)) ** 2, axis=0)
+    return {"latent_mean": mean, "latent_chol": chol, "residual_power": power, "residual_variance": np.float64(residual.var())}
 
 
 def residual_field(sampler: dict, n: int, shape: tuple[int, int], rng) -> np.ndarray:
-    """n draws (N, H, W) of the sampler's Gaussian residual field on patches of ``shape``."""
-    cov = FlatSkyCovariance(sampler["residual_cl"], shape[0], shape[1], float(sampler["reso_arcmin"]))
-    return gaussian_realisations(cov, n, rng)
+    """n draws (N, H, W) of the sampler's Gaussian residual field: white noise filtered to its 2-D
+    power (E |FFT|^2 = the power, so the pixel variance is the residual's)."""
+    power = np.asarray(sampler["residual_power"])
+    if power.shape != tuple(shape):
+        raise ValueError(f"the sampler's residual field is {power.shape}, the patches {tuple(shape)}")
+    white = rng.standard_normal((n,) + tuple(shape))
+    return np.fft.ifft2(np.fft.fft2(white) * np.sqrt(power / power.size)).real
 
 
 def save_sampler(path, sampler: dict) -> None:
