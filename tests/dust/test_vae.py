@@ -62,6 +62,24 @@ def test_the_paper_preset_has_the_reference_codes_network():
     first = dec.get_layer("dec_dense")
     assert first.units == 16 * 16 * 32 and first.activation is keras.activations.linear
     assert [f for f in s["encoder_filters"]] == [256, 128, 64] and paper["models"]["dustvae"]["beta"] == 8.0
+    assert isinstance(dec.get_layer("dec_deconv0"), keras.layers.Conv2DTranspose)  # the reference code's upsampling
+
+
+def test_resize_decoder_has_no_checkerboard():
+    """The default decoder (bilinear x2 + 3x3 convolution) puts far less of its output's power at
+    the grid's highest frequencies than 4x4 stride-2 transposed convolutions, even untrained."""
+    z = np.random.default_rng(3).standard_normal((64, SMALL["latent_dim"])).astype(np.float32)
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(16), np.fft.fftfreq(16), indexing="ij"))
+
+    def corner_fraction(upsampling):
+        dec = dustvae.build_decoder(16, 16, {**dustvae.DEFAULTS, **SMALL, "decoder_upsampling": upsampling}, conditional=False)
+        out = np.asarray(dec(z))[..., 0]
+        power = np.mean(np.abs(np.fft.fft2(out - out.mean(axis=(1, 2), keepdims=True))) ** 2, axis=0)
+        return power[k > 0.35].sum() / power.sum()
+
+    assert corner_fraction("resize") < 0.3 * corner_fraction("transposed")
+    with pytest.raises(ValueError, match="decoder_upsampling"):
+        dustvae.build_decoder(16, 16, {**dustvae.DEFAULTS, **SMALL, "decoder_upsampling": "pixelshuffle"}, conditional=False)
 
 
 def test_a_demeaned_encoder_cannot_see_the_patch_brightness():
