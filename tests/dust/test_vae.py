@@ -90,7 +90,7 @@ def test_resize_decoder_has_no_checkerboard():
 
     def corner_fraction(upsampling):
         dec = dustvae.build_decoder(16, 16, {**dustvae.DEFAULTS, **SMALL, "decoder_upsampling": upsampling}, conditional=False)
-        out = np.asarray(dec(z))[..., 0]
+        out = np.asarray(dec([z]))[..., 0]
         power = np.mean(np.abs(np.fft.fft2(out - out.mean(axis=(1, 2), keepdims=True))) ** 2, axis=0)
         return power[k > 0.35].sum() / power.sum()
 
