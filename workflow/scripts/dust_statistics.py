@@ -51,10 +51,10 @@ for name, model in models.items():
     # z from the prior, as the paper; decoder means at z from the model's saved latent Gaussian
     # (fitted to the training encodings); and the model's sampler: those plus its residual field.
     sampler = dustvae.load_sampler(sampler_files[name])
-    fit = (sampler["latent_mean"], sampler["latent_chol"])
-    for source, latent, use in (("prior z", None, None), ("fitted z", fit, None), ("sampler", None, sampler)):
+    latents = {"prior z": {}, "fitted z": {"latent": (sampler["latent_mean"], sampler["latent_chol"])}, "sampler": {"sampler": sampler}}
+    for source, latent in latents.items():
         key = f"{name}, {source}"
-        timed(key, lambda: dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, latent=latent, sampler=use))
+        timed(key, lambda: dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, **latent))
         log.info("%s: %d samples, mean %.3f, per-patch std %.3f (test %.3f, %.3f)", key, n, samples[key].mean(), samples[key].std(axis=(1, 2)).mean(),
                  x["test"].mean(), x["test"].std(axis=(1, 2)).mean())
 timed("gaussian", lambda: dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian")))

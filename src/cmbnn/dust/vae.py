@@ -346,8 +346,8 @@ def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     the residual extrapolated its steep low-ell power into a large-scale variance 12x the
     residual's; the 2-D power holds only the modes the patch has.)"""
     x = patch_stack(np.asarray(x, dtype=np.float64))
-    mean, chol = fit_latent_gaussian(model, x, condition)
-    mu, _ = encode(model, x, condition)
+    mu, log_var = encode(model, x, condition)  # once: the latent fit and the reconstructions share it
+    mean, chol = _latent_gaussian(mu, log_var)
     recon = decode(model, mu, condition)[0]
     # The power the decoder means lack, mode by mode: the power of x - recon itself double-counts
     # what the transposed convolutions add (their checkerboard is in recon and, negated, in the
@@ -395,7 +395,11 @@ def fit_latent_gaussian(model, x: np.ndarray, condition=None, jitter: float = 1e
     encoder means over ``x`` plus the mean posterior variance per dimension ("ex-post density
     estimation", Ghosh et al. 2020). A short-trained VAE's encodings do not fill N(0, 1): its
     prior draws then land where the decoder has seen no data, draws from this fit do not."""
-    mu, log_var = encode(model, x, condition)
+    return _latent_gaussian(*encode(model, x, condition), jitter)
+
+
+def _latent_gaussian(mu: np.ndarray, log_var: np.ndarray, jitter: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_latent_gaussian` from the encodings (posterior means and log variances)."""
     mu = mu.astype(np.float64)
     cov = np.atleast_2d(np.cov(mu.T)) + np.diag(np.exp(log_var.astype(np.float64)).mean(axis=0))
     chol = np.linalg.cholesky(cov + jitter * np.trace(cov) / len(cov) * np.eye(len(cov)))

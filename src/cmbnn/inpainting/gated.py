@@ -210,8 +210,8 @@ def inpaint(model, observed, mask, cov: FlatSkyCovariance, n_samples: int, seed:
     small_holes {max_pixels, pad}: f fills hole components of at most max_pixels pixels with their
     local Gaussian conditional mean (:class:`LocalConditionalMean`) instead of the network, and so
     samples them as exact local constrained realisations; None or max_pixels 0: the network fills
-    every hole. Why: the network's fill of a 3-pixel source disc carries ~14 uK rms of error
-    where the bound is ~0.8 uK (README), a precision kriging reaches with a few hundred pixels."""
+    every hole. Why: on source discs the network's fill is 1.48x the bound, the local solve 1.002x
+    (README), from a few hundred pixels."""
     observed = np.asarray(observed, dtype=np.float64)
     observed = observed[..., 0] if observed.ndim == 4 else observed
     hole = np.asarray(mask, dtype=bool)
