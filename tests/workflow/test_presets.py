@@ -20,6 +20,7 @@ PRESETS = {
     "cenn_paper_memory": (("cenn_paper.yaml", "cenn_paper_memory.yaml"), {"cmb_map", "train_cenn"}),
     "cosmovae_paper": (("cosmovae_paper.yaml",), {"train_cosmovae"}),
     "dustvae_paper": (("dustvae_paper.yaml",), {"train_dustvae"}),
+    "full_training": (("full_training.yaml",), {"train_cenn", "train_cosmovae"}),
     "planck": (("planck.yaml",), {"download_planck", "train_cenn"}),
     "planck+dustvae_paper": (("planck.yaml", "dustvae_paper.yaml"), {"download_planck", "train_dustvae"}),
 }
