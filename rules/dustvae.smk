@@ -45,7 +45,7 @@ rule dust_sky:
         sky=DUSTVAE["sky"],
         seed=config["seed"],
     resources:
-        mem_mb=scaled(2000),
+        mem_mb=dust_sky_mem_mb,
     log:
         log_file("dust/sky"),
     benchmark:

@@ -3,8 +3,9 @@
 # a job killed for memory or time is resubmitted with proportionally more of both.
 # They are estimates: profiles/*/config.yaml can override any of them per rule (set-resources).
 
-from cmbnn.planck.archive import foreground_template_file
+from cmbnn.dust.sky import work_nside
 from cmbnn.nn.training import IN_MEMORY_MAX_BYTES
+from cmbnn.planck.archive import foreground_template_file
 
 # Rough peak factor over the arrays a job holds at once (copies in numpy/healpy/TensorFlow).
 _WORKING_COPIES = 3
@@ -210,6 +211,15 @@ def dust_mem_mb(splits, copies=4):
     p = config["dustvae"]["patches"]
     n_pix = sum(p["counts"][s] for s in splits) * p["height"] * p["width"]
     return lambda wildcards, attempt: (_TF_BASE_MB + copies * 8 * n_pix // 2**20) * attempt
+
+
+def dust_sky_mem_mb(wildcards, attempt):
+    """dust_sky: the filament sky holds about six float64 HEALPix maps at its working nside (the
+    field, a ridge driver, the one-point law, the sort order, healpy's copies)."""
+    sky = config["dustvae"]["sky"]
+    if sky["model"] != "filaments":
+        return 2000 * attempt
+    return (1000 + 6 * 12 * work_nside(sky["lmax"]) ** 2 * 8 // 2**20) * attempt
 
 
 def dust_patches_mem_mb(wildcards, attempt):

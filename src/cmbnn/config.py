@@ -210,6 +210,14 @@ def _check_dustvae(config: dict) -> None:
         raise ConfigError(f"dustvae.interpolation.pair {d['interpolation']['pair']} indexes past the {n_test} test patches")
     if d["interpolation"]["pair"][0] == d["interpolation"]["pair"][1]:
         raise ConfigError("dustvae.interpolation.pair must name two different test patches")
+    sky = d["sky"]
+    if d["source"] == "simulated" and sky["model"] == "filaments":
+        fil = sky["filaments"]
+        if fil["lmin"] > fil["sharpness"] * sky["lmax"]:
+            raise ConfigError(
+                f"dustvae.sky.filaments.lmin {fil['lmin']} leaves no ridge scale: ridges at ell_k are about ell_k / sharpness wide in "
+                f"multipoles, so ell_k must be <= sharpness * lmax = {fil['sharpness'] * sky['lmax']:g}"
+            )
     # The decoder's stride-2 blocks (cmbnn.dust.vae.decoder_grid): a clear error before any job.
     h, w = d["patches"]["height"], d["patches"]["width"]
     n_up = len(d["network"]["decoder_filters"])

@@ -50,6 +50,7 @@ def test_schema_defaults_fill_an_empty_config(default, schema):
         (lambda c: c.update(label_frequency=353), ["label_frequency", "353"]),
         (lambda c: c["patches"].update(method="bicubic"), ["patches.method", "exact, pixel"]),
         (lambda c: c["inpainting"].update(label_lmax=1000), ["inpainting.label_lmax", "1000", "3 nside - 1 = 1535"]),
+        (lambda c: c["dustvae"]["sky"]["filaments"].update(lmin=300), ["dustvae.sky.filaments.lmin", "300", "sharpness * lmax = 225"]),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(default, schema, mutate, expected):

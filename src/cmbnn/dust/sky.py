@@ -1,17 +1,28 @@
-"""Dust intensity skies and patches for the generative models (issue 9).
+"""Dust intensity skies and patches for the generative models (issues 9 and 20).
 
-The default sky is close to log-normal, as real dust intensity roughly is: I = I0 exp(s g' - s^2 / 2) P(b),
-with g' = g + k (g^2 - 1) (normalised; k = ``skew``) and g a unit-variance Gaussian field whose power spectrum is the dust's C_ell ~ ell^alpha
-(alpha = -2.9 by default: the intensity then has the ell^-2.9 of high-latitude cirrus, Miville-Deschenes et al.
-2007; -2.42, Planck 2018 XI, is the polarised slope), s the rms of log I at fixed latitude and P(b) = 1 / sin|b|
-(floored at a few degrees) the brightening towards the Galactic plane. Exponentiating a Gaussian
-field makes the intensity positive, skewed, with bright compact (filament-like) peaks and faint
-broad valleys: its Minkowski functionals are not those of a Gaussian field, which is what the
-generative models are asked to learn. Units: MJy/sr at 545 GHz by convention (I0 ~ 1 MJy/sr at
-high latitude).
+Two simulated skies, both I = I0 exp(s h - s^2 / 2) P(b) with h a unit-variance field of log
+intensity whose power spectrum is the dust's C_ell ~ ell^alpha (alpha = -2.9 by default: high-latitude
+cirrus intensity, Miville-Deschenes et al. 2007; -2.42, Planck 2018 XI, is the polarised slope), s
+the rms of log I at fixed latitude and P(b) = 1 / sin|b| (floored at a few degrees) the brightening
+towards the Galactic plane. Units: MJy/sr at 545 GHz by convention (I0 ~ 1 MJy/sr at high latitude).
 
-Patches are evaluated exactly from the alm of g at the gnomonic patch pixels (no HEALPix
-pixelisation), then exponentiated; each keeps its centre and Galactic latitude.
+- ``filaments`` (default): h concentrates emission on ridges. Ridge fields exp(-d_k^2 / 2 w^2) of
+  Gaussian fields d_k band-limited around ell_k = lmin, 2 lmin, 4 lmin, ... light up the zero
+  contours of each d_k: a network of lines whose width is w / |grad d_k| (about w / ell_k, so every
+  scale has its filaments), locally anisotropic, added to a Gaussian background. The sum is then
+  given the target spectrum and a heavy-tailed, positively skewed one-point law (a sinh-arcsinh
+  transform of a Gaussian, Jones & Pewsey 2009) by iterating the two projections (spectrum, then
+  rank order) as in IAAFT surrogates (Schreiber & Schmitz 1996). The last step sets the
+  spectrum, so h is a band-limited field kept as alm and the patches are exact evaluations of it. Why not a published dust model:
+  the filament-population model of Hervias-Caimapo & Huffenberger (2022) needs millions of
+  rendered filaments and a HEALPix map (no exact patches); GNILC itself is the ``gnilc545`` source.
+  The filaments have no preferred direction on the sky (real ones follow the magnetic field).
+- ``lognormal`` (issue 9's sky): h = g + k (g^2 - 1) (normalised; k = ``skew``), g Gaussian: the
+  non-Gaussianity is pointwise, log I has a hard floor at -1 / (2 k) of g, and the exact Bayes fill
+  of a hole is within 5-10% of the Gaussian conditional mean.
+
+Patches are evaluated exactly from the alm of h (``lognormal``: of g) at the gnomonic patch pixels
+(no HEALPix pixelisation), then exponentiated; each keeps its centre and Galactic latitude.
 """
 
 from __future__ import annotations
@@ -46,6 +57,121 @@ def log_field_alm(lmax: int, alpha: float, rng, fwhm_arcmin: float = 0.0) -> np.
     return unit_gaussian_alm(lmax, 1, rng)[0] * np.sqrt(cl[ell_alm])
 
 
+def work_nside(lmax: int) -> int:
+    """HEALPix resolution for the filament sky's pointwise steps: twice the smallest power of two
+    whose 3 nside - 1 reaches lmax (ridges are sharper than the band limit; capped at 2048)."""
+    nside = 1
+    while 3 * nside - 1 < lmax:
+        nside *= 2
+    return min(2 * nside, 2048)
+
+
+def ridge_scales(lmax: int, lmin: float, sharpness: float) -> np.ndarray:
+    """Centres ell_k = lmin 2^k of the ridge drivers whose lines (width about ``sharpness`` / ell_k)
+    are resolved below lmax."""
+    scales = float(lmin) * 2.0 ** np.arange(32)
+    return scales[scales <= sharpness * lmax]
+
+
+def band_alm(lmax: int, ell_center: float, rng, log_width: float = 0.35) -> np.ndarray:
+    """alm of a unit-variance Gaussian field with C_ell ~ exp(-ln^2(ell / ell_center) / (2 log_width^2)):
+    about an octave of multipoles around ``ell_center``."""
+    ell = np.arange(lmax + 1, dtype=np.float64)
+    cl = np.where(ell >= 2, np.exp(-np.log(np.maximum(ell, 1.0) / ell_center) ** 2 / (2 * log_width**2)), 0.0)
+    cl /= np.sum((2 * ell + 1) / (4 * np.pi) * cl)
+    ell_alm, _ = alm_lm(lmax)
+    return unit_gaussian_alm(lmax, 1, rng)[0] * np.sqrt(cl[ell_alm])
+
+
+def ridge(d: np.ndarray, sharpness: float) -> np.ndarray:
+    """exp(-d^2 / 2 w^2) of a unit Gaussian d, standardised with its exact moments
+    (mean w / sqrt(w^2 + 1), second moment w / sqrt(w^2 + 2)): bright on the zero contours of d."""
+    w = float(sharpness)
+    mean = w / np.sqrt(w**2 + 1.0)
+    var = w / np.sqrt(w**2 + 2.0) - mean**2
+    return (np.exp(-np.asarray(d) ** 2 / (2 * w**2)) - mean) / np.sqrt(var)
+
+
+def sinh_arcsinh_quantiles(n: int, epsilon: float, delta: float) -> np.ndarray:
+    """n sorted values of sinh((asinh z + epsilon) / delta), z at the Gaussian's n quantiles,
+    standardised: epsilon > 0 skews to the right, delta < 1 fattens both tails, (0, 1) is Gaussian;
+    no floor (unlike a quadratic transform)."""
+    from scipy.special import ndtri
+
+    z = ndtri((np.arange(n) + 0.5) / n)
+    x = np.sinh((np.arcsinh(z) + epsilon) / delta)
+    return (x - x.mean()) / x.std()
+
+
+def power_law_cl(lmax: int, alpha: float, fwhm_arcmin: float = 0.0) -> np.ndarray:
+    """C_ell ~ ell^alpha b_ell^2 for ell >= 2 (0 below), normalised to unit variance."""
+    import healpy as hp
+
+    ell = np.arange(lmax + 1, dtype=np.float64)
+    cl = np.where(ell >= 2, np.maximum(ell, 1.0) ** alpha, 0.0)
+    if fwhm_arcmin > 0:
+        cl *= hp.gauss_beam(np.radians(fwhm_arcmin / 60.0), lmax=lmax) ** 2
+    return cl / np.sum((2 * ell + 1) / (4 * np.pi) * cl)
+
+
+def filament_alm(lmax: int, alpha: float, fwhm_arcmin: float, filaments: dict, rng, log=None) -> np.ndarray:
+    """alm of the unit-variance log-intensity field h of the ``filaments`` sky (module docstring).
+
+    ``filaments``: fraction (of the raw field's variance in ridges), sharpness (w), lmin,
+    epsilon and delta (the one-point law of h), iterations (of the spectrum / rank projections).
+    h gets the spectrum ell^alpha b_ell^2 (log I's); the intensity's measured on the default sky's
+    patches is within 0.15 of alpha (tests). Tilting h's target by the full-sky intensity's slope
+    was tried and oscillated: that slope is set by the rare brightest pixels, which the patches at
+    |b| > 20 deg hardly see.
+    """
+    import healpy as hp
+
+    f, w = float(filaments["fraction"]), float(filaments["sharpness"])
+    nside = work_nside(lmax)
+    target = power_law_cl(lmax, alpha, fwhm_arcmin)
+    scales = ridge_scales(lmax, filaments["lmin"], w)
+    weights = scales ** ((alpha + 2.0) / 2.0)  # equal share of ell^2 C_ell per octave for a self-similar network
+    weights /= np.sqrt(np.sum(weights**2)) if weights.size else 1.0
+    h = np.sqrt(1.0 - f) * hp.alm2map(log_field_alm(lmax, alpha, rng), nside, lmax=lmax)
+    for ell_k, a_k in zip(scales, weights):
+        h += np.sqrt(f) * a_k * ridge(hp.alm2map(band_alm(lmax, ell_k, rng), nside, lmax=lmax), w)
+    one_point = sinh_arcsinh_quantiles(h.size, filaments["epsilon"], filaments["delta"])
+    alm = hp.map2alm(h, lmax=lmax, iter=1)
+    for step in range(int(filaments["iterations"])):
+        h = hp.alm2map(_with_spectrum(alm, target), nside, lmax=lmax)
+        if log is not None:
+            z = (h - h.mean()) / h.std()
+            log.info("filament sky: iteration %d of %d, h with the target spectrum has skewness %.2f, excess kurtosis %.2f", step + 1, filaments["iterations"], np.mean(z**3), np.mean(z**4) - 3)
+        h[np.argsort(h)] = one_point
+        alm = hp.map2alm(h, lmax=lmax, iter=1)
+    return _with_spectrum(alm, target)
+
+
+def _with_spectrum(alm: np.ndarray, cl: np.ndarray) -> np.ndarray:
+    """alm rescaled per ell to the spectrum cl normalised to unit variance (phases kept)."""
+    import healpy as hp
+
+    ell = np.arange(cl.size)
+    cl = cl / np.sum((2 * ell + 1) / (4 * np.pi) * cl)
+    return hp.almxfl(alm, np.sqrt(np.divide(cl, hp.alm2cl(alm), out=np.zeros(cl.size), where=cl > 0)))
+
+
+def sky_alm(sky: dict, seed: int, log=None) -> np.ndarray:
+    """alm of the simulated sky's log-intensity field (``filaments``: h; ``lognormal``: g)."""
+    rng = rng_for(seed, "dust-sky")
+    if sky["model"] == "filaments":
+        return filament_alm(sky["lmax"], sky["alpha"], sky["fwhm_arcmin"], sky["filaments"], rng, log)
+    if sky["model"] == "lognormal":
+        return log_field_alm(sky["lmax"], sky["alpha"], rng, fwhm_arcmin=sky["fwhm_arcmin"])
+    raise ValueError(f"dustvae.sky.model must be 'filaments' or 'lognormal', got {sky['model']!r}")
+
+
+def pointwise_skew(sky: dict) -> float:
+    """The quadratic skew applied at the patch pixels: the lognormal sky's; the filament sky's
+    one-point law is already in its alm."""
+    return float(sky["skew"]) if sky["model"] == "lognormal" else 0.0
+
+
 def latitude_profile(lat_deg, floor_deg: float = 5.0) -> np.ndarray:
     """1 / sin|b|, floored at ``floor_deg`` (a plane-parallel slab seen from inside it)."""
     return 1.0 / np.sin(np.radians(np.maximum(np.abs(lat_deg), floor_deg)))
@@ -65,8 +191,9 @@ def dust_centers(settings: dict, seed: int, split: str) -> np.ndarray:
 
 
 def cut_dust_patches(alm: np.ndarray, lmax: int, centers: np.ndarray, settings: dict, nthreads: int = 1, chunk: int = 256) -> np.ndarray:
-    """Intensity patches (N, H, W) float32 of the log-normal sky at ``centers``: g evaluated exactly
-    from its alm at every patch pixel, then exponentiated with the latitude of each pixel."""
+    """Intensity patches (N, H, W) float32 of the simulated sky at ``centers``: its log-intensity
+    field evaluated exactly from its alm at every patch pixel, then exponentiated with the latitude
+    of each pixel (``settings``: the patches' and the sky's)."""
     h, w, reso = settings["height"], settings["width"], settings["reso_arcmin"]
     out = np.empty((len(centers), h, w), np.float32)
     for start in range(0, len(centers), chunk):
@@ -74,7 +201,7 @@ def cut_dust_patches(alm: np.ndarray, lmax: int, centers: np.ndarray, settings: 
         theta, phi, _ = patch_geometry(centers[idx], h, w, reso)
         g = evaluate_alm(alm, lmax, theta, phi, spin=0, nthreads=nthreads)
         lat = 90.0 - np.degrees(theta)
-        out[idx] = intensity(g, lat, settings["sigma_log"], settings["i0_mjysr"], settings["galactic_profile"], skew=settings["skew"])
+        out[idx] = intensity(g, lat, settings["sigma_log"], settings["i0_mjysr"], settings["galactic_profile"], skew=pointwise_skew(settings))
     return out
 
 
