@@ -155,6 +155,28 @@ def test_imputation_keeps_observed_pixels_and_lowers_the_objective():
     assert np.all(after < before)
 
 
+def test_kriging_the_decoder_error_is_the_gaussian_fill_of_what_the_decoder_misses():
+    from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std, gaussian_realisations
+
+    ell = np.arange(600)
+    cov = FlatSkyCovariance(np.where(ell >= 2, (ell + 1.0) ** -2.5, 0.0), 16, 16, 20.0)
+    data = gaussian_realisations(cov, 3, np.random.default_rng(3))
+    hole = np.zeros((16, 16), bool)
+    hole[5:11, 6:12] = True
+    # A decoder that knows nothing (zero means): the Gaussian conditional mean about the observed mean.
+    fill, std = dustvae.krige_decoder_error(np.zeros_like(data), data, hole, cov)
+    offset = data[:, ~hole].mean(axis=1)[:, None, None]
+    np.testing.assert_allclose(fill, conditional_mean(data - offset, hole, cov) + offset, atol=1e-10)
+    np.testing.assert_array_equal(fill[:, ~hole], data[:, ~hole])
+    np.testing.assert_allclose(std[0], conditional_std(hole, cov))
+    assert np.all(std[:, ~hole] == 0) and np.all(std[:, hole] > 0)
+    # A decoder that is right: nothing is left to krige.
+    np.testing.assert_allclose(dustvae.krige_decoder_error(data, data, hole, cov)[0], data, atol=1e-12)
+    # A decoder off by a smooth field in the hole only: the observed error is zero, so its fill stands.
+    bias = np.where(hole, 0.3, 0.0)
+    np.testing.assert_allclose(dustvae.krige_decoder_error(data + bias, data, hole, cov)[0], data + bias, atol=1e-10)
+
+
 def test_log_standardise_round_trip_and_bad_input():
     intensity = np.exp(np.random.default_rng(9).normal(1.0, 0.5, (4, 8, 8)))
     x, stats = dustvae.log_standardise(intensity)

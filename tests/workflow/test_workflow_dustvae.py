@@ -88,7 +88,9 @@ def test_statistics_table_and_samples(dust_run):
 def test_imputation_keeps_observed_pixels_and_compares_with_the_gaussian(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/imputation.tsv", sep="\t")
     assert set(table["mask"]) == {"disc", "rectangles"}
-    assert set(table.method) == {"dust VAE (MAP)", "Gaussian conditional mean", "observed mean"}
+    assert set(table.method) == {"dust VAE (MAP)", "dust VAE (MAP) + kriged decoder error", "Gaussian conditional mean", "observed mean"}
+    calibrated = table[table.method.isin(["dust VAE (MAP) + kriged decoder error", "Gaussian conditional mean"])]
+    assert np.all((calibrated.within_1std > 0) & (calibrated.within_1std < calibrated.within_2std) & (calibrated.within_2std <= 1))
     assert np.all(table.mse > 0) and np.all(table.n_patches == TINY["imputation"]["n_patches"])
     with h5py.File(dust_run / "results/dust/imputation.h5", "r") as f:
         truth = f["truth"][...]
@@ -96,7 +98,7 @@ def test_imputation_keeps_observed_pixels_and_compares_with_the_gaussian(dust_ru
             mask = f[f"{kind}/mask"][...] == 1
             assert 0 < mask.mean() < 0.5
             observed_mean = np.array([t[~m].mean() for t, m in zip(truth, np.broadcast_to(mask, truth.shape))])
-            for method in ("dust_VAE", "Gaussian"):
+            for method in ("dust_VAE", "dust_VAE_kriged", "Gaussian"):
                 fill = f[f"{kind}/{method}"][...]
                 np.testing.assert_allclose(fill[~mask], truth[~mask], atol=1e-5)
                 assert np.abs(fill[mask] - truth[mask]).max() > 0

@@ -1,5 +1,6 @@
 """Rule dust_imputation: fill the paper's masks (a disc, two rectangles) in test patches with the
-dust VAE's MAP latent and with the Gaussian conditional mean of the training patches' spectrum."""
+dust VAE's MAP latent (its decoder mean, and that plus the kriged decoder error) and with the
+Gaussian conditional mean of the training patches' spectrum; coverage of the posterior std."""
 
 from _helpers import configure
 
@@ -11,9 +12,9 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean  # noqa: E402
+from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std  # noqa: E402
 from cmbnn.dust import statistics as dust_stats  # noqa: E402
-from cmbnn.dust import vae as dustvae
+from cmbnn.dust import vae as dustvae  # noqa: E402
 from cmbnn.dust.figures import plot_imputation  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_h5  # noqa: E402
 from cmbnn.nn.training import limit_threads  # noqa: E402
@@ -32,6 +33,8 @@ height, width = truth.shape[1:]
 # Nyquist frequency of the patch diagonal.
 lmax = int(np.ceil(np.sqrt(2) * 10800.0 / reso))
 cov = FlatSkyCovariance(dust_stats.empirical_cl(x_train, reso, lmax), height, width, reso)
+# The decoder's error spectrum on the training patches: the Gaussian part of p(x | z).
+error_cov = FlatSkyCovariance(dustvae.decoder_error_cl(model, x_train, reso, lmax), height, width, reso)
 
 
 def hole_errors(pred, mask):
@@ -43,27 +46,44 @@ def hole_errors(pred, mask):
     return per_patch, np.sqrt((rel**2).sum() / hole.sum())
 
 
+def coverage(pred, std, mask):
+    """Fractions of hole pixels within 1 and 2 posterior std of the truth, and the z-scores' variance."""
+    z = ((pred - truth) / std)[:, mask]
+    return {"within_1std": np.mean(np.abs(z) < 1), "within_2std": np.mean(np.abs(z) < 2), "zscore_var": z.var()}
+
+
 rows, fills, masks_out = [], {}, {}
 for kind, hole in dust_stats.imputation_masks(height, width, p["masks"]).items():
     mask = np.broadcast_to(hole, truth.shape).astype(np.uint8)
     observed = 1 - mask
     started = time.perf_counter()
-    vae, _, before, after = dustvae.impute(model, truth, mask, sigma=p["sigma"], steps=p["steps"], learning_rate=p["learning_rate"])
+    vae, z, before, after = dustvae.impute(model, truth, mask, sigma=p["sigma"], steps=p["steps"], learning_rate=p["learning_rate"])
     t_vae = time.perf_counter() - started
+    started = time.perf_counter()
+    kriged, kriged_std = dustvae.krige_decoder_error(dustvae.decode(model, z.astype(np.float32))[0], truth, hole, error_cov)
+    t_kriged = t_vae + time.perf_counter() - started
     # The conditional mean of a zero-mean field, about each patch's observed mean (the prior knows
     # no patch mean: the latitude sets it).
     offset = (truth * observed).sum(axis=(1, 2), keepdims=True) / observed.sum(axis=(1, 2), keepdims=True)
     started = time.perf_counter()
     gauss = conditional_mean(truth - offset, hole, cov) + offset  # one factorisation: the mask is shared
     t_gauss = time.perf_counter() - started
+    gauss_std = np.broadcast_to(conditional_std(hole, cov), truth.shape)
     fill_mean = np.where(mask, offset, truth)
-    for method, pred, seconds in (("dust VAE (MAP)", vae, t_vae), ("Gaussian conditional mean", gauss, t_gauss), ("observed mean", fill_mean, 0.0)):
+    methods = (
+        ("dust VAE (MAP)", vae, None, t_vae),
+        ("dust VAE (MAP) + kriged decoder error", kriged, kriged_std, t_kriged),
+        ("Gaussian conditional mean", gauss, gauss_std, t_gauss),
+        ("observed mean", fill_mean, None, 0.0),
+    )
+    for method, pred, std, seconds in methods:
         per_patch, rel = hole_errors(pred, hole)
+        calibration = coverage(pred, std, hole) if std is not None else {"within_1std": np.nan, "within_2std": np.nan, "zscore_var": np.nan}
         rows.append({"mask": kind, "method": method, "hole_fraction": float(hole.mean()), "n_patches": n,
                      "mse": per_patch.mean(), "mse_sem": per_patch.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan,
-                     "rms_relative_intensity_error": rel, "seconds": seconds})
+                     "rms_relative_intensity_error": rel, **calibration, "seconds": seconds})
     log.info("%s mask (%.1f%% of the pixels): MAP objective %.4g -> %.4g (mean over patches)", kind, 100 * hole.mean(), before.mean(), after.mean())
-    fills[kind] = {"dust VAE": vae, "Gaussian": gauss}
+    fills[kind] = {"dust VAE": vae, "dust VAE kriged": kriged, "Gaussian": gauss}
     masks_out[kind] = mask
 table = pd.DataFrame(rows)
 with atomic_output(smk.output.table) as tmp:

@@ -489,6 +489,35 @@ def impute(model, data: np.ndarray, mask: np.ndarray, sigma: float = 0.2, steps:
     return m * g + observed * d, keras.ops.convert_to_numpy(fit.z), before, after
 
 
+def decoder_error_cl(model, x: np.ndarray, reso_arcmin: float, lmax: int, condition=None) -> np.ndarray:
+    """C_ell of the decoder's error x - g(mu(x)) on patches x (decoder means at the posterior
+    means): the spectrum of what the decoder mean misses, for a Gaussian decoder likelihood
+    p(x | z) = N(g(z), C_err) with that isotropic covariance (:func:`krige_decoder_error`)."""
+    from cmbnn.dust.statistics import empirical_cl
+
+    x = patch_stack(np.asarray(x, dtype=np.float64))
+    recon = decode(model, encode(model, x, condition)[0], condition)[0]
+    return empirical_cl(x - recon, reso_arcmin, lmax)
+
+
+def krige_decoder_error(means: np.ndarray, data: np.ndarray, mask: np.ndarray, error_cov) -> tuple[np.ndarray, np.ndarray]:
+    """The holes' posterior mean and std under p(x | z) = N(g(z), C_err) at a fitted z: the decoder
+    mean g(z) plus the Gaussian conditional mean of the observed error d - g(z) (about its observed
+    mean, as the Gaussian baseline fills about the patch's), and the conditional std of that error.
+    means, data (N, H, W); mask (H, W) shared, True = missing; error_cov a
+    :class:`cmbnn.analysis.gaussian_field.FlatSkyCovariance` (from :func:`decoder_error_cl`).
+    Why: the decoder mean alone is smooth (its error is the spectrum above), and where the hole
+    meets the observed pixels that error is correlated with what the observed pixels show."""
+    from cmbnn.analysis.gaussian_field import conditional_mean, conditional_std
+
+    hole = np.asarray(mask, dtype=bool)
+    observed = ~hole
+    error = np.asarray(data, dtype=np.float64) - np.asarray(means, dtype=np.float64)
+    offset = error[:, observed].mean(axis=1)[:, None, None]
+    fill = np.where(hole, means + conditional_mean(error - offset, hole, error_cov) + offset, data)
+    return fill, np.broadcast_to(conditional_std(hole, error_cov), fill.shape)
+
+
 # ----------------------------------------------------------------------------- the workflow's stage
 
 CONDITIONS = ("abs_latitude", "mean_log_intensity")
