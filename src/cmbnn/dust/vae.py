@@ -39,6 +39,7 @@ DEFAULTS = {
     "beta": 1.0,
     "conditional": False,
     "encoder_input": "patch",            # demeaned: the encoder sees each patch minus its mean (see build_encoder)
+    "condition_offset": False,           # conditional: add a learned function of the condition to the decoded mean (see build_decoder)
     # training (through cmbnn.nn.training.fit_resumable, as CENN and CosmoVAE)
     "epochs": 100,
     "batch_size": 8,
@@ -154,6 +155,13 @@ def build_decoder(height, width, s, conditional: bool):
         h = layers.BatchNormalization(name=f"dec_bn{i}")(h)
         h = layers.ReLU()(h)
     out = layers.Conv2D(2, 1, name="mean_log_scale")(h)  # per-pixel Gaussian: mean and log scale
+    if conditional and s["condition_offset"]:
+        # A direct path from the condition to the mean level: through the Dense and the
+        # convolutions alone the decoder reached about half the brightness range its condition
+        # sets (measured on patches whose mean is a linear function of it).
+        offset = layers.Dense(16, activation="tanh", name="cond_offset_hidden")(c_in)
+        offset = layers.Reshape((1, 1, 1))(layers.Dense(1, name="cond_offset")(offset))
+        out = layers.Concatenate(name="mean_log_scale_offset")([keras.ops.add(out[..., :1], offset), out[..., 1:]])
     return keras.Model(inputs, out, name="decoder")
 
 
