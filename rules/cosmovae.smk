@@ -277,6 +277,7 @@ rule inpainting_metrics:
         spectra=config["spectra"],
         n_examples=config["figures"]["n_example_patches"],
         max_spectra_patches=INPAINTING["max_spectra_patches"],
+        check_against_zero_fill=INPAINTING["check_against_zero_fill"],
         seed=config["seed"],
     resources:
         mem_mb=patches_mem_mb(["test"], 4),

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmbnn.inpainting.metrics import GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, class_errors, hole_classes, hole_power, hole_power_ell_edges, hole_power_table
+from cmbnn.inpainting.metrics import (
+    GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, class_errors, hole_classes, hole_power, hole_power_ell_edges, hole_power_table, losses_to,
+)
 
 
 def class_case():
@@ -109,3 +111,17 @@ def test_constrained_realisations_keep_the_hole_power_and_the_conditional_mean_l
     s, m = gal.loc["samples"], gal.loc["mean"]
     assert np.all(np.abs(s.ratio - 1) < 0.15) and np.all((s.ratio_lo < 1.08) & (s.ratio_hi > 0.92))
     assert np.all(m.ratio < s.ratio) and m.ratio.min() < 0.75
+
+
+def test_losses_to_zero_fill_name_the_method_and_class():
+    rows = [
+        {"method": m, "hole_class": c, "MSE_uK2": v}
+        for m, c, v in [("cosmovae", "all", 9000.0), ("cosmovae", "source", 200.0), ("cosmovae", "galactic", 9500.0),
+                        ("cosmovae_network", "source", 12000.0), ("cosmovae_network", "galactic", 9500.0),
+                        ("zeros", "all", 11000.0), ("zeros", "source", 11700.0), ("zeros", "galactic", 11765.0)]
+    ]
+    lost = losses_to(rows, ("cosmovae", "cosmovae_network"))
+    assert lost == ["cosmovae_network on source holes: MSE 1.2e+04 uK^2, zeros 1.17e+04 uK^2"]
+    assert losses_to(rows, ("cosmovae",)) == []
+    rows[2]["MSE_uK2"] = 11765.0  # a tie is not a win
+    assert losses_to(rows, ("cosmovae",)) == ["cosmovae on galactic holes: MSE 1.176e+04 uK^2, zeros 1.176e+04 uK^2"]

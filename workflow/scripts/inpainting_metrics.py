@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 from cmbnn.analysis.evaluation import group_spectra  # noqa: E402
 from cmbnn.analysis.powspec import bandpowers, residual_bandpowers, summarise  # noqa: E402
 from cmbnn.inpainting.figures import plot_hole_power, plot_inpainting_examples, plot_inpainting_spectra  # noqa: E402
-from cmbnn.inpainting.metrics import SOURCE_HOLE_MAX_FRACTION, class_errors, hole_power_table  # noqa: E402
+from cmbnn.inpainting.metrics import SOURCE_HOLE_MAX_FRACTION, class_errors, hole_power_table, losses_to  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
 
@@ -38,6 +38,11 @@ if "net_network" in vae and int(vae_attrs.get("small_holes_max_pixels", 0)) > 0:
 # A floor of 1e-6 uK keeps a collapsed (zero) sample scatter from stopping the calibration: it then reads ~0.
 stds = {m: np.maximum(d["std"][..., 0].astype(np.float64), 1e-6) for m, d in (("cosmovae", vae), ("gaussian", gauss))}
 table = pd.DataFrame(class_errors(outputs, truth, mask, stds, reference="gaussian", rng=rng_for(p.seed, "inpainting-bootstrap")))
+# The trained model must beat filling its holes with zeros in every hole class (issue 19): a run
+# whose network does not stops here, with the numbers in the log, and writes no tables.
+if p.check_against_zero_fill and (lost := losses_to(table, ("cosmovae", "cosmovae_network"), "zeros")):
+    log.info("hole metrics:\n%s", table.to_string(index=False))
+    raise ValueError("CosmoVAE does not beat filling the holes with zeros (inpainting.check_against_zero_fill): " + "; ".join(lost))
 with atomic_output(smk.output.table) as tmp:
     tmp.write_text(
         "# Inpainting of the test patches, in the holes only (1 = missing pixels of cmbnn.inpainting.masks), uK_CMB, by hole class: "

@@ -98,6 +98,17 @@ def _classes_of(fraction: np.ndarray) -> np.ndarray:
     return np.where(fraction == 0, "none", np.where(fraction < SOURCE_HOLE_MAX_FRACTION, "source", "galactic"))
 
 
+def losses_to(table, methods, reference: str = "zeros") -> list[str]:
+    """The (method, hole class) pairs of a :func:`class_errors` table where a method's hole MSE is
+    not below ``reference``'s, as readable lines (empty when every method wins in every class)."""
+    mse = {(r["method"], r["hole_class"]): r["MSE_uK2"] for r in (table.to_dict("records") if hasattr(table, "to_dict") else table)}
+    return [
+        f"{m} on {cls} holes: MSE {mse[m, cls]:.4g} uK^2, {reference} {mse[reference, cls]:.4g} uK^2"
+        for (m, cls) in mse
+        if m in methods and cls != "all" and (reference, cls) in mse and not mse[m, cls] < mse[reference, cls]
+    ]
+
+
 def _interval(values: np.ndarray) -> tuple[float, float]:
     lo, hi = np.quantile(values, [0.15865, 0.84135])  # the central 68.27%
     return float(lo), float(hi)
