@@ -314,6 +314,7 @@ def fullsky_figure(realisation="{realisation}"):
 DUST = "results/dust"
 DUST_SKY = f"{DUST}/sky_alm.h5"
 DUST_SAMPLES = f"{DUST}/samples.h5"
+DUST_SCATTERING_SAMPLES = f"{DUST}/scattering_samples.h5"
 DUST_IMPUTATION = f"{DUST}/imputation.h5"
 DUST_METRICS = f"{METRICS}/dust"
 DUST_FIGURES = f"{FIGURES}/dust"
@@ -437,6 +438,11 @@ def noise_variance_files():
 def freq_of(tag):
     """143GHz -> 143.0"""
     return float(tag.removesuffix("GHz"))
+
+
+def dust_scattering_input(wildcards):
+    """dust_statistics reads the scattering syntheses only when they are on."""
+    return [DUST_SCATTERING_SAMPLES] if (config["dustvae"]["statistics"]["scattering"] or {}).get("enabled", True) else []
 
 
 def dust_patch_source(wildcards):

@@ -118,10 +118,36 @@ rule train_dustvae:
         "../workflow/scripts/train_dustvae.py"
 
 
+# The scattering synthesis needs only the training patches: its own job, so its minutes run
+# beside the models' training instead of holding one core while the other idles.
+rule dust_scattering:
+    input:
+        train=dust_patch_file("train"),
+    output:
+        DUST_SCATTERING_SAMPLES,
+    params:
+        scattering=DUSTVAE["statistics"]["scattering"],
+        n_samples=DUSTVAE["statistics"]["n_samples"],
+        reso_arcmin=DUST_PATCHES["reso_arcmin"],
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=dust_mem_mb(["train"]),
+    log:
+        log_file("dust/scattering"),
+    benchmark:
+        benchmark_file("dust/scattering")
+    conda:
+        "../envs/dustvae.yaml"
+    script:
+        "../workflow/scripts/dust_scattering.py"
+
+
 rule dust_statistics:
     input:
         models=[dust_model_file(m) for m in DUST_MODELS],
         samplers=[dust_sampler_file(m) for m in DUST_MODELS],
+        scattering=dust_scattering_input,
         train=dust_patch_file("train"),
         validation=dust_patch_file("validation"),
         test=dust_patch_file("test"),
@@ -147,7 +173,8 @@ rule dust_statistics:
         ),
     params:
         names=list(DUST_MODELS),
-        statistics=DUSTVAE["statistics"],
+        # Not the scattering knobs: those retrain nothing here (dust_scattering reruns instead).
+        statistics={k: v for k, v in DUSTVAE["statistics"].items() if k != "scattering"},
         reso_arcmin=DUST_PATCHES["reso_arcmin"],
         seed=config["seed"],
     threads: 1

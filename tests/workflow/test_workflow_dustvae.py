@@ -32,8 +32,11 @@ def dust_run(tmp_path_factory, tiny_snakemake):
 def test_rule_all_plans_the_dust_stage(tmp_path, tiny_snakemake):
     jobs = planned(tiny_snakemake(tmp_path, "-n").stdout)
     assert jobs["train_dustvae"] == 3 and jobs["dust_patches"] == 3
-    for rule in ("dust_sky", "dust_statistics", "dust_imputation", "dust_interpolation", "dust_conditional"):
+    for rule in ("dust_sky", "dust_scattering", "dust_statistics", "dust_imputation", "dust_interpolation", "dust_conditional"):
         assert jobs.get(rule) == 1, (rule, jobs)
+    no_scattering = tmp_path / "no_scattering.yaml"
+    no_scattering.write_text(yaml.safe_dump({"dustvae": {"statistics": {"scattering": {"enabled": False}}}}))
+    assert "dust_scattering" not in planned(tiny_snakemake(tmp_path, "-n", configs=[no_scattering]).stdout)
     off = tmp_path / "off.yaml"
     off.write_text(yaml.safe_dump({"dustvae": {"enabled": False}}))
     assert "train_dustvae" not in planned(tiny_snakemake(tmp_path, "-n", configs=[off]).stdout)

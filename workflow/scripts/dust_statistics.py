@@ -59,11 +59,12 @@ for name, model in models.items():
                  x["test"].mean(), x["test"].std(axis=(1, 2)).mean())
 timed("gaussian", lambda: dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian")))
 timed("gaussian copula", lambda: synthesis.gaussian_copula(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "copula")))
-scat = s.get("scattering") or {}
-if scat.get("enabled", True):
-    knobs = {key: scat[key] for key in ("scales", "orientations", "steps") if key in scat}  # absent: the function's defaults
-    timed("scattering synthesis", lambda: synthesis.scattering_synthesis(
-        x["train"], scat.get("n_samples") or n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "scattering"), **knobs, log=log))
+if smk.input.scattering:  # rule dust_scattering
+    scattering, scattering_attrs = read_h5(smk.input.scattering[0])
+    if not np.isclose(scattering_attrs["log_mean"], stats["log_mean"]) or not np.isclose(scattering_attrs["log_std"], stats["log_std"]):
+        raise ValueError(f"{smk.input.scattering[0]} was standardised with other log-intensity statistics than the models (rerun dust_scattering)")
+    samples["scattering synthesis"] = scattering["samples"].astype(np.float64)
+    seconds["scattering synthesis"] = float(scattering_attrs["seconds_per_sample"])
 for key, value in seconds.items():
     log.info("%s: %.3g s per sample", key, value)
 write_h5(smk.output.samples, {name.replace(", ", "/").replace(" z", "").replace(" ", "_"): v.astype(np.float32) for name, v in samples.items()},
