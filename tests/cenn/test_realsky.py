@@ -182,6 +182,9 @@ def test_planck_preset_dag_runs_end_to_end_on_a_fake_archive(fake_archive, tmp_p
             "backoff_s": 0.01,
             "real_sky": {"n_patches": 4},
         },
+        # The one-epoch CosmoVAE on this fake sky loses to zero fill on Galactic holes (measured:
+        # its composite mean 1.6e7 uK^2 against 1.4e4): not what this test is about.
+        "inpainting": {"check_against_zero_fill": False},
     }
     (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     configs = [ROOT / "config" / "planck.yaml", tmp_path / "overlay.yaml"]

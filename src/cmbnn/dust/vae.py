@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmbnn.analysis.gaussian_field import patch_stack
+from cmbnn.analysis.gaussian_field import conditional_mean, conditional_std, patch_stack
+from cmbnn.dust.statistics import empirical_cl
 from cmbnn.io import atomic_output
 from cmbnn.nn.data import data_digest
 from cmbnn.nn.training import PatchBatches, distribution_scope, fit_resumable, register_serializable, set_seeds
@@ -501,8 +502,6 @@ def decoder_error_cl(model, x: np.ndarray, reso_arcmin: float, lmax: int, condit
     """C_ell of the decoder's error x - g(mu(x)) on patches x (decoder means at the posterior
     means): the spectrum of what the decoder mean misses, for a Gaussian decoder likelihood
     p(x | z) = N(g(z), C_err) with that isotropic covariance (:func:`krige_decoder_error`)."""
-    from cmbnn.dust.statistics import empirical_cl
-
     x = patch_stack(np.asarray(x, dtype=np.float64))
     recon = decode(model, encode(model, x, condition)[0], condition)[0]
     return empirical_cl(x - recon, reso_arcmin, lmax)
@@ -516,8 +515,6 @@ def krige_decoder_error(means: np.ndarray, data: np.ndarray, mask: np.ndarray, e
     :class:`cmbnn.analysis.gaussian_field.FlatSkyCovariance` (from :func:`decoder_error_cl`).
     Why: the decoder mean alone is smooth (its error is the spectrum above), and where the hole
     meets the observed pixels that error is correlated with what the observed pixels show."""
-    from cmbnn.analysis.gaussian_field import conditional_mean, conditional_std
-
     hole = np.asarray(mask, dtype=bool)
     observed = ~hole
     error = np.asarray(data, dtype=np.float64) - np.asarray(means, dtype=np.float64)
