@@ -37,10 +37,11 @@ if "net_network" in vae and int(vae_attrs.get("small_holes_max_pixels", 0)) > 0:
     outputs["cosmovae_network"] = vae["net_network"][..., 0].astype(np.float64)
 # A floor of 1e-6 uK keeps a collapsed (zero) sample scatter from stopping the calibration: it then reads ~0.
 stds = {m: np.maximum(d["std"][..., 0].astype(np.float64), 1e-6) for m, d in (("cosmovae", vae), ("gaussian", gauss))}
-table = pd.DataFrame(class_errors(outputs, truth, mask, stds, reference="gaussian", rng=rng_for(p.seed, "inpainting-bootstrap")))
+errors = class_errors(outputs, truth, mask, stds, reference="gaussian", rng=rng_for(p.seed, "inpainting-bootstrap"))
+table = pd.DataFrame(errors)
 # The trained model must beat filling its holes with zeros in every hole class (issue 19): a run
 # whose network does not stops here, with the numbers in the log, and writes no tables.
-if p.check_against_zero_fill and (lost := losses_to(table, ("cosmovae", "cosmovae_network"), "zeros")):
+if p.check_against_zero_fill and (lost := losses_to(errors, ("cosmovae", "cosmovae_network"), "zeros")):
     log.info("hole metrics:\n%s", table.to_string(index=False))
     raise ValueError("CosmoVAE does not beat filling the holes with zeros (inpainting.check_against_zero_fill): " + "; ".join(lost))
 with atomic_output(smk.output.table) as tmp:

@@ -98,10 +98,10 @@ def _classes_of(fraction: np.ndarray) -> np.ndarray:
     return np.where(fraction == 0, "none", np.where(fraction < SOURCE_HOLE_MAX_FRACTION, "source", "galactic"))
 
 
-def losses_to(table, methods, reference: str = "zeros") -> list[str]:
-    """The (method, hole class) pairs of a :func:`class_errors` table where a method's hole MSE is
-    not below ``reference``'s, as readable lines (empty when every method wins in every class)."""
-    mse = {(r["method"], r["hole_class"]): r["MSE_uK2"] for r in (table.to_dict("records") if hasattr(table, "to_dict") else table)}
+def losses_to(rows: list[dict], methods, reference: str = "zeros") -> list[str]:
+    """The (method, hole class) pairs of :func:`class_errors` rows where a method's hole MSE is not
+    below ``reference``'s, as readable lines (empty when every method wins in every class)."""
+    mse = {(r["method"], r["hole_class"]): r["MSE_uK2"] for r in rows}
     return [
         f"{m} on {cls} holes: MSE {mse[m, cls]:.4g} uK^2, {reference} {mse[reference, cls]:.4g} uK^2"
         for (m, cls) in mse
