@@ -99,6 +99,20 @@ def test_resize_decoder_has_no_checkerboard():
         dustvae.build_decoder(16, 16, {**dustvae.DEFAULTS, **SMALL, "decoder_upsampling": "pixelshuffle"}, conditional=False)
 
 
+def test_the_condition_offset_is_added_per_sample_whatever_the_batch_size():
+    """Each decoded patch depends on its own (z, c) only, also in predict batches as large as the
+    patch is high: Keras' TensorFlow add took the per-sample offset (B, 1, 1, 1) for a channel
+    bias when B equalled the height, adding sample i's offset to row i of every patch (stripes:
+    the conditional VAE's samples read 88x the floor on spectrum)."""
+    model = dustvae.build_dustvae(16, 16, {**SMALL, "conditional": True, "condition_offset": True}, seed=4)
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((40, SMALL["latent_dim"])).astype(np.float32)
+    c = rng.uniform(-2, 2, (40, 1)).astype(np.float32)
+    together = model.decoder.predict([z, c], batch_size=16, verbose=0)[..., 0]
+    alone = np.stack([model.decoder.predict([z[i : i + 1], c[i : i + 1]], verbose=0)[0, ..., 0] for i in range(0, 40, 7)])
+    np.testing.assert_allclose(together[::7], alone, atol=1e-4)
+
+
 def test_a_demeaned_encoder_cannot_see_the_patch_brightness():
     x = np.random.default_rng(2).standard_normal((3, 16, 16, 1)).astype(np.float32)
     c = np.zeros((3, 1), np.float32)

@@ -162,7 +162,11 @@ def build_decoder(height, width, s, conditional: bool):
         # sets (measured on patches whose mean is a linear function of it).
         offset = layers.Dense(16, activation="tanh", name="cond_offset_hidden")(c_in)
         offset = layers.Reshape((1, 1, 1))(layers.Dense(1, name="cond_offset")(offset))
-        out = layers.Concatenate(name="mean_log_scale_offset")([keras.ops.add(out[..., :1], offset), out[..., 1:]])
+        # Broadcast to the full map before adding: Keras' TensorFlow add takes a (B, 1, 1, 1)
+        # operand for a channel bias when the static batch B equals the height (predict's batches
+        # of 64 on 64-pixel patches) and added sample i's offset to row i of every patch.
+        mean = out[..., :1]
+        out = layers.Concatenate(name="mean_log_scale_offset")([mean + keras.ops.ones_like(mean) * offset, out[..., 1:]])
     return keras.Model(inputs, out, name="decoder")
 
 
