@@ -264,23 +264,33 @@ def test_latent_gaussian_fit_recovers_the_encodings_distribution():
 
 
 def test_the_sampler_puts_back_the_residual_the_decoder_mean_leaves_out(tmp_path):
-    """fit_sampler: the residual field has the power the reconstructions lack against x, so the
-    sampler's draws carry that variance on top of the decoder means; saved and loaded
-    whole; deterministic by seed."""
+    """fit_sampler: the residual field has the power the reconstructions lack against x, without
+    the patch means, which the sampler draws as a constant with the scatter the reconstructions
+    miss; so the draws carry the residual's variance on top of the decoder means, and a patch
+    mean does not leak into the lowest modes; saved and loaded whole; deterministic by seed."""
     model = dustvae.build_dustvae(16, 16, SMALL, seed=15)
     rng = np.random.default_rng(16)
-    # White noise: an untrained decoder cannot reconstruct it, so the residual is most of it.
-    x = rng.standard_normal((200, 16, 16))
+    # White noise on patch means of scatter 2: an untrained decoder reconstructs neither, so the
+    # residual is most of x.
+    x = rng.standard_normal((200, 16, 16)) + 2.0 * rng.standard_normal((200, 1, 1))
     sampler = dustvae.fit_sampler(model, x)
     mu, _ = dustvae.encode(model, x)
     recon = dustvae.decode(model, mu)[0]
-    lacking = np.maximum(dustvae.windowed_power(x) - dustvae.windowed_power(recon), 0)
+
+    def demeaned(a):
+        return a - a.mean(axis=(1, 2), keepdims=True)
+
+    lacking = np.maximum(dustvae.windowed_power(demeaned(x)) - dustvae.windowed_power(demeaned(recon)), 0)
+    lacking[0, 0] = 0.0
     np.testing.assert_allclose(sampler["residual_power"], lacking, rtol=1e-9)
+    assert sampler["residual_power"][0, 1] < 3.0 * 256  # white, variance 1: 256 per mode; the means' 4 x 256 x 256 leaked in unless removed
+    assert float(sampler["residual_mean_std"]) == pytest.approx(2.0, rel=0.15)
     residual = x - recon  # white x, a near-constant untrained decoder: the lacking power is about the residual's
     assert float(sampler["residual_variance"]) == pytest.approx(residual.var(), rel=0.1)
     field = dustvae.residual_field(sampler, 400, (16, 16), np.random.default_rng(17))
-    assert field.var() == pytest.approx(residual.var(), rel=0.05)
-    np.testing.assert_allclose(np.mean(np.abs(np.fft.fft2(field)) ** 2, axis=0).mean(), sampler["residual_power"].mean(), rtol=0.05)
+    assert field.var() == pytest.approx(residual.var(), rel=0.15)
+    assert demeaned(field).var() == pytest.approx(demeaned(residual).var(), rel=0.05)
+    np.testing.assert_allclose(np.mean(np.abs(np.fft.fft2(demeaned(field))) ** 2, axis=0).mean(), sampler["residual_power"].mean(), rtol=0.05)
     path = tmp_path / "sampler.npz"
     dustvae.save_sampler(path, sampler)
     loaded = dustvae.load_sampler(path)

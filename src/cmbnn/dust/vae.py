@@ -350,11 +350,12 @@ def sample(model, n: int, rng, condition=None, latent=None, sampler: dict | None
 def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     """The model's generative distribution, fitted once after training and saved with it
     (:func:`save_sampler`): z from the Gaussian fitted to the training encodings
-    (:func:`fit_latent_gaussian`), and p(x | z) the decoder mean plus a Gaussian residual field
-    with the 2-D power the training reconstructions (decoder means at the posterior means) lack
-    against the training patches, drawn on the periodic patch grid. Why: the decoder's mean
+    (:func:`fit_latent_gaussian`), and p(x | z) the decoder mean plus a Gaussian residual: a
+    field with the 2-D power the training reconstructions (decoder means at the posterior means)
+    lack against the training patches, drawn on the periodic patch grid, and a constant per patch
+    for the patch means the reconstructions miss (their mean and scatter). Why: the decoder's mean
     is the average over what z cannot hold, so it is smooth (band powers ~2 dex low at ell
-    200-500); the small scales it leaves out are what this field puts back, as a VAE with a
+    200-500); the small scales it leaves out are what the field puts back, as a VAE with a
     Fourier-diagonal decoder variance would when sampled, not averaged. (An isotropic C_ell fit of
     the residual extrapolated its steep low-ell power into a large-scale variance 12x the
     residual's; the 2-D power holds only the modes the patch has.)"""
@@ -367,9 +368,17 @@ def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     # residual): drawn independently, it put the samples' ell-500 band power 1.5-2.4 held-out std high.
     # Both through a Hann window: a bare FFT of a non-periodic patch leaks its large scales into
     # every mode (the edges' jump), which the periodic field then drew as real small-scale power
-    # (flat at 1e-8 above ell 600, 2.5 dex over the data at ell 1200).
-    power = np.maximum(windowed_power(x) - windowed_power(recon), 0.0)
-    return {"latent_mean": mean, "latent_chol": chol, "residual_power": power, "residual_variance": np.float64(power.sum() / power.size**2)}
+    # (flat at 1e-8 above ell 600, 2.5 dex over the data at ell 1200). And both without their
+    # patch means: the window leaks a patch's mean into its lowest modes, and the conditional
+    # VAE, whose encoder sees no mean, misses most of the means' scatter (|b| sets a third of
+    # it): that leakage was 98% of its residual field, a gradient across every sample (its
+    # samples' spectrum read 88x the floor); the means it misses are the constant instead.
+    x_means, recon_means = x.mean(axis=(1, 2)), recon.mean(axis=(1, 2))
+    power = np.maximum(windowed_power(x - x_means[:, None, None]) - windowed_power(recon - recon_means[:, None, None]), 0.0)
+    power[0, 0] = 0.0
+    missed = x_means - recon_means
+    return {"latent_mean": mean, "latent_chol": chol, "residual_power": power, "residual_mean": np.float64(missed.mean()),
+            "residual_mean_std": np.float64(missed.std()), "residual_variance": np.float64(power.sum() / power.size**2 + missed.var())}
 
 
 def windowed_power(x: np.ndarray) -> np.ndarray:
@@ -383,13 +392,16 @@ def windowed_power(x: np.ndarray) -> np.ndarray:
 
 
 def residual_field(sampler: dict, n: int, shape: tuple[int, int], rng) -> np.ndarray:
-    """n draws (N, H, W) of the sampler's Gaussian residual field: white noise filtered to its 2-D
-    power (E |FFT|^2 = the power, so the pixel variance is the residual's)."""
+    """n draws (N, H, W) of the sampler's Gaussian residual: white noise filtered to its 2-D power
+    (E |FFT|^2 = the power) plus a constant per draw, the patch mean the decoder misses."""
     power = np.asarray(sampler["residual_power"])
     if power.shape != tuple(shape):
         raise ValueError(f"the sampler's residual field is {power.shape}, the patches {tuple(shape)}")
     white = rng.standard_normal((n,) + tuple(shape))
-    return np.fft.ifft2(np.fft.fft2(white) * np.sqrt(power / power.size)).real
+    field = np.fft.ifft2(np.fft.fft2(white) * np.sqrt(power / power.size)).real
+    # Samplers written before the patch means were split off carry them in power[0, 0].
+    offset = float(sampler.get("residual_mean", 0.0)) + float(sampler.get("residual_mean_std", 0.0)) * rng.standard_normal(n)
+    return field + offset[:, None, None]
 
 
 def save_sampler(path, sampler: dict) -> None:
