@@ -36,6 +36,51 @@ def test_loss_is_nll_plus_beta_kl():
     assert loss == pytest.approx(np.mean(nll + 0.1 * kl), rel=1e-5)
 
 
+def test_ring_index_labels_each_fft_mode_with_its_integer_wavenumber():
+    rings = dustvae.ring_index(16, 12)
+    assert rings.shape == (16, 12) and rings[0, 0] == 0 and np.sum(rings == 0) == 1
+    assert rings[0, 1] == rings[1, 0] == rings[-1, 0] == rings[0, -1] == 1
+    assert rings.max() == round(np.hypot(8, 6))
+    np.testing.assert_array_equal(rings, np.roll(rings[::-1, ::-1], (1, 1), axis=(0, 1)))  # k and -k share a ring
+
+
+def test_calibrated_and_fourier_likelihoods_against_closed_forms():
+    """One ring: the per-pixel Gaussian with its variance at the batch's mean squared error. Each
+    ring its own: at the batch's ring powers P_r the batch mean is 0.5 sum_r n_r (1 + log P_r +
+    log 2 pi), n_r modes in the ring (unitary FFT, so P is per-pixel variance)."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((6, 16, 16, 1)) * 3.0).astype(np.float32)
+    mean = (rng.standard_normal((6, 16, 16, 1)) * 0.5).astype(np.float32)
+    rings = dustvae.ring_index(16, 16)
+    one = keras.ops.convert_to_numpy(dustvae.fourier_nll(x, mean, np.zeros_like(rings)))
+    mse = float(np.mean((x - mean).astype(np.float64) ** 2))
+    pixel = keras.ops.convert_to_numpy(dustvae.gaussian_nll(x, mean, np.full_like(x, 0.5 * np.log(mse))))
+    np.testing.assert_allclose(one, pixel, rtol=1e-4)
+    each = keras.ops.convert_to_numpy(dustvae.fourier_nll(x, mean, rings))
+    power = np.abs(np.fft.fft2((x - mean)[..., 0].astype(np.float64))) ** 2 / 256
+    ring_power = np.array([power[:, rings == r].mean() for r in range(rings.max() + 1)])
+    counts = np.bincount(rings.ravel())
+    assert each.mean() == pytest.approx(0.5 * np.sum(counts * (1 + np.log(ring_power) + np.log(2 * np.pi))), rel=1e-4)
+    assert not np.allclose(each, one)  # white noise plus a white mean: close, but the rings' scatter differs
+
+
+@pytest.mark.parametrize("likelihood", ["calibrated", "fourier"])
+def test_the_model_loss_uses_the_chosen_likelihood(likelihood):
+    settings = {**SMALL, "beta": 0.5, "likelihood": likelihood, "normalization": "group"}
+    model = dustvae.build_dustvae(16, 16, settings, seed=2)
+    x = np.random.default_rng(1).standard_normal((4, 16, 16, 1)).astype(np.float32)
+    mean, log_scale, mu, log_var = model(x)
+    loss = keras.ops.convert_to_numpy(model.compute_loss(x=x, y_pred=(mean, log_scale, mu, log_var)))
+    rings = dustvae.ring_index(16, 16) if likelihood == "fourier" else np.zeros((16, 16), np.int64)
+    nll = keras.ops.convert_to_numpy(dustvae.fourier_nll(x, mean, rings))
+    kl = keras.ops.convert_to_numpy(dustvae.standard_kl(mu, log_var))
+    assert loss == pytest.approx(np.mean(nll + 0.5 * kl), rel=1e-5)
+    assert [layer.__class__.__name__ for layer in model.decoder.layers if layer.name.startswith("dec_bn")] == ["GroupNormalization"] * 2
+    for key, bad in (("likelihood", "laplace"), ("normalization", "layer")):
+        with pytest.raises(ValueError, match=key):
+            dustvae.build_dustvae(16, 16, {**SMALL, key: bad})
+
+
 @pytest.mark.parametrize("size, settings", [(64, {"decoder_filters": [64, 32]}), (256, {})])
 def test_shapes_at_the_default_and_paper_sizes(size, settings):
     s = {**dustvae.DEFAULTS, **settings}
@@ -200,7 +245,8 @@ def test_log_standardise_round_trip_and_bad_input():
         dustvae.log_standardise(np.zeros((2, 2)))
 
 
-def test_a_short_training_run_through_the_shared_resumable_loop(tmp_path):
+@pytest.mark.parametrize("variant", [{}, {"normalization": "group", "likelihood": "calibrated"}])
+def test_a_short_training_run_through_the_shared_resumable_loop(tmp_path, variant):
     from cmbnn.nn.training import PatchBatches, fit_resumable, set_seeds
 
     set_seeds(0)
@@ -210,7 +256,7 @@ def test_a_short_training_run_through_the_shared_resumable_loop(tmp_path):
     val = PatchBatches([x[16:]], [x[16:]], ["I"], norm, 8, 0, shuffle=False, stage="dustvae-epoch")
 
     def build():
-        model = dustvae.build_dustvae(16, 16, SMALL, seed=0)
+        model = dustvae.build_dustvae(16, 16, {**SMALL, **variant}, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         return model
 
@@ -302,13 +348,15 @@ def test_the_sampler_puts_back_the_residual_the_decoder_mean_leaves_out(tmp_path
     assert (a - means).var() == pytest.approx(residual.var(), rel=0.25)  # the draws carry the residual
 
 
-@pytest.mark.parametrize("offset", [False, True])
-def test_a_trained_conditional_vae_follows_its_condition(tmp_path, offset):
+@pytest.mark.parametrize("offset, variant", [(False, {}), (True, {}), (True, {"normalization": "group", "likelihood": "calibrated"})],
+                         ids=["no-offset", "offset", "offset-groupnorm-calibrated"])
+def test_a_trained_conditional_vae_follows_its_condition(tmp_path, offset, variant):
     """Patches whose mean is set by the condition (a unit Gaussian field plus 1.5 c): after a short
     training (20 epochs of 768 patches, its encoder seeing each patch without its mean), the
     sampler's draws at c = -1, 0, +1 have means in that order and apart by more than 1.2 without
     the condition's offset path (the truth: 3; measured 1.75) and within 0.3 of 3 with it
-    (measured 2.92). A model that ignores its condition, or an encoder that smuggles the mean past
+    (measured 2.92; also with GroupNorm and the calibrated decoder, the default cvae's). A model that
+    ignores its condition, or an encoder that smuggles the mean past
     it, generates the same brightness at every c."""
     from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations
 
@@ -320,7 +368,7 @@ def test_a_trained_conditional_vae_follows_its_condition(tmp_path, offset):
     field = gaussian_realisations(cov, n_train + n_val, rng)
     x = (field / field.std() + 1.5 * condition[:, None, None]).astype(np.float32)
     c = condition[:, None]
-    settings = {**SMALL, "beta": 0.1, "conditional": True, "encoder_input": "demeaned", "condition_offset": offset, "epochs": 20, "batch_size": 16,
+    settings = {**SMALL, "beta": 0.1, "conditional": True, "encoder_input": "demeaned", "condition_offset": offset, **variant, "epochs": 20, "batch_size": 16,
                 "learning_rate": 3e-3, "patience": 20, "augment": False}
     model, _ = dustvae.train(x[:n_train], x[n_train:], settings, 0, tmp_path / "ckpt", {"log_mean": 0.0, "log_std": 1.0},
                              condition_train=c[:n_train], condition_val=c[n_train:], condition_stats={"mean": 0.0, "std": 1.0})
