@@ -355,7 +355,7 @@ def test_a_trained_conditional_vae_follows_its_condition(tmp_path, offset, varia
     training (20 epochs of 768 patches, its encoder seeing each patch without its mean), the
     sampler's draws at c = -1, 0, +1 have means in that order and apart by more than 1.2 without
     the condition's offset path (the truth: 3; measured 1.75) and within 0.3 of 3 with it
-    (measured 2.92; also with GroupNorm and the calibrated decoder, the default cvae's). A model that
+    (measured 2.92; 2.92 also with GroupNorm and the calibrated decoder, the default cvae's). A model that
     ignores its condition, or an encoder that smuggles the mean past
     it, generates the same brightness at every c."""
     from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations

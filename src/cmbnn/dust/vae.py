@@ -21,6 +21,8 @@ flipped, optimised with Adam through ``model.fit`` so it runs on every backend).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cmbnn.analysis.gaussian_field import conditional_mean, conditional_std, patch_stack
@@ -144,8 +146,6 @@ def normalization(s: dict, name: str, filters: int):
     groups: no running statistics) or none. Why the choice: batch norm's running averages
     (momentum 0.99, 50 steps an epoch here) lag the weights, and the validation loss computed with
     them jumped 2-10x between epochs, the conditional VAE's most."""
-    import math
-
     from keras import layers
 
     kind = s["normalization"]
@@ -251,8 +251,9 @@ def _model_class():
             self.seed_generator = keras.random.SeedGenerator(self.seed)
             if self.settings["likelihood"] not in ("pixel", "calibrated", "fourier"):
                 raise ValueError(f"likelihood must be 'pixel', 'calibrated' or 'fourier', got {self.settings['likelihood']!r}")
-            rings = ring_index(self.height, self.width)
-            self.rings = rings if self.settings["likelihood"] == "fourier" else np.zeros_like(rings)
+            # calibrated: one ring holding every mode
+            fourier = self.settings["likelihood"] == "fourier"
+            self.rings = ring_index(self.height, self.width) if fourier else np.zeros((self.height, self.width), np.int64)
 
         def _split(self, inputs):
             if self.conditional:
