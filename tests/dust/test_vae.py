@@ -348,6 +348,56 @@ def test_the_sampler_puts_back_the_residual_the_decoder_mean_leaves_out(tmp_path
     assert (a - means).var() == pytest.approx(residual.var(), rel=0.25)  # the draws carry the residual
 
 
+def test_the_residual_amplitude_follows_the_decoder_mean():
+    """level_scales recovers a residual whose rms grows with the decoder mean (exp(0.4 m), as the
+    filament sky's grew 4x from valleys to ridges), normalised to a pixel rms of 1; residual_field
+    draws with that amplitude at new means, and without the fit (old samplers) stays stationary."""
+    rng = np.random.default_rng(31)
+    means = np.linspace(-2, 2, 16)[None, :, None] + 0.5 * rng.standard_normal((300, 1, 1)) + np.zeros((1, 1, 16))
+    amplitude = np.exp(0.4 * means)
+    levels, scales = dustvae.level_scales(means, amplitude * rng.standard_normal(means.shape))
+    assert np.all(np.diff(levels) > 0) and np.sqrt(np.mean(scales**2)) == pytest.approx(1.0)
+    np.testing.assert_allclose(scales * np.sqrt(np.mean(amplitude**2)), np.exp(0.4 * levels), rtol=0.12)
+    sampler = {"residual_power": np.full((16, 16), 256.0), "residual_levels": levels, "residual_scales": scales}
+    new = means[:100]
+    field = dustvae.residual_field(sampler, 100, (16, 16), np.random.default_rng(32), new)
+    bright, faint = new > 1.2, new < -1.2
+    ratio = field[bright].std() / field[faint].std()
+    expected = np.sqrt(np.mean(amplitude[:100][bright] ** 2) / np.mean(amplitude[:100][faint] ** 2))
+    assert ratio == pytest.approx(expected, rel=0.1) and expected > 2.5
+    stationary = dustvae.residual_field({"residual_power": sampler["residual_power"]}, 100, (16, 16), np.random.default_rng(32), new)
+    assert stationary[bright].std() / stationary[faint].std() == pytest.approx(1.0, abs=0.1)
+    np.testing.assert_array_equal(dustvae.residual_scale({}, new), np.ones_like(new))
+
+
+def test_a_conditional_sampler_draws_its_conditions_from_the_training_patches(tmp_path):
+    """A conditional model's sampler keeps its training conditions; sampled without a condition,
+    the model draws them (its own p(c): a patch's mean log I is generated, not taken from the
+    patches it is compared with); saved and loaded with the rest; no sampler, no condition: an error."""
+    model = dustvae.build_dustvae(16, 16, {**SMALL, "conditional": True, "condition_offset": True}, seed=21)
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((40, 16, 16))
+    c = rng.uniform(-1, 1, (40, 1))
+    dustvae.save_sampler(tmp_path / "s.npz", dustvae.fit_sampler(model, x, c))
+    sampler = dustvae.load_sampler(tmp_path / "s.npz")
+    np.testing.assert_array_equal(sampler["conditions"], c[:, 0].astype(np.float32))
+    drawn = dustvae.sample(model, 30, np.random.default_rng(23), sampler=sampler)
+    rng = np.random.default_rng(23)
+    picked = rng.choice(sampler["conditions"], 30)[:, None]
+    z = sampler["latent_mean"] + rng.standard_normal((30, SMALL["latent_dim"])) @ sampler["latent_chol"].T
+    means = dustvae.decode(model, z.astype(np.float32), picked)[0]
+    np.testing.assert_allclose(drawn, means + dustvae.residual_field(sampler, 30, (16, 16), rng, means), atol=1e-5)
+    assert np.isin(picked, c.astype(np.float32)).all() and len(np.unique(picked)) > 10
+    with pytest.raises(ValueError, match="conditional model"):
+        dustvae.sample(model, 4, np.random.default_rng(0))
+    plain = dustvae.fit_sampler(dustvae.build_dustvae(16, 16, SMALL, seed=21), x)
+    assert "conditions" not in plain and {"residual_levels", "residual_scales"} <= set(plain)
+    stationary = dustvae.fit_sampler(dustvae.build_dustvae(16, 16, {**SMALL, "sampler_residual": "stationary"}, seed=21), x)
+    assert "residual_scales" not in stationary
+    with pytest.raises(ValueError, match="sampler_residual"):
+        dustvae.build_dustvae(16, 16, {**SMALL, "sampler_residual": "local"})
+
+
 @pytest.mark.parametrize("offset, variant", [(False, {}), (True, {}), (True, {"normalization": "group", "likelihood": "calibrated"})],
                          ids=["no-offset", "offset", "offset-groupnorm-calibrated"])
 def test_a_trained_conditional_vae_follows_its_condition(tmp_path, offset, variant):

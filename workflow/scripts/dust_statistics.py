@@ -43,14 +43,19 @@ def timed(key, generate):
 
 
 for name, model in models.items():
+    sampler = dustvae.load_sampler(sampler_files[name])
     condition = None
-    if model.conditional:
-        # Conditions of held-out patches, so the samples cover the test set's range.
+    if model.conditional and model.condition_stats["kind"] == "abs_latitude":
+        # Where on the sky is an input: the held-out patches' |b|, so the samples cover the test
+        # set's range.
         raw, _ = dustvae.model_conditions(model, patches["test"]["latitude"], x["test"])
         condition = dustvae.standardise_condition(rng_for(p.seed, "dust-conditions", name).choice(raw, n), model.condition_stats)[0]
+    elif model.conditional:
+        # A patch's own mean log I is part of what is generated: drawn from the training patches'
+        # (the sampler keeps them), never from the test patches'.
+        condition = rng_for(p.seed, "dust-conditions", name).choice(sampler["conditions"], n)[:, None]
     # z from the prior, as the paper; decoder means at z from the model's saved latent Gaussian
     # (fitted to the training encodings); and the model's sampler: those plus its residual field.
-    sampler = dustvae.load_sampler(sampler_files[name])
     latents = {"prior z": {}, "fitted z": {"latent": (sampler["latent_mean"], sampler["latent_chol"])}, "sampler": {"sampler": sampler}}
     for source, latent in latents.items():
         key = f"{name}, {source}"

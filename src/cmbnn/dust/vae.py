@@ -45,6 +45,7 @@ DEFAULTS = {
     "condition_offset": False,           # conditional: add a learned function of the condition to the decoded mean (see build_decoder)
     "likelihood": "pixel",               # pixel: a Gaussian per pixel (the paper's) | calibrated: one variance, the batch's MSE | fourier: one per |k| ring (fourier_nll)
     "normalization": "batch",            # batch (the paper's) | group (GroupNorm, no running statistics) | none
+    "sampler_residual": "level",         # the sampler's residual amplitude: level (a function of the decoder mean, level_scales) | stationary
     # training (through cmbnn.nn.training.fit_resumable, as CENN and CosmoVAE)
     "epochs": 100,
     "batch_size": 8,
@@ -249,6 +250,8 @@ def _model_class():
             self.encoder = build_encoder(self.height, self.width, self.settings, self.conditional)
             self.decoder = build_decoder(self.height, self.width, self.settings, self.conditional)
             self.seed_generator = keras.random.SeedGenerator(self.seed)
+            if self.settings["sampler_residual"] not in ("level", "stationary"):
+                raise ValueError(f"sampler_residual must be 'level' or 'stationary', got {self.settings['sampler_residual']!r}")
             if self.settings["likelihood"] not in ("pixel", "calibrated", "fourier"):
                 raise ValueError(f"likelihood must be 'pixel', 'calibrated' or 'fourier', got {self.settings['likelihood']!r}")
             # calibrated: one ring holding every mode
@@ -401,7 +404,13 @@ def sample(model, n: int, rng, condition=None, latent=None, sampler: dict | None
     """n new patches (N, H, W), standardised units: decoder means at z drawn from ``rng``, from the
     prior N(0, 1) or, with ``latent`` = (mean, cholesky factor) of :func:`fit_latent_gaussian`,
     from a Gaussian fitted to the encodings of real patches. ``sampler`` (:func:`fit_sampler`, saved
-    with the model) takes its latent from there and adds its residual field to the decoder means."""
+    with the model) takes its latent from there and adds its residual field to the decoder means;
+    a conditional model's condition (standardised, (N, 1) or one value), when not given, is drawn
+    from the training patches' conditions the sampler keeps: the model's own p(c)."""
+    if model.conditional and condition is None:
+        if sampler is None or "conditions" not in sampler:
+            raise ValueError("a conditional model samples at given conditions or from its sampler's training conditions")
+        condition = rng.choice(np.asarray(sampler["conditions"], dtype=np.float32), n)[:, None]
     if sampler is not None:
         latent = (sampler["latent_mean"], sampler["latent_chol"])
     z = rng.standard_normal((n, model.settings["latent_dim"]))
@@ -411,16 +420,19 @@ def sample(model, n: int, rng, condition=None, latent=None, sampler: dict | None
     means = decode(model, z.astype(np.float32), condition)[0]
     if sampler is None:
         return means
-    return means + residual_field(sampler, n, means.shape[1:], rng)
+    return means + residual_field(sampler, n, means.shape[1:], rng, means)
 
 
 def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     """The model's generative distribution, fitted once after training and saved with it
     (:func:`save_sampler`): z from the Gaussian fitted to the training encodings
-    (:func:`fit_latent_gaussian`), and p(x | z) the decoder mean plus a Gaussian residual: a
-    field with the 2-D power the training reconstructions (decoder means at the posterior means)
-    lack against the training patches, drawn on the periodic patch grid, and a constant per patch
-    for the patch means the reconstructions miss (their mean and scatter). Why: the decoder's mean
+    (:func:`fit_latent_gaussian`), a conditional model's c from its training conditions (kept as
+    they are: the condition is an input, the sampler draws from them, :func:`sample`), and p(x | z)
+    the decoder mean plus a Gaussian residual: a field with the 2-D power the training
+    reconstructions (decoder means at the posterior means) lack against the training patches,
+    drawn on the periodic patch grid, with ``sampler_residual: level`` times an amplitude that
+    follows the decoder mean (:func:`level_scales`), and a constant per patch for the patch means
+    the reconstructions miss (their mean and scatter). Why: the decoder's mean
     is the average over what z cannot hold, so it is smooth (band powers ~2 dex low at ell
     200-500); the small scales it leaves out are what the field puts back, as a VAE with a
     Fourier-diagonal decoder variance would when sampled, not averaged. (An isotropic C_ell fit of
@@ -444,8 +456,17 @@ def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     power = np.maximum(windowed_power(x - x_means[:, None, None]) - windowed_power(recon - recon_means[:, None, None]), 0.0)
     power[0, 0] = 0.0
     missed = x_means - recon_means
-    return {"latent_mean": mean, "latent_chol": chol, "residual_power": power, "residual_mean": np.float64(missed.mean()),
-            "residual_mean_std": np.float64(missed.std()), "residual_variance": np.float64(power.sum() / power.size**2 + missed.var())}
+    sampler = {"latent_mean": mean, "latent_chol": chol, "residual_power": power, "residual_mean": np.float64(missed.mean()),
+               "residual_mean_std": np.float64(missed.std()), "residual_variance": np.float64(power.sum() / power.size**2 + missed.var())}
+    if model.settings["sampler_residual"] == "level":
+        # How much the decoder misses depends on where it is: on the filament sky the rms residual
+        # went from 0.07 in the faint valleys to 0.30 on the brightest ridges; a stationary field
+        # made the valleys as rough as the ridges (the dust VAE's boundary length V1 2.3x the
+        # floor, mostly below the mean; 1.25x with this).
+        sampler["residual_levels"], sampler["residual_scales"] = level_scales(recon, x - recon - missed[:, None, None])
+    if model.conditional:
+        sampler["conditions"] = np.asarray(condition, dtype=np.float32).reshape(-1)
+    return sampler
 
 
 def windowed_power(x: np.ndarray) -> np.ndarray:
@@ -458,14 +479,40 @@ def windowed_power(x: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(np.fft.fft2(x * window)) ** 2, axis=0) / np.mean(window**2)
 
 
-def residual_field(sampler: dict, n: int, shape: tuple[int, int], rng) -> np.ndarray:
+def level_scales(means: np.ndarray, residual: np.ndarray, n_levels: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The residual's rms as a function of the decoder mean's value: (levels, scales) (n_levels,),
+    the mean of ``means`` and the rms of ``residual`` in equal-count bins of ``means``, the scales
+    divided by their pixel-weighted rms (so sum over pixels of scale^2 is that of 1: the residual's
+    variance stays what its 2-D power says, redistributed between faint and bright pixels)."""
+    m, r = np.asarray(means, dtype=np.float64).ravel(), np.asarray(residual, dtype=np.float64).ravel()
+    order = np.argsort(m, kind="stable")
+    bins = np.array_split(order, n_levels)
+    levels = np.array([m[b].mean() for b in bins])
+    scales = np.array([np.sqrt(np.mean(r[b] ** 2)) for b in bins])
+    scales = scales / np.sqrt(np.mean(scales**2))  # equal-count bins: this is the pixel-weighted rms
+    return levels, scales
+
+
+def residual_scale(sampler: dict, means: np.ndarray) -> np.ndarray:
+    """The residual's relative amplitude at decoder means (:func:`level_scales`), linear between the
+    fitted levels and constant beyond them; 1 for samplers fitted without it."""
+    if "residual_scales" not in sampler:
+        return np.ones_like(np.asarray(means, dtype=np.float64))
+    return np.interp(means, np.asarray(sampler["residual_levels"]), np.asarray(sampler["residual_scales"]))
+
+
+def residual_field(sampler: dict, n: int, shape: tuple[int, int], rng, means: np.ndarray | None = None) -> np.ndarray:
     """n draws (N, H, W) of the sampler's Gaussian residual: white noise filtered to its 2-D power
-    (E |FFT|^2 = the power) plus a constant per draw, the patch mean the decoder misses."""
+    (E |FFT|^2 = the power), times the amplitude the decoder ``means`` (N, H, W) call for
+    (:func:`residual_scale`; stationary without them), plus a constant per draw, the patch mean the
+    decoder misses."""
     power = np.asarray(sampler["residual_power"])
     if power.shape != tuple(shape):
         raise ValueError(f"the sampler's residual field is {power.shape}, the patches {tuple(shape)}")
     white = rng.standard_normal((n,) + tuple(shape))
     field = np.fft.ifft2(np.fft.fft2(white) * np.sqrt(power / power.size)).real
+    if means is not None:
+        field = field * residual_scale(sampler, means)
     # Samplers written before the patch means were split off carry them in power[0, 0].
     offset = float(sampler.get("residual_mean", 0.0)) + float(sampler.get("residual_mean_std", 0.0)) * rng.standard_normal(n)
     return field + offset[:, None, None]
