@@ -269,6 +269,26 @@ def test_a_short_training_run_through_the_shared_resumable_loop(tmp_path, varian
     np.testing.assert_allclose(dustvae.decode(again, z)[0], dustvae.decode(model, z)[0], atol=1e-6)
 
 
+def test_killed_training_resumes_bit_for_bit(tmp_path):
+    """A dust VAE run killed after its first epoch resumes from its checkpoint (model, optimiser,
+    the reparametrisation's seed state) and ends where an uninterrupted run does."""
+    x = np.random.default_rng(12).standard_normal((24, 16, 16)).astype(np.float32)
+    settings = {**SMALL, "epochs": 2, "batch_size": 8, "learning_rate": 1e-3}
+    stats = {"log_mean": 0.0, "log_std": 1.0}
+    straight, h_straight = dustvae.train(x[:16], x[16:], settings, 3, tmp_path / "a", stats)
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt  # like a kill after the epoch-0 checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        dustvae.train(x[:16], x[16:], settings, 3, tmp_path / "b", stats, callbacks=[Stop()])
+    resumed, h_resumed = dustvae.train(x[:16], x[16:], settings, 3, tmp_path / "b", stats)
+    assert [h["loss"] for h in h_resumed] == [h["loss"] for h in h_straight]
+    for w1, w2 in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(w1, w2)
+
+
 def test_conditional_training_feeds_the_condition_and_is_deterministic(tmp_path):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((24, 16, 16)).astype(np.float32)
