@@ -341,7 +341,7 @@ def test_the_sampler_puts_back_the_residual_the_decoder_mean_leaves_out(tmp_path
     x = rng.standard_normal((200, 16, 16)) + 2.0 * rng.standard_normal((200, 1, 1))
     sampler = dustvae.fit_sampler(model, x)
     mu, _ = dustvae.encode(model, x)
-    recon = dustvae.decode(model, mu)[0]
+    recon = dustvae.apply_transfer(dustvae.decode(model, mu)[0], sampler["transfer_k"], sampler["transfer"])
 
     def demeaned(a):
         return a - a.mean(axis=(1, 2), keepdims=True)
@@ -366,6 +366,30 @@ def test_the_sampler_puts_back_the_residual_the_decoder_mean_leaves_out(tmp_path
     means = dustvae.sample(model, 50, np.random.default_rng(18), latent=(loaded["latent_mean"], loaded["latent_chol"]))
     assert np.array_equal(a, b) and a.shape == (50, 16, 16)
     assert (a - means).var() == pytest.approx(residual.var(), rel=0.25)  # the draws carry the residual
+
+
+def test_the_transfer_shrinks_the_decoder_modes_that_do_not_follow_the_data():
+    """fit_transfer: reconstructions = the patches' large scales plus loud noise of their own at
+    every scale: T ~ 1 where the shared field dominates, ~ 0 where the noise does (the least-squares
+    shrinkage P_shared / (P_shared + P_noise)); apply_transfer with T = 1 is the identity, with T = 0
+    it leaves the patch means; a low-pass does not wrap one edge onto the other."""
+    from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations
+
+    rng = np.random.default_rng(41)
+    ell = np.arange(2000)
+    large = gaussian_realisations(FlatSkyCovariance(np.where(ell >= 2, 1e-2 * (ell + 1.0) ** -3.0, 0.0), 32, 32, 10.0), 300, rng)
+    large /= large.std()
+    x = large + 0.05 * rng.standard_normal(large.shape)
+    recon = large + 0.3 * rng.standard_normal(large.shape)
+    k, t = dustvae.fit_transfer(x, recon)
+    assert k[0] == 0 and t[0] == 1 and np.all((t >= 0) & (t <= 1))
+    assert t[1] > 0.95 and t[-6:].max() < 0.05, t
+    np.testing.assert_allclose(dustvae.apply_transfer(x[:5], k, np.ones_like(t)), x[:5], atol=1e-12)
+    flat = dustvae.apply_transfer(x[:5], k, np.zeros_like(t))
+    np.testing.assert_allclose(flat, np.broadcast_to(x[:5].mean(axis=(1, 2), keepdims=True), flat.shape), atol=1e-12)
+    ramp = np.broadcast_to(np.linspace(-1, 1, 32)[None, :, None], (1, 32, 32))
+    smooth = dustvae.apply_transfer(ramp, k, np.exp(-((k / 0.1) ** 2)))
+    assert np.all(np.diff(smooth[0, :, 0]) > 0)  # periodic filtering would pull the ends towards each other
 
 
 def test_the_residual_amplitude_follows_the_decoder_mean():
@@ -405,15 +429,15 @@ def test_a_conditional_sampler_draws_its_conditions_from_the_training_patches(tm
     rng = np.random.default_rng(23)
     picked = rng.choice(sampler["conditions"], 30)[:, None]
     z = sampler["latent_mean"] + rng.standard_normal((30, SMALL["latent_dim"])) @ sampler["latent_chol"].T
-    means = dustvae.decode(model, z.astype(np.float32), picked)[0]
+    means = dustvae.apply_transfer(dustvae.decode(model, z.astype(np.float32), picked)[0], sampler["transfer_k"], sampler["transfer"])
     np.testing.assert_allclose(drawn, means + dustvae.residual_field(sampler, 30, (16, 16), rng, means), atol=1e-5)
     assert np.isin(picked, c.astype(np.float32)).all() and len(np.unique(picked)) > 10
     with pytest.raises(ValueError, match="conditional model"):
         dustvae.sample(model, 4, np.random.default_rng(0))
     plain = dustvae.fit_sampler(dustvae.build_dustvae(16, 16, SMALL, seed=21), x)
-    assert "conditions" not in plain and {"residual_levels", "residual_scales"} <= set(plain)
+    assert "conditions" not in plain and {"residual_levels", "residual_scales", "transfer"} <= set(plain)
     stationary = dustvae.fit_sampler(dustvae.build_dustvae(16, 16, {**SMALL, "sampler_residual": "stationary"}, seed=21), x)
-    assert "residual_scales" not in stationary
+    assert not {"residual_scales", "transfer"} & set(stationary)
     with pytest.raises(ValueError, match="sampler_residual"):
         dustvae.build_dustvae(16, 16, {**SMALL, "sampler_residual": "local"})
 
