@@ -41,6 +41,10 @@ with atomic_output(smk.output.model) as tmp:
 sampler = dustvae.fit_sampler(model, x_train, cond_train)
 dustvae.save_sampler(smk.output.sampler, sampler)
 log.info("sampler: residual variance %.4f of the standardised log I (1 over the training split)", float(sampler["residual_variance"]))
+if "transfer" in sampler:
+    # How much of each scale of the decoder means follows the data (0: none, the residual field's).
+    cycles = sampler["transfer_k"] * max(x_train.shape[1:3])
+    log.info("sampler: decoder transfer %s", ", ".join(f"{t:.2f} at {c:.0f}" for c, t in zip(cycles[1:11], sampler["transfer"][1:11])) + " cycles per patch")
 write_history(history, smk.output.history)
 plot_history(pd.DataFrame(history), smk.output.plot, title=f"dust model {name}", ylabel="negative ELBO per patch (nats)")
 log.info("saved %s after %d epochs", smk.output.model, len(history))
