@@ -45,7 +45,7 @@ DEFAULTS = {
     "condition_offset": False,           # conditional: add a learned function of the condition to the decoded mean (see build_decoder)
     "likelihood": "pixel",               # pixel: a Gaussian per pixel (the paper's) | calibrated: one variance, the batch's MSE | fourier: one per |k| ring (fourier_nll)
     "normalization": "batch",            # batch (the paper's) | group (GroupNorm, no running statistics) | none
-    "sampler_residual": "level",         # the sampler's residual amplitude: level (a function of the decoder mean, level_scales) | stationary
+    "sampler_residual": "level",         # the sampler: level (decoder means through their transfer to the data, fit_transfer; residual amplitude a function of the decoder mean, level_scales) | stationary
     # training (through cmbnn.nn.training.fit_resumable, as CENN and CosmoVAE)
     "epochs": 100,
     "batch_size": 8,
@@ -252,7 +252,7 @@ def _model_class():
             self.seed_generator = keras.random.SeedGenerator(self.seed)
             # Keras saves a model's own variables, not its seed generators' states: tracked as an
             # attribute, the reparametrisation's state is checkpointed, so a resumed run draws the
-            # same noise (without it a killed and resumed beta-VAE read V2 1.15x the floor, 1.48x uninterrupted).
+            # same noise (without it the resumed loss differed from the uninterrupted one).
             self.sampler_state = self.seed_generator.state
             if self.settings["sampler_residual"] not in ("level", "stationary"):
                 raise ValueError(f"sampler_residual must be 'level' or 'stationary', got {self.settings['sampler_residual']!r}")
@@ -483,13 +483,17 @@ def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     return sampler
 
 
+def _hann_window(height: int, width: int) -> np.ndarray:
+    """The 2-D Hann window (zero only beyond the patch) of :func:`windowed_power` and :func:`fit_transfer`."""
+    return np.outer(np.hanning(height + 2)[1:-1], np.hanning(width + 2)[1:-1])
+
+
 def windowed_power(x: np.ndarray) -> np.ndarray:
     """Mean 2-D power |FFT(w x)|^2 / mean(w^2) over patches (N, H, W), w a 2-D Hann window: the
     patch's spectrum without the leakage of its edges, normalised so a white field of variance s^2
     has s^2 H W in every mode, as a bare FFT gives."""
     x = np.asarray(x, dtype=np.float64)
-    h, w = x.shape[1:]
-    window = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
+    window = _hann_window(*x.shape[1:])
     return np.mean(np.abs(np.fft.fft2(x * window)) ** 2, axis=0) / np.mean(window**2)
 
 
@@ -501,7 +505,7 @@ def fit_transfer(x: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarr
     not follow the data, T goes to 0 and the residual field takes their place."""
     x, recon = np.asarray(x, dtype=np.float64), np.asarray(recon, dtype=np.float64)
     h, w = x.shape[1:]
-    window = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
+    window = _hann_window(h, w)
     fx = np.fft.fft2((x - x.mean(axis=(1, 2), keepdims=True)) * window)
     fr = np.fft.fft2((recon - recon.mean(axis=(1, 2), keepdims=True)) * window)
     side = max(h, w)
