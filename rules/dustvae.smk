@@ -193,6 +193,7 @@ rule dust_statistics:
 rule dust_imputation:
     input:
         model=dust_model_file(DUSTVAE["imputation"]["model"]),
+        sampler=dust_sampler_file(DUSTVAE["imputation"]["model"]),
         train=dust_patch_file("train"),
         test=dust_patch_file("test"),
     output:

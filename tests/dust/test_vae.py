@@ -236,6 +236,29 @@ def test_kriging_the_decoder_error_is_the_gaussian_fill_of_what_the_decoder_miss
     np.testing.assert_allclose(dustvae.krige_decoder_error(data + bias, data, hole, cov)[0], data + bias, atol=1e-10)
 
 
+def test_a_decoder_whose_transfer_is_zero_leaves_the_gaussian_fill():
+    from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, gaussian_realisations
+
+    ell = np.arange(600)
+    cov = FlatSkyCovariance(np.where(ell >= 2, (ell + 1.0) ** -2.5, 0.0), 16, 16, 20.0)
+    data = gaussian_realisations(cov, 3, np.random.default_rng(5))
+    hole = np.zeros((16, 16), bool)
+    hole[3:9, 8:14] = True
+    # Decoder means that are pure noise, and a sampler whose transfer says so: only their patch
+    # means pass, so the posterior mean of p(x | z) is the Gaussian conditional mean of the data.
+    noise = np.random.default_rng(6).standard_normal(data.shape) + 0.4
+    # (T falls to 0 right above k = 0: the mirrored grid's half-integer modes interpolate T.)
+    sampler = {"transfer_k": np.r_[0.0, 1e-3, np.arange(1, 12) / 16], "transfer": np.r_[1.0, np.zeros(12)]}
+    means = dustvae.sampler_means(sampler, noise)
+    np.testing.assert_allclose(means, np.broadcast_to(noise.mean(axis=(1, 2), keepdims=True), noise.shape), atol=1e-12)
+    fill = dustvae.krige_decoder_error(means, data, hole, cov)[0]
+    offset = data[:, ~hole].mean(axis=1)[:, None, None]
+    np.testing.assert_allclose(fill, conditional_mean(data - offset, hole, cov) + offset, atol=1e-10)
+    # Without a transfer (samplers fitted with sampler_residual: stationary) the means stand as decoded.
+    np.testing.assert_array_equal(dustvae.sampler_means({}, noise), noise)
+    np.testing.assert_array_equal(dustvae.sampler_means(None, noise), noise)
+
+
 def test_log_standardise_round_trip_and_bad_input():
     intensity = np.exp(np.random.default_rng(9).normal(1.0, 0.5, (4, 8, 8)))
     x, stats = dustvae.log_standardise(intensity)

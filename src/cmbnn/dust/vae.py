@@ -424,8 +424,7 @@ def sample(model, n: int, rng, condition=None, latent=None, sampler: dict | None
     means = decode(model, z.astype(np.float32), condition)[0]
     if sampler is None:
         return means
-    if "transfer" in sampler:
-        means = apply_transfer(means, sampler["transfer_k"], sampler["transfer"])
+    means = sampler_means(sampler, means)
     return means + residual_field(sampler, n, means.shape[1:], rng, means)
 
 
@@ -516,6 +515,14 @@ def fit_transfer(x: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarr
         transfer = np.clip(np.where(power > 0, cross / power, 0.0), 0.0, 1.0)
     transfer[0] = 1.0  # the patch means pass unchanged (the sampler's constant handles what they miss)
     return np.arange(len(transfer)) / side, transfer
+
+
+def sampler_means(sampler: dict | None, means: np.ndarray) -> np.ndarray:
+    """The mean of the sampler's p(x | z) at decoder means (N, H, W): through the decoder's transfer
+    to the data (:func:`apply_transfer`) where the sampler was fitted with one, else as decoded."""
+    if sampler is None or "transfer" not in sampler:
+        return np.asarray(means, dtype=np.float64)
+    return apply_transfer(means, sampler["transfer_k"], sampler["transfer"])
 
 
 def apply_transfer(maps: np.ndarray, k: np.ndarray, transfer: np.ndarray) -> np.ndarray:
@@ -681,12 +688,13 @@ def impute(model, data: np.ndarray, mask: np.ndarray, sigma: float = 0.2, steps:
     return m * g + observed * d, keras.ops.convert_to_numpy(fit.z), before, after
 
 
-def decoder_error_cl(model, x: np.ndarray, reso_arcmin: float, lmax: int, condition=None) -> np.ndarray:
+def decoder_error_cl(model, x: np.ndarray, reso_arcmin: float, lmax: int, condition=None, sampler: dict | None = None) -> np.ndarray:
     """C_ell of the decoder's error x - g(mu(x)) on patches x (decoder means at the posterior
-    means): the spectrum of what the decoder mean misses, for a Gaussian decoder likelihood
-    p(x | z) = N(g(z), C_err) with that isotropic covariance (:func:`krige_decoder_error`)."""
+    means, through the ``sampler``'s transfer when given: :func:`sampler_means`): the spectrum of
+    what the decoder mean misses, for a Gaussian decoder likelihood p(x | z) = N(g(z), C_err) with
+    that isotropic covariance (:func:`krige_decoder_error`)."""
     x = patch_stack(np.asarray(x, dtype=np.float64))
-    recon = decode(model, encode(model, x, condition)[0], condition)[0]
+    recon = sampler_means(sampler, decode(model, encode(model, x, condition)[0], condition)[0])
     return empirical_cl(x - recon, reso_arcmin, lmax)
 
 
