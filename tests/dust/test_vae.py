@@ -208,9 +208,11 @@ def test_imputation_keeps_observed_pixels_and_lowers_the_objective():
     data = rng.standard_normal((2, 16, 16)).astype(np.float32)
     mask = np.zeros((2, 16, 16), np.uint8)
     mask[:, 4:10, 4:10] = 1
-    composite, z, before, after = dustvae.impute(model, data, mask, sigma=0.5, steps=30, learning_rate=0.05)
-    assert composite.shape == (2, 16, 16) and z.shape == (2, 8)
+    composite, means, z, before, after = dustvae.impute(model, data, mask, sigma=0.5, steps=30, learning_rate=0.05)
+    assert composite.shape == means.shape == (2, 16, 16) and z.shape == (2, 8)
     np.testing.assert_array_equal(composite[mask == 0], data[mask == 0])
+    np.testing.assert_array_equal(composite[mask == 1], means[mask == 1])
+    np.testing.assert_allclose(means, dustvae.decode(model, z)[0], atol=1e-5)
     assert np.all(after < before)
 
 

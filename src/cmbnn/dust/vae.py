@@ -661,7 +661,7 @@ def impute(model, data: np.ndarray, mask: np.ndarray, sigma: float = 0.2, steps:
     """MAP imputation: for each patch the latent minimising |z|^2 + |A g(z) - d|^2 / sigma^2, with
     A the observed pixels (mask 0) and g the decoder mean; Adam for ``steps`` steps from the
     encoder's mean of the masked patch (or ``z0``). Returns (composite (N, H, W): observed pixels
-    kept, holes from g(z); z (N, latent); objective per patch before and after)."""
+    kept, holes from g(z); g(z) itself (N, H, W); z (N, latent); objective per patch before and after)."""
     import keras
 
     d = np.asarray(data, dtype=np.float32)
@@ -685,7 +685,7 @@ def impute(model, data: np.ndarray, mask: np.ndarray, sigma: float = 0.2, steps:
     fit.fit(x, np.zeros((n, 1), np.float32), batch_size=n, epochs=int(steps), shuffle=False, verbose=0)
     after = objective()
     g = fit.predict(x, batch_size=n, verbose=0)[..., 0]
-    return m * g + observed * d, keras.ops.convert_to_numpy(fit.z), before, after
+    return m * g + observed * d, g, keras.ops.convert_to_numpy(fit.z), before, after
 
 
 def decoder_error_cl(model, x: np.ndarray, reso_arcmin: float, lmax: int, condition=None, sampler: dict | None = None) -> np.ndarray:
