@@ -216,12 +216,19 @@ def test_imputation_keeps_observed_pixels_and_lowers_the_objective():
     assert np.all(after < before)
 
 
-def test_kriging_the_decoder_error_is_the_gaussian_fill_of_what_the_decoder_misses():
-    from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, conditional_std, gaussian_realisations
+def _red_gaussian_patches(seed: int):
+    """A red isotropic covariance on 16 x 16 patches and three draws of it: (cov, data)."""
+    from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations
 
     ell = np.arange(600)
     cov = FlatSkyCovariance(np.where(ell >= 2, (ell + 1.0) ** -2.5, 0.0), 16, 16, 20.0)
-    data = gaussian_realisations(cov, 3, np.random.default_rng(3))
+    return cov, gaussian_realisations(cov, 3, np.random.default_rng(seed))
+
+
+def test_kriging_the_decoder_error_is_the_gaussian_fill_of_what_the_decoder_misses():
+    from cmbnn.analysis.gaussian_field import conditional_mean, conditional_std
+
+    cov, data = _red_gaussian_patches(3)
     hole = np.zeros((16, 16), bool)
     hole[5:11, 6:12] = True
     # A decoder that knows nothing (zero means): the Gaussian conditional mean about the observed mean.
@@ -239,11 +246,9 @@ def test_kriging_the_decoder_error_is_the_gaussian_fill_of_what_the_decoder_miss
 
 
 def test_a_decoder_whose_transfer_is_zero_leaves_the_gaussian_fill():
-    from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean, gaussian_realisations
+    from cmbnn.analysis.gaussian_field import conditional_mean
 
-    ell = np.arange(600)
-    cov = FlatSkyCovariance(np.where(ell >= 2, (ell + 1.0) ** -2.5, 0.0), 16, 16, 20.0)
-    data = gaussian_realisations(cov, 3, np.random.default_rng(5))
+    cov, data = _red_gaussian_patches(5)
     hole = np.zeros((16, 16), bool)
     hole[3:9, 8:14] = True
     # Decoder means that are pure noise, and a sampler whose transfer says so: only their patch
