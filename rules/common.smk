@@ -2,7 +2,10 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# The repository this file belongs to, not the working directory or the main Snakefile's folder:
+# used as a Snakemake module, the workflow runs from the user's own directory.
+WORKFLOW_ROOT = Path(str(workflow.current_basedir)).parent
+sys.path.insert(0, str(WORKFLOW_ROOT / "src"))
 
 from cmbnn.config import validate_config  # noqa: E402
 from cmbnn.names import COMPONENTS as ALL_COMPONENTS, DIFFUSE, POINT_SOURCES  # noqa: E402
@@ -10,7 +13,7 @@ from cmbnn.names import FIELDS as ALL_FIELDS, GROUP_FIELDS, spectra_groups  # no
 
 # Stops the run before any job with every problem named (key, value, what is allowed); the rules
 # between keys (cmbnn.config.check_consistency) included.
-validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+validate_config(config, WORKFLOW_ROOT / "workflow" / "schemas" / "config.schema.yaml")
 
 FREQS = config["frequencies"]
 FREQ_TAGS = [f"{float(nu):g}GHz" for nu in FREQS]

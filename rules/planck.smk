@@ -9,7 +9,7 @@ import re
 from cmbnn.planck.download import download_params, find_manifest, load_manifest
 
 PLANCK = config["planck"]
-PLANCK_MANIFEST = load_manifest(find_manifest(PLANCK["manifest"], workflow.basedir))
+PLANCK_MANIFEST = load_manifest(find_manifest(PLANCK["manifest"], WORKFLOW_ROOT))
 
 
 rule download_planck:
