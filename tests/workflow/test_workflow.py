@@ -118,7 +118,8 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
 
 def test_report_has_every_figure_with_its_caption(tiny_run, tiny_snakemake):
     report = tiny_run / "report.html"
-    tiny_snakemake(tiny_run, "--report", str(report), check=True)
+    proc = tiny_snakemake(tiny_run, "--report", str(report), check=True)
+    assert "(ERROR/" not in proc.stderr and "(WARNING/" not in proc.stderr, proc.stderr[-3000:]
     html = report.read_text(errors="replace")
     for text in ("CENN training history", "Flat-sky NaMaster bandpowers", "Pixel metrics", "Lensed CMB power spectra", "Example training patches", "Every method on one figure"):
         assert text in html, text
