@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmbnn.analysis.gaussian_field import FlatSkyCovariance, conditional_mean  # noqa: E402
-from cmbnn.inpainting import cosmovae, gated  # noqa: E402
+from cmbnn.inpainting import gated  # noqa: E402
 from cmbnn.inpainting.figures import plot_fullsky_inpainting  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_maps_fits  # noqa: E402
 from cmbnn.patches import reassembly  # noqa: E402

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmbnn.dust import statistics as dust_stats  # noqa: E402
-from cmbnn.dust import vae as dustvae
+from cmbnn.dust import vae as dustvae  # noqa: E402
 from cmbnn.dust.figures import plot_conditional, plot_latent, plot_reconstructions  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
 from cmbnn.nn.training import limit_threads  # noqa: E402

@@ -59,7 +59,7 @@ for name, model in models.items():
     latents = {"prior z": {}, "fitted z": {"latent": (sampler["latent_mean"], sampler["latent_chol"])}, "sampler": {"sampler": sampler}}
     for source, latent in latents.items():
         key = f"{name}, {source}"
-        timed(key, lambda: dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, **latent))
+        timed(key, lambda: dustvae.sample(model, n, rng_for(p.seed, "dust-samples", name, source), condition=condition, **latent))  # noqa: B023 (run at once)
         log.info("%s: %d samples, mean %.3f, per-patch std %.3f (test %.3f, %.3f)", key, n, samples[key].mean(), samples[key].std(axis=(1, 2)).mean(),
                  x["test"].mean(), x["test"].std(axis=(1, 2)).mean())
 timed("gaussian", lambda: dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian")))

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+
 from _helpers import configure
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

@@ -70,16 +70,13 @@ CG converges only when the data are noisy: the iterations grow roughly as
 1 / sqrt(noise). Measured (3 arcmin pixels, 5 arcmin beam, ~20% hole, to
 rtol 1e-8): 210-480 iterations for 32^2 to 400^2 with noise of 1e-2 C(0)
 (10% of the rms), ~600 at 3e-3, ~1300 at 1e-3, > 2000 at 1e-4, and with
-only the floor it does not converge (the circulant preconditioners tried,
-padded inverse, Strang and Chan, and a whitened torus formulation, leave
-the spectrum spread; a non-converged solve warns).
+only the floor it does not converge (a circulant preconditioner leaves the
+spectrum of a nearly noiseless covariance spread; a non-converged solve warns).
 ``auto``: CG where it is measured to win (>= :data:`AUTO_CG_MIN_OBSERVED`
 observed pixels and noise >= :data:`AUTO_CG_MIN_NOISE` C(0)), redone
 densely for patches where it does not converge; dense otherwise while the
 factor fits in memory (:data:`DENSE_MAX_OBSERVED` observed pixels, 3.2 GB);
-CG beyond. Timings: benchmarks/gaussian_inpainting.py (at 128^2 with
-noise 1e-2 C(0), 4 patches, two runs on a loaded 2-core machine: CG 2-3 s,
-dense 39-51 s, numpy.linalg.inv 150-190 s; 400^2 by CG: 65-74 s).
+CG beyond. Timings: benchmarks/gaussian_inpainting.py.
 """
 
 from __future__ import annotations
@@ -578,7 +575,7 @@ def constrained_realisation(data, mask, cov: FlatSkyCovariance, rng: np.random.G
     """
     d, original = _as_batch(data, cov.shape)
     hole = _mask_batch(mask, d.shape[0], cov.shape)
-    floor = _floor(cov, noise_var, jitter)
+    _floor(cov, noise_var, jitter)  # refuses a bad noise_var before any work
     # s carries the jitter floor's white noise (variance jitter C(0)) everywhere, so the
     # simulated data s + n has the noise the solver assumes; in the hole it adds 1e-5 of the rms.
     s = gaussian_realisations(cov, d.shape[0], rng, jitter=jitter)

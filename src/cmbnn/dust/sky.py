@@ -120,9 +120,9 @@ def filament_alm(lmax: int, alpha: float, fwhm_arcmin: float, filaments: dict, r
     ``filaments``: fraction (of the raw field's variance in ridges), sharpness (w), lmin,
     epsilon and delta (the one-point law of h), iterations (of the spectrum / rank projections).
     h gets the spectrum ell^alpha b_ell^2 (log I's); the intensity's measured on the default sky's
-    patches is within 0.15 of alpha (tests). Tilting h's target by the full-sky intensity's slope
-    was tried and oscillated: that slope is set by the rare brightest pixels, which the patches at
-    |b| > 20 deg hardly see.
+    patches is within 0.15 of alpha (tests). h's target is not tilted by the full-sky intensity's
+    slope: that slope is set by the rare brightest pixels, which the patches at |b| > 20 deg hardly
+    see.
     """
     import healpy as hp
 

@@ -45,13 +45,11 @@ RECTANGLE_FRACTIONS = ((0.20, 0.35, 0.15, 0.55), (0.45, 0.85, 0.65, 0.80))
 @lru_cache(maxsize=8)
 def _flat_spectra(height: int, width: int, reso_arcmin: float, n_bins: int, aposize_deg: float) -> FlatSpectra:
     """One FlatSpectra per geometry and binning: its mode-coupling matrix takes seconds at 256^2
-    (5 s measured) and is the same for every patch and every generated set.
+    and is the same for every patch and every generated set.
 
     Besides the n_bins linear bins, two guard bins are decoupled and dropped by the callers: one
     from ell = 0 to the first bin and one from the last bin to the grid's corner modes (sqrt 2 x
-    Nyquist). Without them, power there leaks into the end bins through the mask unmodelled
-    (measured on 8 deg patches: white noise read 10% high in the last bin, an ell^-2.4 field 1.6-1.9x
-    high in the first; with them 1.00 and 1.2-1.4x, the second bin 0.9-0.94x)."""
+    Nyquist). Without them, power there leaks into the end bins through the mask unmodelled."""
     side_deg = min(height, width) * reso_arcmin / 60
     if 2 * aposize_deg >= side_deg:
         raise ValueError(f"apodisation of {aposize_deg} deg leaves nothing of a {side_deg:.2f} deg patch")
@@ -231,7 +229,7 @@ def pixel_histograms(x, edges=HIST_EDGES) -> np.ndarray:
 def patch_moments(x) -> np.ndarray:
     """Skewness and excess kurtosis of every patch's pixels, (N, 2): the shape of the one-point
     distribution, which the shared-threshold histogram barely sees (a Gaussian field with the
-    data's patch means and spectrum matched the test histogram as closely as real patches did)."""
+    data's patch means and spectrum can match the histogram)."""
     x = patch_stack(x).reshape(len(x), -1).astype(np.float64)
     u = x - x.mean(axis=1, keepdims=True)
     var = np.mean(u**2, axis=1)

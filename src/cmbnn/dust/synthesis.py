@@ -11,8 +11,8 @@
   et al. 2020): a Gaussian field with the training spectrum is moved by L-BFGS until its first- and second-order scattering
   coefficients, band powers, mean and one-point moments equal those of a randomly drawn training
   patch. The coefficients are computed here in TensorFlow on a
-  periodic grid with Morlet-like filters: kymatio 0.3's TensorFlow frontend took 7.9 s per
-  gradient step for 200 patches of 64 x 64 on 2 cores, and pywph needs PyTorch.
+  periodic grid with Morlet-like filters: kymatio's TensorFlow frontend is too slow on CPU for
+  this optimisation, and pywph needs PyTorch.
 
 Both take and return standardised log intensities (N, H, W) (:func:`cmbnn.dust.vae.log_standardise`).
 """

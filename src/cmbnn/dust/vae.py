@@ -21,6 +21,7 @@ flipped, optimised with Adam through ``model.fit`` so it runs on every backend).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -102,12 +103,10 @@ def fourier_nll(x, mean, rings: np.ndarray):
 
     That is the calibrated decoder of Rybkin et al. (2021): the decoder variance at its optimum,
     so the reconstruction and KL terms keep their balance as the fit improves, and no per-pixel
-    scale can run off (the per-pixel Gaussian's validation loss jumped 2-10x between epochs).
-    Ring by ring, each mode's error counts relative to the error at its scale, so small scales
-    weigh as much as large ones: measured on the filament sky, the decoder then left 89% of the
-    variance unexplained after 30 epochs (the few large-scale modes barely count), against 52%
-    for the per-pixel Gaussian, so that variant is not used by default. Periodic FFT of the
-    residual, no window, so the edge pixels count."""
+    scale can run off. Ring by ring, each mode's error counts relative to the error at its scale,
+    so small scales weigh as much as large ones and the few large-scale modes, which hold most of
+    the variance, barely count: that variant is not the default. Periodic FFT of the residual, no
+    window, so the edge pixels count."""
     from keras import ops
 
     r = (x - mean)[..., 0]
@@ -145,8 +144,8 @@ def decoder_grid(height: int, width: int, n_up: int) -> tuple[int, int]:
 def normalization(s: dict, name: str, filters: int):
     """The layer after each convolution: batch (the paper's), group (GroupNorm over up to 8
     groups: no running statistics) or none. Why the choice: batch norm's running averages
-    (momentum 0.99, 50 steps an epoch here) lag the weights, and the validation loss computed with
-    them jumped 2-10x between epochs, the conditional VAE's most."""
+    (momentum 0.99, 50 steps an epoch here) lag the weights, so the validation loss computed with
+    them can jump between epochs."""
     from keras import layers
 
     kind = s["normalization"]
@@ -208,8 +207,8 @@ def build_decoder(height, width, s, conditional: bool):
         if s["decoder_upsampling"] == "transposed":
             h = layers.Conv2DTranspose(f, 4, strides=2, padding="same", name=f"dec_deconv{i}")(h)
         else:
-            # A 4x4 stride-2 transposed convolution covers the output pixels unevenly: its means
-            # carried 10-400x the test patches' power at |k| > 0.5 / pixel (the checkerboard).
+            # A 4x4 stride-2 transposed convolution covers the output pixels unevenly, a
+            # checkerboard in its means at the highest |k|; bilinear x2 then a convolution does not.
             h = layers.UpSampling2D(2, interpolation="bilinear", name=f"dec_resize{i}")(h)
             h = layers.Conv2D(f, 3, padding="same", name=f"dec_conv{i}")(h)
         h = normalization(s, f"dec_bn{i}", f)(h)
@@ -217,8 +216,7 @@ def build_decoder(height, width, s, conditional: bool):
     out = layers.Conv2D(2, 1, name="mean_log_scale")(h)  # per-pixel Gaussian: mean and log scale
     if conditional and s["condition_offset"]:
         # A direct path from the condition to the mean level: through the Dense and the
-        # convolutions alone the decoder reached about half the brightness range its condition
-        # sets (measured on patches whose mean is a linear function of it).
+        # convolutions alone the decoder falls short of the brightness range its condition sets.
         offset = layers.Dense(16, activation="tanh", name="cond_offset_hidden")(c_in)
         offset = layers.Reshape((1, 1, 1))(layers.Dense(1, name="cond_offset")(offset))
         # Broadcast to the full map before adding: Keras' TensorFlow add takes a (B, 1, 1, 1)
@@ -229,9 +227,8 @@ def build_decoder(height, width, s, conditional: bool):
     return keras.Model(inputs, out, name="decoder")
 
 
+@functools.cache  # defines and registers the Keras class once per process
 def _model_class():
-    if "_MODEL" in globals():
-        return _MODEL
     import keras
     from keras import ops
 
@@ -294,7 +291,6 @@ def _model_class():
             keys = ("name", "trainable", "dtype")
             return cls(**{k: v for k, v in config.items() if k not in keys}, name=config.get("name"))
 
-    globals()["_MODEL"] = DustVAE
     return DustVAE
 
 
@@ -439,32 +435,23 @@ def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     reconstructions miss (their mean and scatter). With ``sampler_residual: level`` the decoder
     means are first filtered by their transfer to the data (:func:`fit_transfer`) and the field is
     multiplied by an amplitude that follows the decoder mean (:func:`level_scales`). Why: the decoder's mean
-    is the average over what z cannot hold, so it is smooth (band powers ~2 dex low at ell
-    200-500); the small scales it leaves out are what the field puts back, as a VAE with a
-    Fourier-diagonal decoder variance would when sampled, not averaged. (An isotropic C_ell fit of
-    the residual extrapolated its steep low-ell power into a large-scale variance 12x the
-    residual's; the 2-D power holds only the modes the patch has.)"""
+    is the average over what z cannot hold, so it is smooth; the small scales it leaves out are
+    what the field puts back, as a VAE with a Fourier-diagonal decoder variance would when sampled,
+    not averaged. The field has a 2-D power, not an isotropic C_ell fit, so that it holds only the
+    modes the patch has (nothing extrapolated to larger scales)."""
     x = patch_stack(np.asarray(x, dtype=np.float64))
     mu, log_var = encode(model, x, condition)  # once: the latent fit and the reconstructions share it
     mean, chol = _latent_gaussian(mu, log_var)
     recon = decode(model, mu, condition)[0]
     transfer = {}
     if model.settings["sampler_residual"] == "level":
-        # The decoder's modes that do not follow the data shrunk away first: at another seed (1)
-        # the dust VAE's reconstructions carried 10x the data's power at ell > 800, noise that a
-        # residual field, which only adds, cannot take out (its samples' spectrum read 29x the floor).
+        # The decoder's modes that do not follow the data shrunk away first: they are noise that
+        # a residual field, which only adds, cannot take out.
         transfer["transfer_k"], transfer["transfer"] = fit_transfer(x, recon)
         recon = apply_transfer(recon, transfer["transfer_k"], transfer["transfer"])
-    # The power the decoder means lack, mode by mode: the power of x - recon itself double-counts
-    # what the transposed convolutions add (their checkerboard is in recon and, negated, in the
-    # residual): drawn independently, it put the samples' ell-500 band power 1.5-2.4 held-out std high.
-    # Both through a Hann window: a bare FFT of a non-periodic patch leaks its large scales into
-    # every mode (the edges' jump), which the periodic field then drew as real small-scale power
-    # (flat at 1e-8 above ell 600, 2.5 dex over the data at ell 1200). And both without their
-    # patch means: the window leaks a patch's mean into its lowest modes, and the conditional
-    # VAE, whose encoder sees no mean, misses most of the means' scatter (|b| sets a third of
-    # it): that leakage was 98% of its residual field, a gradient across every sample (its
-    # samples' spectrum read 88x the floor); the means it misses are the constant instead.
+    # The power the decoder means lack, mode by mode (that of x - recon would count the transposed
+    # convolutions' checkerboard twice), Hann-windowed so the edges' jump leaks no large scales into
+    # small ones, and without the patch means, which the window leaks into the lowest modes.
     x_means, recon_means = x.mean(axis=(1, 2)), recon.mean(axis=(1, 2))
     power = np.maximum(windowed_power(x - x_means[:, None, None]) - windowed_power(recon - recon_means[:, None, None]), 0.0)
     power[0, 0] = 0.0
@@ -472,10 +459,8 @@ def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     sampler = {"latent_mean": mean, "latent_chol": chol, "residual_power": power, "residual_mean": np.float64(missed.mean()),
                "residual_mean_std": np.float64(missed.std()), "residual_variance": np.float64(power.sum() / power.size**2 + missed.var()), **transfer}
     if model.settings["sampler_residual"] == "level":
-        # How much the decoder misses depends on where it is: on the filament sky the rms residual
-        # went from 0.07 in the faint valleys to 0.30 on the brightest ridges; a stationary field
-        # made the valleys as rough as the ridges (the dust VAE's boundary length V1 2.3x the
-        # floor, mostly below the mean; 1.25x with this).
+        # How much the decoder misses depends on where it is (less in the faint valleys than on
+        # the bright ridges): a stationary field would make the valleys as rough as the ridges.
         sampler["residual_levels"], sampler["residual_scales"] = level_scales(recon, x - recon - missed[:, None, None])
     if model.conditional:
         sampler["conditions"] = np.asarray(condition, dtype=np.float32).reshape(-1)
@@ -625,9 +610,8 @@ def slerp(z1: np.ndarray, z2: np.ndarray, t) -> np.ndarray:
     return out
 
 
+@functools.cache  # defines and registers the Keras class once per process
 def _latent_fit_class():
-    if "_LATENT" in globals():
-        return _LATENT
     import keras
     from keras import ops
 
@@ -653,7 +637,6 @@ def _latent_fit_class():
             per_patch = ops.sum(self.z * self.z, axis=-1) + ops.sum(residual * residual, axis=(1, 2, 3)) / self.sigma2
             return ops.sum(per_patch)
 
-    globals()["_LATENT"] = LatentFit
     return LatentFit
 
 

@@ -39,9 +39,8 @@ def set_seeds(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-# Patch sets up to this size are read into memory once: an epoch of batches read at random from
-# HDF5 took 3.4 s against 1.7 s from memory (6000 default 64x64 Q/U patches; the epoch's training
-# itself takes 25-40 s on 2 cores). Larger sets (the paper presets) are streamed.
+# Patch sets up to this size are read into memory once (batches read at random from HDF5 are
+# slower); larger sets (the paper presets) are streamed.
 IN_MEMORY_MAX_BYTES = 2 * 2**30
 
 
