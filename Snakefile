@@ -25,6 +25,7 @@ include: "rules/dustvae.smk"
 
 
 rule all:
+    default_target: True
     input:
         SPECTRA_TABLE,
         all_patch_files(),
@@ -33,4 +34,3 @@ rule all:
         COSMOVAE_OUTPUTS,
         real_sky_outputs(),
         DUSTVAE_OUTPUTS,
-    default_target: True

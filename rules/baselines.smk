@@ -6,15 +6,15 @@ rule ilc:
         patches=patch_file("{field}", "{split}"),
     output:
         prediction_path("ilc", "{field}", "{split}"),
-    resources:
-        mem_mb=patches_mem_mb(one_split, 1),
-        runtime=scaled(30),
     log:
         log_file("baselines/ilc_{field}_{split}"),
     benchmark:
         benchmark_file("baselines/ilc_{field}_{split}")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=patches_mem_mb(one_split, 1),
+        runtime=scaled(30),
     script:
         "../workflow/scripts/ilc.py"
 
@@ -35,17 +35,17 @@ rule fit_hilc:
         cls=SPECTRA_TABLE,
     output:
         hilc_weights(),
-    params:
-        **HILC_PARAMS,
-    resources:
-        mem_mb=patches_mem_mb(["train"], group_fields),
-        runtime=scaled(60),
     log:
         log_file("baselines/fit_hilc_{group}"),
     benchmark:
         benchmark_file("baselines/fit_hilc_{group}")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=patches_mem_mb(["train"], group_fields),
+        runtime=scaled(60),
+    params:
+        **HILC_PARAMS,
     script:
         "../workflow/scripts/fit_hilc.py"
 
@@ -57,16 +57,16 @@ rule hilc:
         patches=lambda wildcards: [patch_file(f, wildcards.split) for f in GROUP_FIELDS[field_group(wildcards.field)]],
     output:
         prediction_path("{method}", "{field}", "{split}"),
-    wildcard_constraints:
-        method="hilc|hilc_wiener",
-    resources:
-        mem_mb=patches_mem_mb(one_split, field_group_fields),
-        runtime=scaled(30),
     log:
         log_file("baselines/{method}_{field}_{split}"),
     benchmark:
         benchmark_file("baselines/{method}_{field}_{split}")
+    wildcard_constraints:
+        method="hilc|hilc_wiener",
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=patches_mem_mb(one_split, field_group_fields),
+        runtime=scaled(30),
     script:
         "../workflow/scripts/hilc.py"

@@ -16,23 +16,23 @@ rule train_cenn:
             subcategory="Training",
         ),
         tensorboard=directory(cenn_tensorboard_dir()),
-    params:
-        settings=CENN_SETTINGS,
-        seed=config["seed"],
-        fields=lambda wildcards: CENN_MODELS[wildcards.model],
-        # Not an output: it must survive a killed job so the rerun resumes from it.
-        checkpoint_dir=lambda wildcards: cenn_checkpoint_dir(wildcards.model),
-    threads: 2
-    resources:
-        mem_mb=train_mem_mb,
-        runtime=train_runtime,
-        gpu=1,
     log:
         log_file("cenn/train_{model}"),
     benchmark:
         benchmark_file("cenn/train_{model}")
     conda:
         "../envs/ml.yaml"
+    threads: 2
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=1,
+    params:
+        settings=CENN_SETTINGS,
+        seed=config["seed"],
+        fields=lambda wildcards: CENN_MODELS[wildcards.model],
+        # Not an output: it must survive a killed job so the rerun resumes from it.
+        checkpoint_dir=lambda wildcards: cenn_checkpoint_dir(wildcards.model),
     script:
         "../workflow/scripts/train_cenn.py"
 
@@ -44,17 +44,17 @@ rule predict_cenn:
         patches=lambda wildcards: [patch_file(f, wildcards.split) for f in CENN_MODELS[model_of(wildcards.field)]],
     output:
         prediction_path("cenn", "{field}", "{split}"),
-    params:
-        fields=lambda wildcards: CENN_MODELS[model_of(wildcards.field)],
-        test_time_augmentation=config["cenn"]["test_time_augmentation"],
-    resources:
-        mem_mb=predict_mem_mb,
-        runtime=scaled(60),
     log:
         log_file("cenn/predict_{field}_{split}"),
     benchmark:
         benchmark_file("cenn/predict_{field}_{split}")
     conda:
         "../envs/ml.yaml"
+    resources:
+        mem_mb=predict_mem_mb,
+        runtime=scaled(60),
+    params:
+        fields=lambda wildcards: CENN_MODELS[model_of(wildcards.field)],
+        test_time_augmentation=config["cenn"]["test_time_augmentation"],
     script:
         "../workflow/scripts/predict_cenn.py"

@@ -11,7 +11,9 @@ COSMOVAE_PREDICT_KEYS = ("n_samples", "small_holes", "kept_samples", "fullsky")
 COSMOVAE_SETTINGS = {k: v for k, v in COSMOVAE.items() if k not in COSMOVAE_PREDICT_KEYS}
 # The T truth patches carry the HEALPix pixel window only when cut from maps (patches.method pixel);
 # the exact method evaluates the label alm at the patch pixels (beam only).
-LABEL_PIXWIN_NSIDE = config["nside"] if (config["patches"]["method"] == "pixel" and config["observation"]["pixel_window"]) else None
+LABEL_PIXWIN_NSIDE = (
+    config["nside"] if (config["patches"]["method"] == "pixel" and config["observation"]["pixel_window"]) else None
+)
 
 
 # Every final output of the stage, for rule all (none when cosmovae.enabled is false); the paths
@@ -46,6 +48,14 @@ rule inpainting_sky_mask:
             category="CosmoVAE",
             subcategory="Masks",
         ),
+    log:
+        log_file("inpainting/sky_mask_r{realisation}"),
+    benchmark:
+        benchmark_file("inpainting/sky_mask_r{realisation}")
+    conda:
+        "../envs/sky.yaml"
+    resources:
+        mem_mb=patches_mem_mb(SPLITS, 1),
     params:
         inpainting=INPAINTING,
         geometry=PATCH_GEOMETRY,
@@ -54,14 +64,6 @@ rule inpainting_sky_mask:
         nside=config["nside"],
         source_flux_Jy=config["patches"]["source_mask_flux_Jy"],
         source_radius_arcmin=config["patches"]["source_mask_radius_fwhm"] * LABEL_BEAM_ARCMIN,
-    resources:
-        mem_mb=patches_mem_mb(SPLITS, 1),
-    log:
-        log_file("inpainting/sky_mask_r{realisation}"),
-    benchmark:
-        benchmark_file("inpainting/sky_mask_r{realisation}")
-    conda:
-        "../envs/sky.yaml"
     script:
         "../workflow/scripts/inpainting_sky_mask.py"
 
@@ -73,18 +75,18 @@ if LABEL_LMAX:
             cls=SPECTRA_TABLE,
         output:
             cls=INPAINTING_CLS,
-        params:
-            theory=THEORY_PARAMS,
-            lmax_sky=LMAX,
-            label_lmax=LABEL_LMAX,
-        resources:
-            mem_mb=scaled(2000),
         log:
             log_file("inpainting/label_spectra"),
         benchmark:
             benchmark_file("inpainting/label_spectra")
         conda:
             "../envs/sky.yaml"
+        resources:
+            mem_mb=scaled(2000),
+        params:
+            theory=THEORY_PARAMS,
+            lmax_sky=LMAX,
+            label_lmax=LABEL_LMAX,
         script:
             "../workflow/scripts/label_spectra.py"
 
@@ -96,6 +98,14 @@ rule inpainting_patches:
         cls=INPAINTING_CLS,
     output:
         inpainting_patch_file(),
+    log:
+        log_file("inpainting/patches_{split}"),
+    benchmark:
+        benchmark_file("inpainting/patches_{split}")
+    conda:
+        "../envs/sky.yaml"
+    resources:
+        mem_mb=patches_mem_mb(one_split, 1),
     params:
         inpainting=INPAINTING,
         geometry=PATCH_GEOMETRY,
@@ -105,14 +115,6 @@ rule inpainting_patches:
         seed=config["seed"],
         # The Gaussian baseline costs seconds per patch (dense solves): the test set is a subset.
         max_patches=lambda wildcards: INPAINTING["test_patches"] if wildcards.split == "test" else None,
-    resources:
-        mem_mb=patches_mem_mb(one_split, 1),
-    log:
-        log_file("inpainting/patches_{split}"),
-    benchmark:
-        benchmark_file("inpainting/patches_{split}")
-    conda:
-        "../envs/sky.yaml"
     script:
         "../workflow/scripts/inpainting_patches.py"
 
@@ -122,16 +124,16 @@ rule mask_bank:
         inpainting_patch_file("train"),
     output:
         MASK_BANK,
-    params:
-        min_fraction=INPAINTING["bank_min_fraction"],
-    resources:
-        mem_mb=patches_mem_mb(["train"], 1),
     log:
         log_file("inpainting/mask_bank"),
     benchmark:
         benchmark_file("inpainting/mask_bank")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=patches_mem_mb(["train"], 1),
+    params:
+        min_fraction=INPAINTING["bank_min_fraction"],
     script:
         "../workflow/scripts/mask_bank.py"
 
@@ -152,6 +154,16 @@ rule train_cosmovae:
             subcategory="Training",
         ),
         tensorboard=directory(COSMOVAE_TENSORBOARD),
+    log:
+        log_file("cosmovae/train"),
+    benchmark:
+        benchmark_file("cosmovae/train")
+    conda:
+        "../envs/ml.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=patches_mem_mb(["train", "validation"], 1),
     params:
         settings=COSMOVAE_SETTINGS,
         seed=config["seed"],
@@ -160,16 +172,6 @@ rule train_cosmovae:
         pixwin_nside=LABEL_PIXWIN_NSIDE,
         # Not an output: it must survive a killed job so the rerun resumes from it.
         checkpoint_dir=COSMOVAE_CHECKPOINT,
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=patches_mem_mb(["train", "validation"], 1),
-    log:
-        log_file("cosmovae/train"),
-    benchmark:
-        benchmark_file("cosmovae/train")
-    conda:
-        "../envs/ml.yaml"
     script:
         "../workflow/scripts/train_cosmovae.py"
 
@@ -181,6 +183,15 @@ rule predict_cosmovae:
         cls=INPAINTING_CLS,
     output:
         COSMOVAE_PREDICTION,
+    log:
+        log_file("cosmovae/predict_test"),
+    benchmark:
+        benchmark_file("cosmovae/predict_test")
+    conda:
+        "../envs/ml.yaml"
+    threads: 2
+    resources:
+        mem_mb=patches_mem_mb(["test"], 3),
     params:
         model=COSMOVAE["model"],
         n_samples=COSMOVAE["n_samples"],
@@ -190,15 +201,6 @@ rule predict_cosmovae:
         geometry=PATCH_GEOMETRY,
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
         pixwin_nside=LABEL_PIXWIN_NSIDE,
-    threads: 2
-    resources:
-        mem_mb=patches_mem_mb(["test"], 3),
-    log:
-        log_file("cosmovae/predict_test"),
-    benchmark:
-        benchmark_file("cosmovae/predict_test")
-    conda:
-        "../envs/ml.yaml"
     script:
         "../workflow/scripts/predict_cosmovae.py"
 
@@ -209,6 +211,15 @@ rule gaussian_inpaint:
         cls=INPAINTING_CLS,
     output:
         GAUSSIAN_PREDICTION,
+    log:
+        log_file("inpainting/gaussian_test"),
+    benchmark:
+        benchmark_file("inpainting/gaussian_test")
+    conda:
+        "../envs/sky.yaml"
+    threads: 2
+    resources:
+        mem_mb=scaled(4000),
     params:
         geometry=PATCH_GEOMETRY,
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
@@ -217,15 +228,6 @@ rule gaussian_inpaint:
         method_std=INPAINTING["gaussian_method"],
         kept_samples=COSMOVAE["kept_samples"],
         seed=config["seed"],
-    threads: 2
-    resources:
-        mem_mb=scaled(4000),
-    log:
-        log_file("inpainting/gaussian_test"),
-    benchmark:
-        benchmark_file("inpainting/gaussian_test")
-    conda:
-        "../envs/sky.yaml"
     script:
         "../workflow/scripts/gaussian_inpaint.py"
 
@@ -272,6 +274,14 @@ rule inpainting_metrics:
             category="CosmoVAE",
             subcategory="Metrics",
         ),
+    log:
+        log_file("inpainting/metrics_test"),
+    benchmark:
+        benchmark_file("inpainting/metrics_test")
+    conda:
+        "../envs/namaster.yaml"
+    resources:
+        mem_mb=patches_mem_mb(["test"], 4),
     params:
         geometry=PATCH_GEOMETRY,
         spectra=config["spectra"],
@@ -279,14 +289,6 @@ rule inpainting_metrics:
         max_spectra_patches=INPAINTING["max_spectra_patches"],
         check_against_zero_fill=INPAINTING["check_against_zero_fill"],
         seed=config["seed"],
-    resources:
-        mem_mb=patches_mem_mb(["test"], 4),
-    log:
-        log_file("inpainting/metrics_test"),
-    benchmark:
-        benchmark_file("inpainting/metrics_test")
-    conda:
-        "../envs/namaster.yaml"
     script:
         "../workflow/scripts/inpainting_metrics.py"
 
@@ -298,6 +300,15 @@ rule inpainting_fullsky_patches:
     output:
         maps=fullsky_region(),
         patches=fullsky_patches(),
+    log:
+        log_file("inpainting/fullsky_patches_r{realisation}"),
+    benchmark:
+        benchmark_file("inpainting/fullsky_patches_r{realisation}")
+    conda:
+        "../envs/sky.yaml"
+    threads: 2
+    resources:
+        mem_mb=scaled(4000),
     params:
         fullsky=COSMOVAE["fullsky"],
         geometry=PATCH_GEOMETRY,
@@ -307,15 +318,6 @@ rule inpainting_fullsky_patches:
         observation=config["observation"],
         lat_cut_deg=config["patches"]["lat_cut_deg"],
         seed=config["seed"],
-    threads: 2
-    resources:
-        mem_mb=scaled(4000),
-    log:
-        log_file("inpainting/fullsky_patches_r{realisation}"),
-    benchmark:
-        benchmark_file("inpainting/fullsky_patches_r{realisation}")
-    conda:
-        "../envs/sky.yaml"
     script:
         "../workflow/scripts/inpainting_fullsky_patches.py"
 
@@ -346,6 +348,15 @@ rule cosmovae_fullsky:
             category="CosmoVAE",
             subcategory="Full sky",
         ),
+    log:
+        log_file("cosmovae/fullsky_r{realisation}"),
+    benchmark:
+        benchmark_file("cosmovae/fullsky_r{realisation}")
+    conda:
+        "../envs/ml.yaml"
+    threads: 2
+    resources:
+        mem_mb=scaled(4000),
     params:
         geometry=PATCH_GEOMETRY,
         nside=config["nside"],
@@ -356,14 +367,5 @@ rule cosmovae_fullsky:
         beam_fwhm_arcmin=LABEL_BEAM_ARCMIN,
         pixwin_nside=LABEL_PIXWIN_NSIDE,
         gaussian_method=INPAINTING["gaussian_method"],
-    threads: 2
-    resources:
-        mem_mb=scaled(4000),
-    log:
-        log_file("cosmovae/fullsky_r{realisation}"),
-    benchmark:
-        benchmark_file("cosmovae/fullsky_r{realisation}")
-    conda:
-        "../envs/ml.yaml"
     script:
         "../workflow/scripts/cosmovae_fullsky.py"

@@ -26,7 +26,12 @@ DUSTVAE_OUTPUTS = (
         *[
             p
             for m in DUST_CONDITIONAL_MODELS
-            for p in (dust_conditional_table(m), dust_conditional_figure(m), dust_latent_figure(m), dust_reconstructions_figure(m))
+            for p in (
+                dust_conditional_table(m),
+                dust_conditional_figure(m),
+                dust_latent_figure(m),
+                dust_reconstructions_figure(m),
+            )
         ],
     ]
     if DUSTVAE["enabled"]
@@ -41,17 +46,17 @@ wildcard_constraints:
 rule dust_sky:
     output:
         DUST_SKY,
-    params:
-        sky=DUSTVAE["sky"],
-        seed=config["seed"],
-    resources:
-        mem_mb=dust_sky_mem_mb,
     log:
         log_file("dust/sky"),
     benchmark:
         benchmark_file("dust/sky")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=dust_sky_mem_mb,
+    params:
+        sky=DUSTVAE["sky"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/dust_sky.py"
 
@@ -61,20 +66,20 @@ rule dust_patches:
         dust_patch_source,
     output:
         dust_patch_file(),
-    params:
-        source=DUSTVAE["source"],
-        sky=DUSTVAE["sky"],
-        patches=DUST_PATCHES,
-        seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=dust_patches_mem_mb,
     log:
         log_file("dust/patches_{split}"),
     benchmark:
         benchmark_file("dust/patches_{split}")
     conda:
         "../envs/sky.yaml"
+    threads: 1
+    resources:
+        mem_mb=dust_patches_mem_mb,
+    params:
+        source=DUSTVAE["source"],
+        sky=DUSTVAE["sky"],
+        patches=DUST_PATCHES,
+        seed=config["seed"],
     script:
         "../workflow/scripts/dust_patches.py"
 
@@ -93,27 +98,27 @@ rule train_dustvae:
             category="Dust VAE",
             subcategory="Training",
         ),
+    log:
+        log_file("dust/train_{dustmodel}"),
+    benchmark:
+        benchmark_file("dust/train_{dustmodel}")
+    # One retry resumes from the last checkpoint. The default cvae's validation loss turns
+    # NaN at epoch 8 on some CPUs (measured here: the job stops with NonFiniteLoss, no model
+    # written); resumed from its checkpoint (8 epochs done) it trains on to a finite end
+    # (issue 20 is to make the dust models numerically robust instead).
+    retries: 1
+    conda:
+        "../envs/ml.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=dust_mem_mb(["train", "validation"]),
     params:
         # Only this model's settings: changing another model's beta does not retrain this one.
         settings=lambda wildcards: {**DUSTVAE["network"], **DUSTVAE["training"], **DUST_MODELS[wildcards.dustmodel]},
         seed=config["seed"],
         # Not an output: it must survive a killed job so the rerun resumes from it.
         checkpoint_dir=lambda wildcards: dust_checkpoint_dir(wildcards.dustmodel),
-    threads: 1
-    # One retry resumes from the last checkpoint. The default cvae's validation loss turns
-    # NaN at epoch 8 on some CPUs (measured here: the job stops with NonFiniteLoss, no model
-    # written); resumed from its checkpoint (8 epochs done) it trains on to a finite end
-    # (issue 20 is to make the dust models numerically robust instead).
-    retries: 1
-    resources:
-        gpu=1,
-        mem_mb=dust_mem_mb(["train", "validation"]),
-    log:
-        log_file("dust/train_{dustmodel}"),
-    benchmark:
-        benchmark_file("dust/train_{dustmodel}")
-    conda:
-        "../envs/ml.yaml"
     script:
         "../workflow/scripts/train_dustvae.py"
 
@@ -125,20 +130,20 @@ rule dust_scattering:
         train=dust_patch_file("train"),
     output:
         DUST_SCATTERING_SAMPLES,
-    params:
-        scattering=DUSTVAE["statistics"]["scattering"],
-        n_samples=DUSTVAE["statistics"]["n_samples"],
-        reso_arcmin=DUST_PATCHES["reso_arcmin"],
-        seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=dust_mem_mb(["train"]),
     log:
         log_file("dust/scattering"),
     benchmark:
         benchmark_file("dust/scattering")
     conda:
         "../envs/dustvae.yaml"
+    threads: 1
+    resources:
+        mem_mb=dust_mem_mb(["train"]),
+    params:
+        scattering=DUSTVAE["statistics"]["scattering"],
+        n_samples=DUSTVAE["statistics"]["n_samples"],
+        reso_arcmin=DUST_PATCHES["reso_arcmin"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/dust_scattering.py"
 
@@ -171,21 +176,21 @@ rule dust_statistics:
             category="Dust VAE",
             subcategory="Statistics",
         ),
-    params:
-        names=list(DUST_MODELS),
-        # Not the scattering knobs: those retrain nothing here (dust_scattering reruns instead).
-        statistics={k: v for k, v in DUSTVAE["statistics"].items() if k != "scattering"},
-        reso_arcmin=DUST_PATCHES["reso_arcmin"],
-        seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=dust_mem_mb(["train", "validation", "test"]),
     log:
         log_file("dust/statistics"),
     benchmark:
         benchmark_file("dust/statistics")
     conda:
         "../envs/dustvae.yaml"
+    threads: 1
+    resources:
+        mem_mb=dust_mem_mb(["train", "validation", "test"]),
+    params:
+        names=list(DUST_MODELS),
+        # Not the scattering knobs: those retrain nothing here (dust_scattering reruns instead).
+        statistics={k: v for k, v in DUSTVAE["statistics"].items() if k != "scattering"},
+        reso_arcmin=DUST_PATCHES["reso_arcmin"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/dust_statistics.py"
 
@@ -210,18 +215,18 @@ rule dust_imputation:
             category="Dust VAE",
             subcategory="Imputation",
         ),
-    params:
-        imputation=DUSTVAE["imputation"],
-        reso_arcmin=DUST_PATCHES["reso_arcmin"],
-    threads: 1
-    resources:
-        mem_mb=dust_mem_mb(["train", "test"]),
     log:
         log_file("dust/imputation"),
     benchmark:
         benchmark_file("dust/imputation")
     conda:
         "../envs/dustvae.yaml"
+    threads: 1
+    resources:
+        mem_mb=dust_mem_mb(["train", "test"]),
+    params:
+        imputation=DUSTVAE["imputation"],
+        reso_arcmin=DUST_PATCHES["reso_arcmin"],
     script:
         "../workflow/scripts/dust_imputation.py"
 
@@ -243,16 +248,16 @@ rule dust_interpolation:
             category="Dust VAE",
             subcategory="Interpolation",
         ),
-    params:
-        interpolation=DUSTVAE["interpolation"],
-    resources:
-        mem_mb=dust_mem_mb(["test"]),
     log:
         log_file("dust/interpolation"),
     benchmark:
         benchmark_file("dust/interpolation")
     conda:
         "../envs/dustvae.yaml"
+    resources:
+        mem_mb=dust_mem_mb(["test"]),
+    params:
+        interpolation=DUSTVAE["interpolation"],
     script:
         "../workflow/scripts/dust_interpolation.py"
 
@@ -287,20 +292,20 @@ rule dust_conditional:
             category="Dust VAE",
             subcategory="Conditional generation",
         ),
-    params:
-        conditional=DUSTVAE["conditional"],
-        condition=lambda wildcards: DUST_MODELS[wildcards.dustmodel]["condition"],
-        reso_arcmin=DUST_PATCHES["reso_arcmin"],
-        n_bins=DUSTVAE["statistics"]["n_bins"],
-        seed=config["seed"],
-    threads: 1
-    resources:
-        mem_mb=dust_mem_mb(["train", "test"]),
     log:
         log_file("dust/conditional_{dustmodel}"),
     benchmark:
         benchmark_file("dust/conditional_{dustmodel}")
     conda:
         "../envs/dustvae.yaml"
+    threads: 1
+    resources:
+        mem_mb=dust_mem_mb(["train", "test"]),
+    params:
+        conditional=DUSTVAE["conditional"],
+        condition=lambda wildcards: DUST_MODELS[wildcards.dustmodel]["condition"],
+        reso_arcmin=DUST_PATCHES["reso_arcmin"],
+        n_bins=DUSTVAE["statistics"]["n_bins"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/dust_conditional.py"

@@ -4,18 +4,18 @@
 rule spectra_workspace:
     output:
         spectra_workspace(),
-    params:
-        spectra=config["spectra"],
-        **PATCH_GEOMETRY,
-    resources:
-        mem_mb=scaled(4000),
-        runtime=scaled(60),
     log:
         log_file("evaluation/spectra_workspace_{group}"),
     benchmark:
         benchmark_file("evaluation/spectra_workspace_{group}")
     conda:
         "../envs/namaster.yaml"
+    resources:
+        mem_mb=scaled(4000),
+        runtime=scaled(60),
+    params:
+        **PATCH_GEOMETRY,
+        spectra=config["spectra"],
     script:
         "../workflow/scripts/spectra_workspace.py"
 
@@ -50,23 +50,23 @@ rule spectra:
             category="Spectra",
             subcategory="{group}",
         ),
-    params:
-        methods=METHODS,
-        # The aim of issue 6: residual BB below lensing BB in this multipole range.
-        aim_ell_range=[100.0, 1000.0],
-        spectra=config["spectra"],
-        label_beam_arcmin=LABEL_BEAM_ARCMIN,
-        **PATCH_GEOMETRY,
-    resources:
-        # every method's one-channel predictions weigh about one patch file per field
-        mem_mb=patches_mem_mb(one_split, group_fields),
-        runtime=scaled(60),
     log:
         log_file("evaluation/spectra_{group}_{split}"),
     benchmark:
         benchmark_file("evaluation/spectra_{group}_{split}")
     conda:
         "../envs/namaster.yaml"
+    resources:
+        # every method's one-channel predictions weigh about one patch file per field
+        mem_mb=patches_mem_mb(one_split, group_fields),
+        runtime=scaled(60),
+    params:
+        **PATCH_GEOMETRY,
+        methods=METHODS,
+        # The aim of issue 6: residual BB below lensing BB in this multipole range.
+        aim_ell_range=[100.0, 1000.0],
+        spectra=config["spectra"],
+        label_beam_arcmin=LABEL_BEAM_ARCMIN,
     script:
         "../workflow/scripts/spectra.py"
 
@@ -89,17 +89,17 @@ rule metrics:
             category="Metrics",
             subcategory="{field}",
         ),
-    params:
-        methods=METHODS,
-        n=config["figures"]["n_example_patches"],
-    resources:
-        mem_mb=patches_mem_mb(split_and_train, 1),
-        runtime=scaled(30),
     log:
         log_file("evaluation/metrics_{field}_{split}"),
     benchmark:
         benchmark_file("evaluation/metrics_{field}_{split}")
     conda:
         "../envs/plot.yaml"
+    resources:
+        mem_mb=patches_mem_mb(split_and_train, 1),
+        runtime=scaled(30),
+    params:
+        methods=METHODS,
+        n=config["figures"]["n_example_patches"],
     script:
         "../workflow/scripts/metrics.py"

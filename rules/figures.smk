@@ -10,17 +10,17 @@ rule plot_spectra:
             caption="../workflow/report/cls_dl.rst",
             category="Theory",
         ),
-    params:
-        r=config["theory"]["r"],
-    resources:
-        mem_mb=scaled(1000),
-        runtime=scaled(10),
     log:
         log_file("figures/plot_spectra"),
     benchmark:
         benchmark_file("figures/plot_spectra")
     conda:
         "../envs/plot.yaml"
+    resources:
+        mem_mb=scaled(1000),
+        runtime=scaled(10),
+    params:
+        r=config["theory"]["r"],
     script:
         "../workflow/scripts/plot_spectra.py"
 
@@ -40,18 +40,18 @@ rule plot_sky:
             caption="../workflow/report/observed_mollweide.rst",
             category="Sky",
         ),
-    params:
-        freqs=FREQS,
-        nside_out=config["figures"]["mollweide_nside"],
-    resources:
-        mem_mb=sky_mem_mb("plot_sky"),
-        runtime=scaled(30),
     log:
         log_file("figures/plot_sky"),
     benchmark:
         benchmark_file("figures/plot_sky")
     conda:
         "../envs/plot.yaml"
+    resources:
+        mem_mb=sky_mem_mb("plot_sky"),
+        runtime=scaled(30),
+    params:
+        freqs=FREQS,
+        nside_out=config["figures"]["mollweide_nside"],
     script:
         "../workflow/scripts/plot_sky.py"
 
@@ -65,16 +65,16 @@ rule plot_patches:
             caption="../workflow/report/patches.rst",
             category="Patches",
         ),
-    params:
-        n=config["figures"]["n_example_patches"],
-    resources:
-        mem_mb=patches_mem_mb(["train"], 1),
-        runtime=scaled(10),
     log:
         log_file("figures/plot_patches_{field}"),
     benchmark:
         benchmark_file("figures/plot_patches_{field}")
     conda:
         "../envs/plot.yaml"
+    resources:
+        mem_mb=patches_mem_mb(["train"], 1),
+        runtime=scaled(10),
+    params:
+        n=config["figures"]["n_example_patches"],
     script:
         "../workflow/scripts/plot_patches.py"

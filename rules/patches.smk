@@ -7,6 +7,16 @@ rule cut_patches:
     output:
         patches=[patch_file(field, "{split}") for field in FIELDS],
         sources=source_table("{split}"),
+    log:
+        log_file("patches/cut_{split}"),
+    benchmark:
+        benchmark_file("patches/cut_{split}")
+    conda:
+        "../envs/sky.yaml"
+    threads: 2
+    resources:
+        mem_mb=cut_mem_mb,
+        runtime=cut_runtime,
     params:
         patches=config["patches"],
         observation=config["observation"],
@@ -15,15 +25,5 @@ rule cut_patches:
         nside=config["nside"],
         seed=config["seed"],
         realisations=config["realisations"],
-    threads: 2
-    resources:
-        mem_mb=cut_mem_mb,
-        runtime=cut_runtime,
-    log:
-        log_file("patches/cut_{split}"),
-    benchmark:
-        benchmark_file("patches/cut_{split}")
-    conda:
-        "../envs/sky.yaml"
     script:
         "../workflow/scripts/cut_patches.py"

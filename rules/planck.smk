@@ -15,23 +15,23 @@ PLANCK_MANIFEST = load_manifest(find_manifest(PLANCK["manifest"], WORKFLOW_ROOT)
 rule download_planck:
     output:
         planck_file("{filename}"),
-    wildcard_constraints:
-        filename="|".join(re.escape(name) for name in PLANCK_MANIFEST),
-    params:
-        download=lambda wildcards: download_params(PLANCK_MANIFEST, PLANCK, wildcards.filename),
     log:
         log_file("planck/download_{filename}"),
     benchmark:
         benchmark_file("planck/download_{filename}")
+    wildcard_constraints:
+        filename="|".join(re.escape(name) for name in PLANCK_MANIFEST),
     # No whole-job retry (also under a profile's --retries): the script retries timeouts, 5xx
     # and dropped streams itself, resuming the .part file; an unknown host, a refused
     # connection or a 4xx fails at once and would fail the same way again.
     retries: 0
     # Cluster compute nodes often have no internet: download on the submitting host.
     localrule: True
-    resources:
-        downloads=1,  # `--resources downloads=2` caps parallel downloads
     conda:
         "../envs/download.yaml"
+    resources:
+        downloads=1,  # `--resources downloads=2` caps parallel downloads
+    params:
+        download=lambda wildcards: download_params(PLANCK_MANIFEST, PLANCK, wildcards.filename),
     script:
         "../workflow/scripts/download_planck.py"

@@ -24,16 +24,16 @@ rule planck_noise_variance:
         lambda wildcards: planck_file(hfi_map_file(freq_of(wildcards.freq))),
     output:
         noise_variance_path(),
-    params:
-        nside=config["nside"],
-    resources:
-        mem_mb=planck_map_mem_mb,
     log:
         log_file("planck/noise_variance_{freq}"),
     benchmark:
         benchmark_file("planck/noise_variance_{freq}")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=planck_map_mem_mb,
+    params:
+        nside=config["nside"],
     script:
         "../workflow/scripts/planck_noise_variance.py"
 
@@ -43,18 +43,18 @@ rule planck_keep_mask:
         planck_file(MASK_FILES[REAL_SKY["mask"]]),
     output:
         PLANCK_KEEP_MASK,
-    params:
-        nside=config["nside"],
-        column=REAL_SKY["mask_column"],
-        threshold=REAL_SKY["mask_threshold"],
-    resources:
-        mem_mb=planck_map_mem_mb,
     log:
         log_file("planck/keep_mask"),
     benchmark:
         benchmark_file("planck/keep_mask")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=planck_map_mem_mb,
+    params:
+        nside=config["nside"],
+        column=REAL_SKY["mask_column"],
+        threshold=REAL_SKY["mask_threshold"],
     script:
         "../workflow/scripts/planck_keep_mask.py"
 
@@ -64,17 +64,17 @@ rule planck_frequency_map:
         lambda wildcards: planck_file(hfi_map_file(freq_of(wildcards.freq), wildcards.data)),
     output:
         planck_frequency_map_path(),
-    params:
-        nside=config["nside"],
-        fwhm_arcmin=lambda wildcards: config["observation"]["beam_fwhm_arcmin"][FREQ_TAGS.index(wildcards.freq)],
-    resources:
-        mem_mb=planck_map_mem_mb,
     log:
         log_file("planck/frequency_map_{data}_{freq}"),
     benchmark:
         benchmark_file("planck/frequency_map_{data}_{freq}")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=planck_map_mem_mb,
+    params:
+        nside=config["nside"],
+        fwhm_arcmin=lambda wildcards: config["observation"]["beam_fwhm_arcmin"][FREQ_TAGS.index(wildcards.freq)],
     script:
         "../workflow/scripts/planck_frequency_map.py"
 
@@ -84,19 +84,19 @@ rule planck_cmb_map:
         lambda wildcards: planck_file(CMB_PRODUCTS[wildcards.product]),
     output:
         planck_cmb_map_path(),
-    params:
-        nside=config["nside"],
-        fwhm_in_arcmin=REAL_SKY["cmb_fwhm_arcmin"],
-        fwhm_arcmin=LABEL_BEAM_ARCMIN,
-        pixwin_in=REAL_SKY["cmb_pixel_window"],
-    resources:
-        mem_mb=planck_map_mem_mb,
     log:
         log_file("planck/cmb_map_{product}"),
     benchmark:
         benchmark_file("planck/cmb_map_{product}")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=planck_map_mem_mb,
+    params:
+        nside=config["nside"],
+        fwhm_in_arcmin=REAL_SKY["cmb_fwhm_arcmin"],
+        fwhm_arcmin=LABEL_BEAM_ARCMIN,
+        pixwin_in=REAL_SKY["cmb_pixel_window"],
     script:
         "../workflow/scripts/planck_cmb_map.py"
 
@@ -109,17 +109,17 @@ rule planck_centers:
         cmb=[planck_cmb_map_path(p) for p in CMB_PRODUCT_NAMES],
     output:
         PLANCK_CENTERS,
-    params:
-        n_patches=REAL_SKY["n_patches"],
-        lat_cut_deg=REAL_SKY["lat_cut_deg"],
-        seed=config["seed"],
-        **PATCH_GEOMETRY,
     log:
         log_file("planck/centers"),
     benchmark:
         benchmark_file("planck/centers")
     conda:
         "../envs/sky.yaml"
+    params:
+        **PATCH_GEOMETRY,
+        n_patches=REAL_SKY["n_patches"],
+        lat_cut_deg=REAL_SKY["lat_cut_deg"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/planck_centers.py"
 
@@ -131,7 +131,14 @@ rule planck_patches:
         cmb=[planck_cmb_map_path(p) for p in CMB_PRODUCT_NAMES],
     output:
         [planck_patch_file(f) for f in REAL_FIELDS],
+    log:
+        log_file("planck/patches_{data}"),
+    benchmark:
+        benchmark_file("planck/patches_{data}")
+    conda:
+        "../envs/sky.yaml"
     params:
+        **PATCH_GEOMETRY,
         fields=REAL_FIELDS,
         products=CMB_PRODUCT_NAMES,
         freqs=FREQS,
@@ -139,13 +146,6 @@ rule planck_patches:
         nside=config["nside"],
         seed=config["seed"],
         interpolation=config["patches"]["interpolation"],
-        **PATCH_GEOMETRY,
-    log:
-        log_file("planck/patches_{data}"),
-    benchmark:
-        benchmark_file("planck/patches_{data}")
-    conda:
-        "../envs/sky.yaml"
     script:
         "../workflow/scripts/planck_patches.py"
 
@@ -157,16 +157,16 @@ rule predict_cenn_planck:
         patches=[planck_patch_file(f) for f in REAL_FIELDS],
     output:
         [planck_prediction_path(f) for f in REAL_FIELDS],
-    params:
-        fields=REAL_FIELDS,
-        models=REAL_MODELS,
-        test_time_augmentation=config["cenn"]["test_time_augmentation"],
     log:
         log_file("planck/predict_cenn_{data}"),
     benchmark:
         benchmark_file("planck/predict_cenn_{data}")
     conda:
         "../envs/ml.yaml"
+    params:
+        fields=REAL_FIELDS,
+        models=REAL_MODELS,
+        test_time_augmentation=config["cenn"]["test_time_augmentation"],
     script:
         "../workflow/scripts/predict_cenn_planck.py"
 
@@ -188,18 +188,18 @@ rule planck_comparison:
             caption="../workflow/report/planck_comparison.rst",
             category="Planck sky",
         ),
-    params:
-        data=REAL_DATA,
-        fields=REAL_FIELDS,
-        products=CMB_PRODUCT_NAMES,
-        spectra=config["spectra"],
-        label_beam_arcmin=LABEL_BEAM_ARCMIN,
-        **PATCH_GEOMETRY,
     log:
         log_file("planck/comparison"),
     benchmark:
         benchmark_file("planck/comparison")
     conda:
         "../envs/namaster.yaml"
+    params:
+        **PATCH_GEOMETRY,
+        data=REAL_DATA,
+        fields=REAL_FIELDS,
+        products=CMB_PRODUCT_NAMES,
+        spectra=config["spectra"],
+        label_beam_arcmin=LABEL_BEAM_ARCMIN,
     script:
         "../workflow/scripts/planck_comparison.py"

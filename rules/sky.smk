@@ -8,19 +8,19 @@ rule cmb_map:
     output:
         alm=cmb_alm_path(),
         map=cmb_map_path(),
-    params:
-        nside=config["nside"],
-        seed=config["seed"],
-    threads: sky_threads()
-    resources:
-        mem_mb=sky_mem_mb("cmb_map"),
-        runtime=sky_runtime,
     log:
         log_file("sky/r{realisation}/cmb_map"),
     benchmark:
         benchmark_file("sky/r{realisation}/cmb_map")
     conda:
         "../envs/sky.yaml"
+    threads: sky_threads()
+    resources:
+        mem_mb=sky_mem_mb("cmb_map"),
+        runtime=sky_runtime,
+    params:
+        nside=config["nside"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/cmb_map.py"
 
@@ -37,8 +37,18 @@ rule foreground:
             category="Sky",
             subcategory="Foreground amplitudes",
         ),
+    log:
+        log_file("sky/r{realisation}/foreground_{component}"),
+    benchmark:
+        benchmark_file("sky/r{realisation}/foreground_{component}")
     wildcard_constraints:
         component="|".join(DIFFUSE),
+    conda:
+        "../envs/sky.yaml"
+    threads: sky_threads()
+    resources:
+        mem_mb=sky_mem_mb("foreground"),
+        runtime=sky_runtime,
     params:
         settings=lambda wildcards: foreground_rule_settings(config, wildcards.component),
         nside=config["nside"],
@@ -46,16 +56,6 @@ rule foreground:
         seed=config["seed"],
         # Amplitudes are defined (and the modulation normalised) on the patches' sky.
         lat_cut_deg=config["patches"]["lat_cut_deg"],
-    threads: sky_threads()
-    resources:
-        mem_mb=sky_mem_mb("foreground"),
-        runtime=sky_runtime,
-    log:
-        log_file("sky/r{realisation}/foreground_{component}"),
-    benchmark:
-        benchmark_file("sky/r{realisation}/foreground_{component}")
-    conda:
-        "../envs/sky.yaml"
     script:
         "../workflow/scripts/foreground.py"
 
@@ -63,21 +63,21 @@ rule foreground:
 rule point_sources:
     output:
         foreground_path(),
-    wildcard_constraints:
-        component="|".join(POINT_SOURCES),
-    params:
-        settings=lambda wildcards: config["foregrounds"][wildcards.component],
-        freqs=FREQS,
-        seed=config["seed"],
-    resources:
-        mem_mb=scaled(2000),
-        runtime=scaled(30),
     log:
         log_file("sky/r{realisation}/foreground_{component}"),
     benchmark:
         benchmark_file("sky/r{realisation}/foreground_{component}")
+    wildcard_constraints:
+        component="|".join(POINT_SOURCES),
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
+    params:
+        settings=lambda wildcards: config["foregrounds"][wildcards.component],
+        freqs=FREQS,
+        seed=config["seed"],
     script:
         "../workflow/scripts/point_sources.py"
 
@@ -91,20 +91,20 @@ rule observe:
     output:
         signal=signal_alm_path(),
         maps=observed_maps(),
-    params:
-        observation=config["observation"],
-        freqs=FREQS,
-        nside=config["nside"],
-        seed=config["seed"],
-    threads: sky_threads()
-    resources:
-        mem_mb=sky_mem_mb("observe"),
-        runtime=sky_runtime,
     log:
         log_file("sky/r{realisation}/observe"),
     benchmark:
         benchmark_file("sky/r{realisation}/observe")
     conda:
         "../envs/sky.yaml"
+    threads: sky_threads()
+    resources:
+        mem_mb=sky_mem_mb("observe"),
+        runtime=sky_runtime,
+    params:
+        observation=config["observation"],
+        freqs=FREQS,
+        nside=config["nside"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/observe.py"

@@ -5,21 +5,22 @@ THEORY_SOURCE = config["theory"].get("source", "camb")
 THEORY_PARAMS = {k: v for k, v in config["theory"].items() if k != "source"}
 PR3_THEORY_FILE = "COM_PowerSpect_CMB-base-plikHM-TTTEEE-lowl-lowE-lensing-minimum-theory_R3.01.txt"
 
+
 rule camb_spectra:
     output:
         cls=SPECTRA_TABLE,
-    params:
-        theory=THEORY_PARAMS,
-        lmax=LMAX,
-    resources:
-        mem_mb=scaled(2000),
-        runtime=scaled(30),
     log:
         log_file("theory/camb_spectra"),
     benchmark:
         benchmark_file("theory/camb_spectra")
     conda:
         "../envs/sky.yaml"
+    resources:
+        mem_mb=scaled(2000),
+        runtime=scaled(30),
+    params:
+        theory=THEORY_PARAMS,
+        lmax=LMAX,
     script:
         "../workflow/scripts/camb_spectra.py"
 
@@ -36,17 +37,17 @@ if THEORY_SOURCE == "planck_pr3":
             theory=planck_file(PR3_THEORY_FILE),
         output:
             cls=SPECTRA_TABLE,
-        params:
-            theory=THEORY_PARAMS,
-            lmax=LMAX,
-        resources:
-            mem_mb=scaled(1000),
-            runtime=scaled(10),
         log:
             log_file("theory/planck_pr3_spectra"),
         benchmark:
             benchmark_file("theory/planck_pr3_spectra")
         conda:
             "../envs/sky.yaml"
+        resources:
+            mem_mb=scaled(1000),
+            runtime=scaled(10),
+        params:
+            theory=THEORY_PARAMS,
+            lmax=LMAX,
         script:
             "../workflow/scripts/planck_pr3_spectra.py"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import ROOT
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -12,10 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from archive_server import Archive
-from conftest import ROOT
-from fake_planck import BEAMS, pol_mask, write_fake_archive, write_table
 
+from archive_server import Archive
 from cmbnn.analysis.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.cenn import realsky
 from cmbnn.patches.sets import centers_in_mask
@@ -23,6 +21,8 @@ from cmbnn.planck import maps as planck_maps
 from cmbnn.settings import RunSettings
 from cmbnn.sky.noise import correlated_noise
 from cmbnn.sky.simulate import observe
+from conftest import ROOT
+from fake_planck import BEAMS, pol_mask, write_fake_archive, write_table
 
 
 def test_correlated_noise_has_the_per_pixel_covariance():

@@ -5,7 +5,6 @@ import pytest
 
 from cmbnn.seeding import rng_for, seed_words
 
-
 # seed_words(7, "cmb", 0)[:2] as computed before numpy scalars were normalised (7ba4029).
 SEED_WORDS_7_CMB_0 = [2040362221, 3647374630]
 

@@ -189,10 +189,10 @@ def test_default_sky_intensity_has_the_measured_cirrus_slope_and_filaments():
     its bright structures are lines: their Hessian is more anisotropic than on the lognormal sky
     with the same spectrum (issue 9's), whose peaks are round blobs."""
     import yaml
-    from conftest import ROOT
 
     from cmbnn.dust import statistics as ds
     from cmbnn.projection import patch_geometry
+    from conftest import ROOT
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["dustvae"]
     assert config["sky"]["model"] == "filaments"

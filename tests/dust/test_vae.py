@@ -96,6 +96,7 @@ def test_the_paper_preset_has_the_reference_codes_network():
     """config/dustvae_paper.yaml: DustVAEder's ConvEncoder (convolutions straight to the latent)
     and TransConvDecoder (a linear Dense to 16 x 16 x 32), and beta 8 for its batch-summed KL."""
     import yaml
+
     from conftest import ROOT
 
     paper = yaml.safe_load((ROOT / "config" / "dustvae_paper.yaml").read_text())["dustvae"]

@@ -6,10 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
-from conftest import ROOT
 
 from cmbnn.inpainting import cosmovae as cv
 from cmbnn.inpainting import masks
+from conftest import ROOT
 
 SMALL = {
     "filters": [4, 8],

@@ -5,7 +5,15 @@ import pandas as pd
 import pytest
 
 from cmbnn.inpainting.metrics import (
-    GAUSSIAN_1SIGMA, GAUSSIAN_2SIGMA, calibration, class_errors, hole_classes, hole_power, hole_power_ell_edges, hole_power_table, losses_to,
+    GAUSSIAN_1SIGMA,
+    GAUSSIAN_2SIGMA,
+    calibration,
+    class_errors,
+    hole_classes,
+    hole_power,
+    hole_power_ell_edges,
+    hole_power_table,
+    losses_to,
 )
 
 

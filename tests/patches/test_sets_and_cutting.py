@@ -167,7 +167,7 @@ def test_label_bandpowers_match_camb_times_beam_at_the_default_geometry(root, ca
     for group, names in (("T", ["TT"]), ("QU", ["EE", "EB", "BE", "BB"])):
         spectra = group_spectra(group, height, width, reso, cfg["spectra"])
 
-        def offset_removed(t):
+        def offset_removed(t, spectra=spectra):
             # Temperature modes far larger than any grid (ell < 2 pi / side) shift each patch as a
             # whole and leak into the first bin through the mask; remove the mask-weighted mean
             # of every patch, sky and simulations alike.

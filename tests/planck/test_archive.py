@@ -10,11 +10,18 @@ import healpy as hp
 import numpy as np
 import pytest
 from astropy.io import fits
-from fake_planck import write_pla_table
 
 from cmbnn.harmonics import gaussian_beam, pixel_window, synalm_teb
-from cmbnn.planck.archive import UNSEEN, MissingColumnError, change_resolution, read_planck_map, read_planck_mask, read_planck_theory
+from cmbnn.planck.archive import (
+    UNSEEN,
+    MissingColumnError,
+    change_resolution,
+    read_planck_map,
+    read_planck_mask,
+    read_planck_theory,
+)
 from cmbnn.units import PLANCK_2015_MJYSR_PER_KCMB, mjysr_to_uk_cmb, monochromatic_mjysr_per_kcmb, uk_cmb_to_mjysr, unit_factor
+from fake_planck import write_pla_table
 
 NSIDE = 32
 NPIX = hp.nside2npix(NSIDE)
@@ -322,7 +329,7 @@ def test_read_planck_theory_converts_d_ell_to_c_ell(tmp_path):
     wrong = tmp_path / "cl.txt"
     with open(wrong, "w") as f:
         f.write("#    L    TT             TE             EE             BB             PP\n")
-        for i, l in enumerate(ell):
+        for l in ell:
             f.write(f"{l:6d}   {cls['TT'][l]:.6E}   0   0   0   0\n")
     with pytest.raises(ValueError, match="D_ell"):
         read_planck_theory(wrong)

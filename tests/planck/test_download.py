@@ -14,10 +14,9 @@ import time
 import numpy as np
 import pytest
 import yaml
-from archive_server import Archive
 from astropy.io import fits
-from conftest import ROOT
 
+from archive_server import Archive
 from cmbnn.planck.download import (
     ChecksumError,
     ContentError,
@@ -28,6 +27,7 @@ from cmbnn.planck.download import (
     file_url,
     load_manifest,
 )
+from conftest import ROOT
 
 FAST = dict(retries=3, backoff=0.001, backoff_max=0.01, timeout=(2.0, 5.0))
 # The config's defaults (config/config.yaml planck.retries/backoff_s): a backoff loop would take a minute.
@@ -557,7 +557,7 @@ def test_snakemake_leaves_nothing_when_a_mirror_serves_a_web_page_as_a_fits_file
     config = tmp_path / "planck.yaml"
     config.write_text(yaml.safe_dump({"planck": {"mirror": "local", "base_urls": {"local": archive.url}}}))
     work = tmp_path / "work"
-    for attempt in range(2):
+    for _ in range(2):
         proc = run_snakemake(work, [config], f"resources/planck/{name}")
         assert proc.returncode != 0
         assert "ContentError" in proc.stderr and name in proc.stderr and "web page" in proc.stderr, proc.stderr[-3000:]

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import yaml
 from astropy.io import fits
-from conftest import ROOT
 
 from cmbnn import units
+from cmbnn.harmonics import alm_lm, unit_gaussian_alm
 from cmbnn.planck.archive import FOREGROUND_TEMPLATES, change_resolution
 from cmbnn.seeding import rng_for
 from cmbnn.sky import foregrounds as fg
+from conftest import ROOT
 
 NSIDE = 32
 LMAX = 3 * NSIDE - 1
@@ -30,7 +31,9 @@ def smooth_maps(seed, n, nside=NSIDE, scale=1.0):
     ell = np.arange(3 * nside)
     cl = np.zeros(3 * nside)
     cl[2:] = (ell[2:] / 10.0) ** -2.5
-    return np.stack([scale * hp.synfast(cl, nside, new=True) + (3 * scale if i == 0 and n == 3 else 0) for i in range(n)])
+    # Seeded draws (hp.synfast would use numpy's global state and ignore the seed).
+    alm = unit_gaussian_alm(ell[-1], n, rng) * np.sqrt(cl)[alm_lm(ell[-1])[0]]
+    return np.stack([scale * hp.alm2map(a, nside) + (3 * scale if i == 0 and n == 3 else 0) for i, a in enumerate(alm)])
 
 
 def write_template(path, columns, ring_maps, unit):

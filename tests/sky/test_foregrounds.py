@@ -1,11 +1,11 @@
 import healpy as hp
 import numpy as np
 import pytest
-from conftest import binned_z_scores
 
 from cmbnn import units
 from cmbnn.seeding import rng_for
 from cmbnn.sky import foregrounds as fg
+from conftest import binned_z_scores
 
 FREQS = np.array([30.0, 100.0, 143.0, 217.0, 353.0, 545.0])
 

@@ -1,7 +1,6 @@
 import healpy as hp
 import numpy as np
 import pytest
-from conftest import binned_z_scores
 
 from cmbnn.harmonics import gaussian_beam, pixel_side_arcmin, pixel_window, synalm_teb
 from cmbnn.seeding import rng_for
@@ -9,6 +8,7 @@ from cmbnn.settings import RunSettings
 from cmbnn.sky import simulate
 from cmbnn.sky.noise import white_noise
 from cmbnn.units import ARCMIN
+from conftest import binned_z_scores
 
 OBS_NOISELESS = {
     "beam_fwhm_arcmin": [30.0],

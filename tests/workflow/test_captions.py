@@ -3,8 +3,9 @@
 import io
 
 import pytest
-from conftest import ROOT
 from docutils.core import publish_parts
+
+from conftest import ROOT
 
 CAPTIONS = sorted((ROOT / "workflow" / "report").glob("*.rst"))
 

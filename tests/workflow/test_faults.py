@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import ROOT
 
 CONFIGS = [ROOT / "config" / "config.yaml", ROOT / "config" / "tiny.yaml"]
@@ -150,9 +151,9 @@ def _job_pids(script):
 def test_a_download_killed_mid_stream_resumes_to_the_same_bytes(tmp_path):
     """SIGKILL of download_planck with half the file on disk: the next run asks for the rest
     (Range from the .part's length) and the file equals the archive's, checksum verified."""
-    from archive_server import Archive
     from astropy.io import fits
 
+    from archive_server import Archive
     from cmbnn.planck.download import load_manifest
 
     name = "HFI_SkyMap_143_2048_R3.01_full.fits"

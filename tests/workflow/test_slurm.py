@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+
 from conftest import ROOT
 from rule_text import rule_blocks
 from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
@@ -53,7 +54,7 @@ def finish(proc, timeout=240):
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-        raise AssertionError(f"snakemake {args} ran past {timeout} s:\n{out[-6000:]}")
+        raise AssertionError(f"snakemake {args} ran past {timeout} s:\n{out[-6000:]}") from None
     if proc.returncode != 0:
         raise AssertionError(f"snakemake {args} failed ({proc.returncode}):\n{out[-8000:]}")
     return out

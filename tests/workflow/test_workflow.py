@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+
 from conftest import ROOT, planned_jobs
 
 pytestmark = pytest.mark.slow

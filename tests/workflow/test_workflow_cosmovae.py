@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow

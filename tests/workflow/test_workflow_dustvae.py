@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
+
 from conftest import ROOT
 from conftest import planned_jobs as planned
-from PIL import Image
 
 pytestmark = pytest.mark.slow
 
