@@ -4,6 +4,7 @@ import re
 
 import pytest
 import yaml
+
 from conftest import ROOT
 
 PAGES = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", ROOT / "config" / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
