@@ -17,8 +17,10 @@ import numpy as np
 def feature_scale(reference: np.ndarray) -> np.ndarray:
     """Per-feature scale for the distance: the reference set's std (1 where it has none), so that
     every comparison with that reference uses one metric and no feature dominates by its units."""
-    scale = np.asarray(reference, dtype=np.float64).std(axis=0)
-    return np.where(scale > 0, scale, 1.0)
+    reference = np.asarray(reference, dtype=np.float64)
+    scale = reference.std(axis=0)
+    # A feature the reference does not vary (to rounding) keeps its own units.
+    return np.where(scale > 1e-12 * np.maximum(1.0, np.abs(reference.mean(axis=0))), scale, 1.0)
 
 
 def _pairwise(x: np.ndarray) -> np.ndarray:
@@ -67,7 +69,7 @@ def energy_test(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_permut
         "distance": observed,
         "null_mean": float(null.mean()),
         "null_std": std,
-        "z": (observed - float(null.mean())) / std if std > 0 else float("inf"),
+        "z": (observed - float(null.mean())) / std if std > 0 else (0.0 if observed <= null.mean() else float("inf")),
         "p": float((1 + np.sum(null >= observed)) / (1 + n_permutations)),
     }
 
