@@ -502,3 +502,27 @@ def test_a_trained_conditional_vae_follows_its_condition(tmp_path, offset, varia
     assert means[0] < means[1] < means[2] and means[2] - means[0] > 1.2, means
     if offset:
         assert means[2] - means[0] == pytest.approx(3.0, abs=0.3), means
+
+
+def test_the_sampler_splits_into_its_network_and_residual_parts_and_runs_without_the_network():
+    """sample_parts sums to sample's draws; sample_without_network puts (low-passed) training
+    patches where the decoder means were, with the same residual; network_fraction reads, per
+    |k| ring, the share of the variance each part carries."""
+    model = dustvae.build_dustvae(16, 16, SMALL, seed=51)
+    rng = np.random.default_rng(52)
+    x = rng.standard_normal((60, 16, 16))
+    sampler = dustvae.fit_sampler(model, x)
+    network, residual = dustvae.sample_parts(model, 20, np.random.default_rng(53), sampler)
+    np.testing.assert_allclose(network + residual, dustvae.sample(model, 20, np.random.default_rng(53), sampler=sampler), atol=1e-6)
+    # Without the network: a transfer of 1 and no residual give the drawn training patches back.
+    quiet = {**sampler, "residual_power": np.zeros((16, 16)), "residual_mean": 0.0, "residual_mean_std": 0.0}
+    quiet.pop("residual_scales")
+    k = np.arange(12) / 16
+    del quiet["transfer"], quiet["transfer_k"]
+    copies = dustvae.sample_without_network(quiet, x, 5, np.random.default_rng(54), transfer=(k, np.ones_like(k)))
+    picks = np.random.default_rng(54).choice(len(x), 5)
+    np.testing.assert_allclose(copies, x[picks], atol=1e-9)
+    # A smooth network part and a white residual: the network carries the large scales only.
+    smooth = dustvae.apply_transfer(rng.standard_normal((200, 16, 16)), k, np.exp(-((k / 0.1) ** 2)))
+    cycles, fraction = dustvae.network_fraction(10 * smooth, rng.standard_normal((200, 16, 16)))
+    assert cycles[1] == 1 and fraction[1] > 0.9 and np.nanmax(fraction[6:]) < 0.1

@@ -407,21 +407,52 @@ def sample(model, n: int, rng, condition=None, latent=None, sampler: dict | None
     with the model) takes its latent from there and adds its residual field to the decoder means;
     a conditional model's condition (standardised, (N, 1) or one value), when not given, is drawn
     from the training patches' conditions the sampler keeps: the model's own p(c)."""
-    if model.conditional and condition is None:
-        if sampler is None or "conditions" not in sampler:
-            raise ValueError("a conditional model samples at given conditions or from its sampler's training conditions")
-        condition = rng.choice(np.asarray(sampler["conditions"], dtype=np.float32), n)[:, None]
+    if model.conditional and condition is None and (sampler is None or "conditions" not in sampler):
+        raise ValueError("a conditional model samples at given conditions or from its sampler's training conditions")
     if sampler is not None:
-        latent = (sampler["latent_mean"], sampler["latent_chol"])
+        network, residual = sample_parts(model, n, rng, sampler, condition)
+        return network + residual
     z = rng.standard_normal((n, model.settings["latent_dim"]))
     if latent is not None:
         mean, chol = latent
         z = mean + z @ np.asarray(chol).T
-    means = decode(model, z.astype(np.float32), condition)[0]
-    if sampler is None:
-        return means
-    means = sampler_means(sampler, means)
+    return decode(model, z.astype(np.float32), condition)[0]
+
+
+def sample_parts(model, n: int, rng, sampler: dict, condition=None) -> tuple[np.ndarray, np.ndarray]:
+    """The sampler's draws of :func:`sample` in their two parts, (network, residual) (N, H, W):
+    the decoder means through their transfer, and the residual field added after training. Their
+    sum is ``sample(model, n, rng, condition, sampler=sampler)`` for the same ``rng`` state."""
+    if model.conditional and condition is None:
+        condition = rng.choice(np.asarray(sampler["conditions"], dtype=np.float32), n)[:, None]
+    z = sampler["latent_mean"] + rng.standard_normal((n, model.settings["latent_dim"])) @ np.asarray(sampler["latent_chol"]).T
+    means = sampler_means(sampler, decode(model, z.astype(np.float32), condition)[0])
+    return means, residual_field(sampler, n, means.shape[1:], rng, means)
+
+
+def sample_without_network(sampler: dict, patches: np.ndarray, n: int, rng, transfer=None) -> np.ndarray:
+    """The sampler with the network taken out: n training ``patches`` (drawn with replacement) in
+    place of the decoder means, low-passed by the decoder's transfer to the data (the sampler's,
+    or ``transfer`` = (k, T) of :func:`fit_transfer` for a sampler fitted without one), plus the
+    same residual field. Where this scores like the sampler, the network adds nothing that the
+    post-hoc parts and a low-passed real patch do not."""
+    k, t = (sampler["transfer_k"], sampler["transfer"]) if "transfer" in sampler else transfer
+    means = apply_transfer(np.asarray(patches, dtype=np.float64)[rng.choice(len(patches), n)], k, t)
     return means + residual_field(sampler, n, means.shape[1:], rng, means)
+
+
+def network_fraction(network: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fraction of the samples' variance, per |k| ring, that the network's part carries:
+    (cycles per patch, P_network / (P_network + P_residual)), the powers Hann-windowed with the
+    patch means removed (the two parts are drawn independently, so their powers add)."""
+    network, residual = np.asarray(network, dtype=np.float64), np.asarray(residual, dtype=np.float64)
+    h, w = network.shape[1:]
+    rings = ring_index(h, w).ravel()
+    powers = [np.bincount(rings, windowed_power(a - a.mean(axis=(1, 2), keepdims=True)).ravel()) for a in (network, residual)]
+    total = powers[0] + powers[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(total > 0, powers[0] / total, np.nan)
+    return np.arange(len(fraction)), fraction
 
 
 def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
