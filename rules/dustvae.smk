@@ -164,6 +164,7 @@ rule dust_statistics:
             category="Dust VAE",
             subcategory="Statistics",
         ),
+        fractions=DUST_NETWORK_FRACTION_TABLE,
         samples_plot=report(
             DUST_SAMPLES_FIGURE,
             caption="../workflow/report/dust_samples.rst",

@@ -23,23 +23,14 @@ def test_plot_samples(tmp_path):
     written(path, tmp_path)
 
 
-def test_plot_statistics(tmp_path):
-    thresholds = np.linspace(-2, 2, 5)
-    meta = {"ell": np.linspace(100, 800, 8), "edges": np.linspace(-3, 5, 21), "thresholds": thresholds}
+def test_plot_structure(tmp_path):
+    from cmbnn.dust.structure import structure_features
 
-    def fake(n, shift):
-        return {
-            "spectrum": -3 - np.linspace(0, 2, 8) + shift + 0.1 * RNG.standard_normal((n, 8)),
-            "histogram": np.abs(RNG.standard_normal((n, 20))),
-            "V0": RNG.random((n, 5)),
-            "V1": RNG.random((n, 5)),
-            "V2": RNG.standard_normal((n, 5)),
-        }
-
-    per_set = {"dust VAE": fake(6, 0.1), "test": fake(8, 0.0), "Gaussian": fake(6, -0.1)}
-    per_set["test"]["spectrum"][0, 3] = np.nan  # a non-positive bandpower
-    path = tmp_path / "stats.pdf"
-    pdust.plot_statistics(per_set, meta, path, reference="test")
+    sets = {"dust VAE, sampler": RNG.standard_normal((6, 32, 32)), "test": RNG.standard_normal((6, 32, 32)) + 1.0, "dust VAE, prior z": RNG.standard_normal((6, 32, 32))}
+    features = {name: structure_features(x, 30.0, n_bins=4)[0] for name, x in sets.items()}
+    meta = structure_features(sets["test"], 30.0, n_bins=4)[1]
+    path = tmp_path / "structure.png"
+    pdust.plot_structure(features, meta, path, reference="test")
     written(path, tmp_path)
 
 

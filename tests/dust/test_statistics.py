@@ -9,7 +9,6 @@ from scipy.stats import norm
 pytest.importorskip("pymaster")
 
 from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations  # noqa: E402
-from cmbnn.analysis.minkowski import gaussian_minkowski, gradient_tau  # noqa: E402
 from cmbnn.analysis.powspec import linear_bin_edges  # noqa: E402
 from cmbnn.dust import statistics as ds  # noqa: E402
 from cmbnn.units import ARCMIN  # noqa: E402
@@ -101,71 +100,6 @@ def smooth_gaussian_fields(n, side, smoothing_px, rng):
     k2 = np.fft.fftfreq(side)[:, None] ** 2 + np.fft.fftfreq(side)[None, :] ** 2
     field = np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, side, side))) * np.exp(-k2 * (2 * np.pi * smoothing_px) ** 2 / 4)).real
     return (field - field.mean()) / field.std()
-
-
-def test_minkowski_curves_of_gaussian_fields_in_the_units_of_the_maps():
-    u = smooth_gaussian_fields(8, 128, 3.0, np.random.default_rng(5))
-    x = 1.0 + 2.0 * u  # mean 1, sigma 2: thresholds are in these units, not per-patch standardised
-    nu = np.linspace(-2.5, 2.5, 11)
-    curves = ds.minkowski_curves(x, 1.0 + 2.0 * nu)
-    assert curves.shape == (8, 3, 11)
-    got, want = curves.mean(axis=0), gaussian_minkowski(nu, gradient_tau(u))
-    np.testing.assert_allclose(got[0], want[0], atol=0.02)
-    np.testing.assert_allclose(got[1], want[1], atol=0.05 * want[1].max())
-    np.testing.assert_allclose(got[2], want[2], atol=0.1 * np.abs(want[2]).max())
-
-
-# ----------------------------------------------------------------------------- statistics and distances
-
-
-def test_statistics_shapes_and_metadata(power_law):
-    _, x, _ = power_law
-    per_patch, meta = ds.statistics(x[:10], RESO, THRESHOLDS)
-    assert set(per_patch) == set(ds.STATISTICS)
-    assert per_patch["spectrum"].shape == (10, 8) and per_patch["histogram"].shape == (10, 20) and per_patch["moments"].shape == (10, 2)
-    assert all(per_patch[k].shape == (10, 9) for k in ("V0", "V1", "V2"))
-    assert meta["ell"].shape == (8,) and meta["centres"].shape == (20,) and meta["edges"].shape == (21,)
-    np.testing.assert_array_equal(meta["thresholds"], THRESHOLDS)
-    # log10 of the bandpowers
-    np.testing.assert_allclose(10 ** per_patch["spectrum"], ds.patch_spectra(x[:10], RESO)[1], rtol=1e-10)
-
-
-def test_distance_table_tells_same_from_shifted_and_rescaled(power_law):
-    _, x, other = power_law
-    sets = {
-        "test": ds.statistics(x, RESO, THRESHOLDS)[0],
-        "same": ds.statistics(other, RESO, THRESHOLDS)[0],
-        "shifted": ds.statistics(other + 1.0, RESO, THRESHOLDS)[0],
-        "rescaled": ds.statistics(1.2 * other, RESO, THRESHOLDS)[0],
-    }
-    table = ds.distance_table(sets, "test", floors=("same",), n_permutations=50).set_index(["set", "statistic"])
-    assert list(table.columns) == ["distance", "chi2_of_mean", "p_value", "n_bins", "n_patches", "floor", "over_floor"]
-    assert set(table.index.get_level_values("set")) == {"same", "shifted", "rescaled"}
-    same = table.loc["same"]
-    assert (same.chi2_of_mean < 5).all(), same  # ~1: sampling noise only
-    assert (same.distance < 0.2).all(), same  # ~2 / 128 per bin
-    assert (same.p_value > 0.01).all(), same
-    assert (same.n_patches == 128).all()
-    assert same.loc["histogram", "n_bins"] < 20  # bins empty in both sets are skipped
-    np.testing.assert_allclose(same.over_floor, 1.0)  # the floor set is its own floor
-    shifted = table.loc["shifted"]
-    assert shifted.loc["histogram", "chi2_of_mean"] > 10 and shifted.loc["V0", "chi2_of_mean"] > 10
-    assert shifted.loc["V0", "p_value"] == pytest.approx(1 / 51) and shifted.loc["V0", "over_floor"] > 10
-    # A constant changes neither the (mean-subtracted) spectrum nor the shape of the histogram.
-    assert shifted.loc["spectrum", "chi2_of_mean"] == pytest.approx(same.loc["spectrum", "chi2_of_mean"])
-    assert shifted.loc["moments", "distance"] == pytest.approx(same.loc["moments", "distance"])
-    assert table.loc[("rescaled", "spectrum"), "chi2_of_mean"] > 50
-
-
-def test_distance_stays_finite_where_the_reference_has_no_scatter():
-    rng = np.random.default_rng(3)
-    ref = np.column_stack([rng.normal(0, 1, 200), np.zeros(200)])  # bin 2: no scatter at all
-    other = np.column_stack([rng.normal(0, 1, 200), rng.normal(0.01, 0.01, 200)])
-    table = ds.distance_table({"test": {"V0": ref}, "set": {"V0": other}}, "test", n_permutations=20)
-    # pooled variance 0.5e-4 in bin 2: (0.01)^2 / 0.5e-4 = 2, against infinity with the reference's scatter alone
-    assert 0.5 < table.distance[0] < 2.0 and table.n_bins[0] == 2
-    constant = {"V0": np.zeros((50, 2))}
-    assert ds.distance_table({"test": constant, "same": constant}, "test").n_bins[0] == 0
 
 
 def test_patch_moments_of_gaussian_and_lognormal_pixels():

@@ -75,15 +75,21 @@ def test_statistics_table_and_samples(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/statistics.tsv", sep="\t")
     models = ("dustvae", "betavae", "cvae")
     classical = {"gaussian", "gaussian copula", "scattering synthesis"}
-    assert set(table.set) == {"validation", "train"} | classical | {f"{m}, {z}" for m in models for z in ("prior z", "fitted z", "sampler")}
-    assert set(table.statistic) == {"spectrum", "histogram", "moments", "V0", "V1", "V2"}
-    assert np.all(np.isfinite(table.distance)) and np.all(table.distance >= 0)
-    assert np.all((table.p_value > 0) & (table.p_value <= 1))
-    floors = table[table.set.isin(["validation", "train"])].groupby("statistic").distance.max()
-    np.testing.assert_allclose(table.floor, table.statistic.map(floors))
+    sources = ("prior z", "fitted z", "sampler", "no network")
+    assert set(table.set) == {"validation", "train"} | classical | {f"{m}, {z}" for m in models for z in sources}
+    assert set(table.statistic) == {"amplitude", "band powers", "one-point", "V0", "V1", "V2", "peaks"}
+    assert np.all(np.isfinite(table.energy)) and np.all((table.p > 0) & (table.p <= 1)) and not table.z.isna().any()
+    # Every set at one size: the smallest (the tiny test split).
+    assert set(table.n) == {TINY["patches"]["counts"]["test"]}
+    overlap = table[table.statistic.isin(["V0", "V1", "V2"])].overlap
+    assert np.all((overlap >= 0) & (overlap <= 1)) and table[~table.statistic.isin(["V0", "V1", "V2"])].overlap.isna().all()
     assert np.all(table.seconds_per_sample[~table.set.isin(["validation", "train"])] > 0)
+    fractions = pd.read_csv(dust_run / "results/metrics/dust/network_fraction.tsv", sep="\t")
+    assert set(fractions.model) == set(models)
+    share = fractions.network_fraction.dropna()
+    assert len(share) and np.all((share >= 0) & (share <= 1))
     with h5py.File(dust_run / "results/dust/samples.h5", "r") as f:
-        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted", "sampler")] + ["gaussian", "gaussian_copula", "scattering_synthesis"]:
+        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted", "sampler", "no_network")] + ["gaussian", "gaussian_copula", "scattering_synthesis"]:
             assert f[name].shape == (TINY["statistics"]["n_samples"], 16, 16)
     for name in ("samples.png", "statistics.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 10_000

@@ -161,6 +161,47 @@ def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") ->
     save_figure(fig, path, dpi=100)
 
 
+def plot_structure(features: dict, meta: dict, path, reference: str = "test") -> None:
+    """Amplitude and structure (:func:`cmbnn.dust.structure.structure_features`) of every set:
+    each patch's mean against its std, and on the per-patch standardised maps the band powers,
+    the one-point histogram and the Minkowski functionals V0-V2 per threshold, each set as its
+    mean with its +-1 std band across patches (the bands ForSE's overlap compares). The decoder
+    means alone (prior z, fitted z) are left out: they are far from every other set."""
+    plt = pyplot()
+    names = [reference] + [n for n in features if n != reference and "prior" not in n and "fitted" not in n]
+    styles = _set_styles(names, reference)
+    edges = np.asarray(meta["hist_edges"])
+    n_hist = edges.size - 1
+    panels = [
+        ("band powers", meta["ell"], r"$\ell$", r"log$_{10}$ $C_\ell$ of the standardised patch", lambda v: v),
+        ("one-point", 0.5 * (edges[1:] + edges[:-1]), "pixel value [patch std]", "pixel density", lambda v: v[:, -n_hist:]),
+        ("V0", meta["thresholds"], "threshold [patch std]", "V0: area fraction", lambda v: v),
+        ("V1", meta["thresholds"], "threshold [patch std]", r"V1 [pixel$^{-1}$]", lambda v: v),
+        ("V2", meta["thresholds"], "threshold [patch std]", r"V2 [pixel$^{-2}$]", lambda v: v),
+    ]
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    axes = axes.ravel()
+    for name in names:
+        mean, std = features[name]["amplitude"].T
+        axes[0].scatter(mean, std, s=4 if name != reference else 8, alpha=0.6, color=styles[name]["color"], label=name)
+    axes[0].set_xlabel(f"patch mean [{X_UNIT}]")
+    axes[0].set_ylabel(f"patch std [{X_UNIT}]")
+    axes[0].set_title("Amplitude (per patch)")
+    for ax, (stat, xs, xlabel, ylabel, select) in zip(axes[1:], panels):
+        for name in names:
+            values = select(np.asarray(features[name][stat], dtype=np.float64))
+            mean, std = values.mean(axis=0), values.std(axis=0)
+            ax.plot(xs, mean, label=name, **styles[name])
+            ax.fill_between(xs, mean - std, mean + std, color=styles[name]["color"], alpha=0.25 if name == reference else 0.08)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{stat} (mean, 1$\\sigma$ band across patches)")
+    axes[0].legend(fontsize=6, markerscale=2)
+    fig.suptitle(f"Dust patches: amplitude, and structure of each patch standardised by its own mean and std ({len(features[reference]['amplitude'])} per set)")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=80)
+
+
 def plot_imputation(truth, masks, predictions: dict, path, n_show: int = 3) -> None:
     """Rows = patches; columns: truth, masked data, each method's filled patch, then each method's
     residual (fill - truth) in the hole. masks: (H, W) or (N, H, W), True = missing. Maps share one

@@ -1,11 +1,9 @@
-"""Statistics that compare dust patches from the generative models with held-out patches.
+"""Per-patch statistics of dust patches and the classical Gaussian generator.
 
-The dust VAE stage (Thorne et al. 2021) judges a generator by how well the statistics of its
-patches match those of real ones: flat-sky power spectra (NaMaster, 1 deg C1 apodisation), pixel
-histograms (20 bins over -3..5) and, added here, the Minkowski functionals, which see the
-non-Gaussian shapes (bright filaments, faint broad valleys) that spectra and one-point histograms
-miss. All functions take standardised log intensities x = (log I - mean) / std
-(:func:`cmbnn.dust.vae.log_standardise`), patches (N, H, W) of square pixels of ``reso_arcmin``.
+Flat-sky power spectra (NaMaster, 1 deg C1 apodisation), pixel histograms and one-point moments
+of standardised log intensities x = (log I - mean) / std (:func:`cmbnn.dust.vae.log_standardise`),
+patches (N, H, W) of square pixels of ``reso_arcmin``. Generators are compared with real patches
+in :mod:`cmbnn.dust.structure`, on each patch's amplitude and its standardised structure.
 
 Also here: the classical baseline generator (:func:`gaussian_like`: Gaussian fields with the
 training patches' power spectrum, estimated by :func:`empirical_cl`), the per-patch summaries the
@@ -21,16 +19,11 @@ from functools import lru_cache
 import numpy as np
 
 from cmbnn.analysis.gaussian_field import FlatSkyCovariance, gaussian_realisations, patch_stack
-from cmbnn.analysis.minkowski import minkowski_functionals
 from cmbnn.analysis.powspec import FlatSpectra, linear_bin_edges
 from cmbnn.units import ARCMIN
 
 # The paper's histogram binning, in units of the standardised log intensity.
 HIST_EDGES = np.linspace(-3, 5, 21)
-# Per-patch statistics returned by :func:`statistics` and compared by :func:`distance_table`.
-STATISTICS = ("spectrum", "histogram", "moments", "V0", "V1", "V2")
-# Permutations behind each distance's p-value (:func:`distance_table`).
-N_PERMUTATIONS = 200
 # The paper's disc: radius 50 px on 256 px patches.
 DISC_RADIUS_FRACTION = 50 / 256
 # Two rectangles (row_start, row_stop, col_start, col_stop) as fractions of the height and width:
@@ -237,116 +230,6 @@ def patch_moments(x) -> np.ndarray:
         skewness = np.mean(u**3, axis=1) / var**1.5
         kurtosis = np.mean(u**4, axis=1) / var**2 - 3.0
     return np.stack([skewness, kurtosis], axis=1)
-
-
-def minkowski_curves(x, thresholds) -> np.ndarray:
-    """V0, V1, V2 of every patch at every threshold, (N, 3, n_thr) (:mod:`cmbnn.analysis.minkowski`).
-
-    Thresholds are in the units of x (standardised log I, shared by all patches; no per-patch
-    normalisation, which would hide differences of amplitude); V1 per pixel, V2 per pixel^2;
-    delta functions as top hats of the threshold spacing, 2 border pixels dropped.
-    """
-    return minkowski_functionals(patch_stack(x), np.asarray(thresholds, dtype=np.float64))
-
-
-def statistics(x, reso_arcmin: float, thresholds, n_bins: int = 8) -> tuple[dict, dict]:
-    """Every compared statistic of patches x: (per_patch, meta).
-
-    per_patch: "moments" (N, 2) (:func:`patch_moments`: skewness, excess kurtosis); "spectrum" (N, n_bins) = log10 of the :func:`patch_spectra` bandpowers (NaN where a
-    decoupled bandpower is not positive): bandpowers scatter like chi^2 with few degrees of freedom
-    and span decades, their logs are closer to Gaussian with comparable scatter in every bin, so
-    chi^2 per bin is meaningful; "histogram" (N, 20) (:func:`pixel_histograms`); "V0", "V1", "V2"
-    (N, n_thr) (:func:`minkowski_curves`). meta: "ell" (n_bins,), "edges" (21,), "centres" (20,),
-    "thresholds" (n_thr,): the axes to plot against, shared by all sets.
-    """
-    x = patch_stack(x)
-    ell, cl = patch_spectra(x, reso_arcmin, n_bins)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_cl = np.where(cl > 0, np.log10(np.where(cl > 0, cl, 1.0)), np.nan)
-    mink = minkowski_curves(x, thresholds)
-    per_patch = {"spectrum": log_cl, "histogram": pixel_histograms(x), "moments": patch_moments(x), "V0": mink[:, 0], "V1": mink[:, 1], "V2": mink[:, 2]}
-    meta = {
-        "ell": ell,
-        "edges": HIST_EDGES.copy(),
-        "centres": 0.5 * (HIST_EDGES[1:] + HIST_EDGES[:-1]),
-        "thresholds": np.asarray(thresholds, dtype=np.float64).copy(),
-    }
-    return per_patch, meta
-
-
-def _distance(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
-    """(distance, chi2_of_mean, bins used) of per-patch statistics a (N_a, bins), b (N_b, bins);
-    NaN entries left out (:func:`distance_table`)."""
-    n_a, n_b = np.sum(np.isfinite(a), axis=0), np.sum(np.isfinite(b), axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bins: dropped below
-        mean_a, mean_b = np.nanmean(a, axis=0), np.nanmean(b, axis=0)
-        var_a = np.nanvar(a, axis=0, ddof=1) if a.shape[0] > 1 else np.zeros(a.shape[1])
-        var_b = np.nanvar(b, axis=0, ddof=1) if b.shape[0] > 1 else np.zeros(b.shape[1])
-    pooled = 0.5 * (np.nan_to_num(var_a) + np.nan_to_num(var_b))
-    good = np.isfinite(mean_a) & np.isfinite(mean_b) & (pooled > 0) & (n_a > 1) & (n_b > 1)
-    if not good.any():
-        return np.nan, np.nan, 0
-    diff = (mean_b - mean_a)[good]
-    var_mean = np.nan_to_num(var_a[good]) / n_a[good] + np.nan_to_num(var_b[good]) / n_b[good]
-    return float(np.mean(diff**2 / pooled[good])), float(np.mean(diff**2 / var_mean)), int(good.sum())
-
-
-def distance_table(sets: dict, reference: str, floors=("validation", "train"), n_permutations: int = N_PERMUTATIONS, rng=None) -> "pandas.DataFrame":  # noqa: F821
-    """How far each set's statistics are from the reference's: one row per set and statistic.
-
-    distance: mean over bins of (mean_set - mean_ref)^2 / pooled variance, the pooled variance the
-    mean of the two sets' per-patch variances: the difference in units of a typical patch's
-    scatter (~0 for matching sets, 1 = off by one patch's scatter), independent of the set sizes.
-    Pooling keeps it finite and meaningful where the reference has (almost) no scatter, e.g. a
-    Minkowski threshold below the reference's floor of log I, where dividing by the reference's
-    scatter alone let one bin dominate the whole distance; bins where both sets are constant are
-    dropped (n_bins counts the bins used). chi2_of_mean: mean over bins of (mean_set - mean_ref)^2 /
-    (var_ref / N_ref + var_set / N_set), ~1 when the sets differ by sampling noise only. p_value:
-    the fraction of ``n_permutations`` random relabellings of the pooled patches whose distance is
-    at least the observed one (the significance of the difference, without assuming independent
-    bins; the smallest reportable is 1 / (n_permutations + 1)). NaN entries (non-positive
-    bandpowers) are left out.
-
-    ``floors``: sets of real patches (e.g. validation patches from other sky regions, training
-    patches) whose distance is what real dust reaches: floor = the largest of their distances for
-    the statistic, and over_floor = distance / floor for every set (a generator at 2 is twice as
-    far from the test patches as real patches are). Columns: set, statistic, distance,
-    chi2_of_mean, p_value, n_bins, n_patches, floor, over_floor.
-    """
-    import pandas as pd
-
-    rng = np.random.default_rng(0) if rng is None else rng
-    ref = sets[reference]
-    rows = []
-    for name, per_patch in sets.items():
-        if name == reference:
-            continue
-        for stat in [s for s in ref if s in per_patch]:
-            a, b = np.asarray(ref[stat], dtype=np.float64), np.asarray(per_patch[stat], dtype=np.float64)
-            distance, chi2_of_mean, n_bins = _distance(a, b)
-            pooled = np.concatenate([a, b])
-            exceed = 0
-            for _ in range(n_permutations if np.isfinite(distance) else 0):
-                order = rng.permutation(len(pooled))
-                exceed += _distance(pooled[order[: len(a)]], pooled[order[len(a) :]])[0] >= distance
-            rows.append(
-                {
-                    "set": name,
-                    "statistic": stat,
-                    "distance": distance,
-                    "chi2_of_mean": chi2_of_mean,
-                    "p_value": (exceed + 1) / (n_permutations + 1) if np.isfinite(distance) else np.nan,
-                    "n_bins": n_bins,
-                    "n_patches": int(b.shape[0]),
-                }
-            )
-    table = pd.DataFrame(rows, columns=["set", "statistic", "distance", "chi2_of_mean", "p_value", "n_bins", "n_patches"])
-    floor_sets = [f for f in floors if f in set(table.set)]
-    floor = table[table.set.isin(floor_sets)].groupby("statistic").distance.max() if floor_sets else pd.Series(dtype=float)
-    table["floor"] = table.statistic.map(floor)
-    table["over_floor"] = table.distance / table.floor
-    return table
 
 
 # ----------------------------------------------------------------------------- conditional model and imputation

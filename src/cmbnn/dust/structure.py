@@ -20,7 +20,8 @@ import numpy as np
 from cmbnn.analysis.gaussian_field import patch_stack
 from cmbnn.analysis.minkowski import minkowski_functionals
 from cmbnn.analysis.two_sample import band_overlap, energy_test, feature_scale
-from cmbnn.dust.statistics import patch_moments, patch_spectra, pixel_histograms
+from cmbnn.dust.statistics import patch_moments, pixel_histograms
+from cmbnn.units import ARCMIN
 
 # One-point histogram of u in units of the patch's std: fine bins over the range real dust spans.
 STD_HIST_EDGES = np.linspace(-3.0, 5.0, 33)
@@ -55,21 +56,42 @@ def peak_counts(u, levels=PEAK_LEVELS) -> np.ndarray:
     return np.stack([np.sum(is_peak & (centre > level), axis=(1, 2)) for level in levels], axis=1).astype(np.float64)
 
 
-def structure_features(x, reso_arcmin: float, n_bins: int = 8, wph=None) -> tuple[dict, dict]:
+def band_powers(u, reso_arcmin: float, n_bins: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """log10 of each patch's power in n_bins rings of |k|, log-spaced from one cycle per patch to
+    the Nyquist frequency: (ell at the bins' centres (n_bins,), (N, n_bins)). Through a Hann
+    window, so a non-periodic patch's edges leak nothing into the small scales; always positive
+    (a decoupled NaMaster bandpower of one small patch can be negative, whose log is undefined)."""
+    u = patch_stack(u).astype(np.float64)
+    h, w = u.shape[1:]
+    window = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
+    power = np.abs(np.fft.fft2((u - u.mean(axis=(1, 2), keepdims=True)) * window)) ** 2 / np.sum(window**2)
+    side = min(h, w)
+    cycles = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")) * side  # per patch side
+    edges = np.geomspace(1.0, side / 2, n_bins + 1)
+    edges[-1] += 1e-9
+    index = np.digitize(cycles, edges) - 1  # -1 below one cycle, n_bins beyond Nyquist: left out
+    flat, idx = power.reshape(len(u), -1), index.ravel()
+    out = np.stack([flat[:, idx == b].mean(axis=1) for b in range(n_bins)], axis=1)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    return 2 * np.pi * centres / (side * reso_arcmin * ARCMIN), np.log10(out)
+
+
+def structure_features(x, reso_arcmin: float, n_bins: int = 8, thresholds=STD_THRESHOLDS, wph=None) -> tuple[dict, dict]:
     """Per-patch features of patches x (standardised log I, (N, H, W)): (features, meta).
 
     features: "amplitude" (N, 2), each patch's mean and std; and on the per-patch standardised
-    maps: "band powers" (N, n_bins), log10 of the NaMaster bandpowers; "one-point" (N, 2 + 32),
+    maps: "band powers" (N, n_bins) (:func:`band_powers`); "one-point" (N, 2 + 32),
     skewness, excess kurtosis and the histogram in units of the patch's std; "V0", "V1", "V2"
-    (N, 11) at -2..3 std; "peaks" (N, 4), maxima above 0, 1, 2, 3 std; and "WPH" (N, F) when
+    (N, n_thresholds) at ``thresholds`` in units of the patch's std (default -2..3); "peaks" (N, 4), maxima above 0, 1, 2, 3 std; and "WPH" (N, F) when
     ``wph`` is a callable mapping u to per-patch features (:func:`cmbnn.dust.wph.wph_features`).
     meta: the axes ("ell", "thresholds", "hist_edges", "peak_levels")."""
     u, amplitude = standardise_each(x)
-    ell, cl = patch_spectra(u, reso_arcmin, n_bins)
-    mink = minkowski_functionals(u, STD_THRESHOLDS)
+    ell, log_power = band_powers(u, reso_arcmin, n_bins)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    mink = minkowski_functionals(u, thresholds)
     features = {
         "amplitude": amplitude,
-        "band powers": np.log10(np.maximum(cl, 1e-30)),
+        "band powers": log_power,
         "one-point": np.concatenate([patch_moments(u), pixel_histograms(u, STD_HIST_EDGES)], axis=1),
         "V0": mink[:, 0],
         "V1": mink[:, 1],
@@ -78,7 +100,7 @@ def structure_features(x, reso_arcmin: float, n_bins: int = 8, wph=None) -> tupl
     }
     if wph is not None:
         features["WPH"] = np.asarray(wph(u), dtype=np.float64)
-    meta = {"ell": ell, "thresholds": STD_THRESHOLDS.copy(), "hist_edges": STD_HIST_EDGES.copy(), "peak_levels": np.asarray(PEAK_LEVELS)}
+    meta = {"ell": ell, "thresholds": thresholds.copy(), "hist_edges": STD_HIST_EDGES.copy(), "peak_levels": np.asarray(PEAK_LEVELS)}
     return features, meta
 
 
