@@ -363,6 +363,10 @@ def dust_conditional_table(dustmodel="{dustmodel}"):
     return f"{DUST_METRICS}/conditional_{dustmodel}.tsv"
 
 
+def dust_conditional_structure_table(dustmodel="{dustmodel}"):
+    return f"{DUST_METRICS}/conditional_{dustmodel}_structure.tsv"
+
+
 def dust_conditional_figure(dustmodel="{dustmodel}"):
     return f"{DUST_FIGURES}/conditional_{dustmodel}.png"
 

@@ -275,6 +275,7 @@ rule dust_conditional:
             category="Dust VAE",
             subcategory="Conditional generation",
         ),
+        structure=dust_conditional_structure_table(),
         plot=report(
             dust_conditional_figure(),
             caption="../workflow/report/dust_conditional.rst",

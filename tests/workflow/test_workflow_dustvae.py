@@ -137,6 +137,9 @@ def test_conditional_table_and_figures(dust_run):
     assert table.condition.nunique() == n_values and set(table.statistic) == {"mean_log", "log10_power_ell100"}
     assert set(table.latent) == {"prior", "fit to the encodings", "sampler"} and len(table) == 3 * 2 * n_values
     assert np.all(np.diff(np.sort(table.condition.unique())) > 0) and np.all(table.condition > 20)
+    structure = pd.read_csv(dust_run / "results/metrics/dust/conditional_cvae_structure.tsv", sep="\t")
+    assert structure.condition.nunique() == n_values and set(structure.statistic) == {"amplitude", "band powers", "one-point", "V0", "V1", "V2", "peaks"}
+    assert np.all((structure.p > 0) & (structure.p <= 1)) and np.all(structure.n == np.minimum(structure.heldout_n, TINY["conditional"]["n_per_value"]))
     for name in ("conditional_cvae.png", "latent_cvae.png", "reconstructions_cvae.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 5000
 

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cmbnn.dust import statistics as dust_stats  # noqa: E402
+from cmbnn.dust import structure  # noqa: E402
 from cmbnn.dust import vae as dustvae  # noqa: E402
 from cmbnn.dust.figures import plot_conditional, plot_latent, plot_reconstructions  # noqa: E402
 from cmbnn.io import atomic_output, read_h5  # noqa: E402
@@ -40,7 +41,7 @@ statistics = list(held_out.columns)
 n_values = min(c["n_values"], len(x) // 2)
 edges = np.quantile(raw, np.linspace(0, 1, n_values + 1))
 which = np.clip(np.searchsorted(edges, raw, side="right") - 1, 0, n_values - 1)
-rows = []
+rows, structure_rows = [], []
 for k in range(n_values):
     in_bin = which == k
     value = float(np.median(raw[in_bin]))
@@ -54,7 +55,15 @@ for k in range(n_values):
                          "generated_mean": gen[stat].mean(), "generated_std": gen[stat].std(ddof=1),
                          "heldout_mean": h.mean(), "heldout_std": h.std(ddof=1), "heldout_n": int(in_bin.sum()),
                          "difference_in_heldout_std": (gen[stat].mean() - h.mean()) / h.std(ddof=1)})
+        if source == "sampler" and in_bin.sum() >= 2:
+            # The bin's held-out patches against the samples at its condition, on amplitude and structure.
+            pair, _ = structure.equal_subsets({"held out": x[in_bin], "sampler": generated}, rng_for(p.seed, "dust-conditional-subsets", name, k))
+            feats = {key: structure.structure_features(maps, p.reso_arcmin)[0] for key, maps in pair.items()}
+            bin_table = structure.structure_table(feats, "held out", rng_for(p.seed, "dust-conditional-permutations", name, k))
+            structure_rows.append(bin_table.drop(columns="set").assign(condition=value, heldout_n=int(in_bin.sum())))
 table = pd.DataFrame(rows)
+with atomic_output(smk.output.structure) as tmp:
+    pd.concat(structure_rows, ignore_index=True).to_csv(tmp, sep="\t", index=False, float_format="%.4g")
 with atomic_output(smk.output.table) as tmp:
     table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
 with pd.option_context("display.width", 200):
