@@ -117,6 +117,16 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
         assert np.allclose(f["weights"][...].sum(axis=-1), 1.0)
 
 
+def test_readme_figures_are_drawn_from_the_runs_outputs(tiny_run, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "make_figures.py"), "--results", str(tiny_run / "results"), "--out", str(tmp_path), "--no-rulegraph"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("cenn.png", "cosmovae.png", "dust.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
 def test_report_has_every_figure_with_its_caption(tiny_run, tiny_snakemake):
     report = tiny_run / "report.html"
     proc = tiny_snakemake(tiny_run, "--report", str(report), check=True)
