@@ -318,6 +318,7 @@ DUST = "results/dust"
 DUST_SKY = f"{DUST}/sky_alm.h5"
 DUST_SAMPLES = f"{DUST}/samples.h5"
 DUST_SCATTERING_SAMPLES = f"{DUST}/scattering_samples.h5"
+DUST_WPH_SAMPLES = f"{DUST}/wph_samples.h5"
 DUST_IMPUTATION = f"{DUST}/imputation.h5"
 DUST_METRICS = f"{METRICS}/dust"
 DUST_FIGURES = f"{FIGURES}/dust"
@@ -451,6 +452,11 @@ def freq_of(tag):
 def dust_scattering_input(wildcards):
     """dust_statistics reads the scattering syntheses only when they are on."""
     return [DUST_SCATTERING_SAMPLES] if (config["dustvae"]["statistics"]["scattering"] or {}).get("enabled", True) else []
+
+
+def dust_wph_input(wildcards):
+    """dust_statistics reads the WPH syntheses only when they are on."""
+    return [DUST_WPH_SAMPLES] if config["dustvae"]["statistics"]["wph_synthesis"]["enabled"] else []
 
 
 def dust_patch_source(wildcards):

@@ -148,11 +148,35 @@ rule dust_scattering:
         "../workflow/scripts/dust_scattering.py"
 
 
+# Maximum-entropy synthesis under wavelet phase harmonics (pywph), the field's classical
+# generator: its own job for the same reason.
+rule dust_wph_synthesis:
+    input:
+        train=dust_patch_file("train"),
+    output:
+        DUST_WPH_SAMPLES,
+    log:
+        log_file("dust/wph_synthesis"),
+    benchmark:
+        benchmark_file("dust/wph_synthesis")
+    conda:
+        "../envs/dustvae.yaml"
+    threads: 1
+    resources:
+        mem_mb=dust_mem_mb(["train"]),
+    params:
+        wph=DUSTVAE["statistics"]["wph_synthesis"],
+        seed=config["seed"],
+    script:
+        "../workflow/scripts/dust_wph_synthesis.py"
+
+
 rule dust_statistics:
     input:
         models=[dust_model_file(m) for m in DUST_MODELS],
         samplers=[dust_sampler_file(m) for m in DUST_MODELS],
         scattering=dust_scattering_input,
+        wph=dust_wph_input,
         train=dust_patch_file("train"),
         validation=dust_patch_file("validation"),
         test=dust_patch_file("test"),
@@ -188,8 +212,8 @@ rule dust_statistics:
         mem_mb=dust_mem_mb(["train", "validation", "test"]),
     params:
         names=list(DUST_MODELS),
-        # Not the scattering knobs: those retrain nothing here (dust_scattering reruns instead).
-        statistics={k: v for k, v in DUSTVAE["statistics"].items() if k != "scattering"},
+        # Not the syntheses' knobs: those rerun dust_scattering and dust_wph_synthesis instead.
+        statistics={k: v for k, v in DUSTVAE["statistics"].items() if k not in ("scattering", "wph_synthesis")},
         reso_arcmin=DUST_PATCHES["reso_arcmin"],
         seed=config["seed"],
     script:

@@ -48,6 +48,7 @@ IMPORT_TO_CONDA = {
     "tensorboard": "tensorboard",
     "skimage": "scikit-image",
     "sklearn": "scikit-learn",
+    "pywph": "pywph",
 }
 # Snakemake's script preamble puts its own package on sys.path; _helpers puts src/ (cmbnn) there.
 # jax and torch are the other Keras backends: cmbnn.nn.training imports them only when KERAS_BACKEND names them.
@@ -216,12 +217,13 @@ def third_party_imports(script):
 
 
 def env_packages(env_file):
-    """conda package -> pinned version ('' when unpinned) of an env file."""
+    """conda package -> pinned version ('' when unpinned) of an env file; the packages of its pip:
+    section (those conda-forge does not carry) count too, under their PyPI names."""
     spec = yaml.safe_load(env_file.read_text())
     packages = {}
     for dep in spec.get("dependencies", []):
-        if isinstance(dep, str):
-            m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(?:==?|>=|<=|~=)?\s*(.*)$", dep.split("::")[-1])
+        for item in dep.get("pip", []) if isinstance(dep, dict) else [dep]:
+            m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(?:==?|>=|<=|~=)?\s*(.*)$", item.split("::")[-1])
             packages[m.group(1).lower()] = m.group(2).strip()
     return packages
 

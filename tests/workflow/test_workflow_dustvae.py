@@ -33,7 +33,7 @@ def dust_run(tmp_path_factory, tiny_snakemake):
 def test_rule_all_plans_the_dust_stage(tmp_path, tiny_snakemake):
     jobs = planned(tiny_snakemake(tmp_path, "-n").stdout)
     assert jobs["train_dustvae"] == 3 and jobs["dust_patches"] == 3
-    for rule in ("dust_sky", "dust_scattering", "dust_statistics", "dust_imputation", "dust_interpolation", "dust_conditional"):
+    for rule in ("dust_sky", "dust_scattering", "dust_wph_synthesis", "dust_statistics", "dust_imputation", "dust_interpolation", "dust_conditional"):
         assert jobs.get(rule) == 1, (rule, jobs)
     no_scattering = tmp_path / "no_scattering.yaml"
     no_scattering.write_text(yaml.safe_dump({"dustvae": {"statistics": {"scattering": {"enabled": False}}}}))
@@ -74,10 +74,10 @@ def test_models_trained_and_checkpoints_removed(dust_run):
 def test_statistics_table_and_samples(dust_run):
     table = pd.read_csv(dust_run / "results/metrics/dust/statistics.tsv", sep="\t")
     models = ("dustvae", "betavae", "cvae")
-    classical = {"gaussian", "gaussian copula", "scattering synthesis"}
+    classical = {"gaussian", "gaussian copula", "scattering synthesis", "WPH synthesis"}
     sources = ("prior z", "fitted z", "sampler", "no network")
     assert set(table.set) == {"validation", "train"} | classical | {f"{m}, {z}" for m in models for z in sources}
-    assert set(table.statistic) == {"amplitude", "band powers", "one-point", "V0", "V1", "V2", "peaks"}
+    assert set(table.statistic) == {"amplitude", "band powers", "one-point", "V0", "V1", "V2", "peaks", "WPH"}
     assert np.all(np.isfinite(table.energy)) and np.all((table.p > 0) & (table.p <= 1)) and not table.z.isna().any()
     # Every set at one size: the smallest (the tiny test split).
     assert set(table.n) == {TINY["patches"]["counts"]["test"]}
@@ -89,8 +89,11 @@ def test_statistics_table_and_samples(dust_run):
     share = fractions.network_fraction.dropna()
     assert len(share) and np.all((share >= 0) & (share <= 1))
     with h5py.File(dust_run / "results/dust/samples.h5", "r") as f:
-        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted", "sampler", "no_network")] + ["gaussian", "gaussian_copula", "scattering_synthesis"]:
+        for name in [f"{m}/{z}" for m in models for z in ("prior", "fitted", "sampler", "no_network")] + ["gaussian", "gaussian_copula", "scattering_synthesis", "WPH_synthesis"]:
             assert f[name].shape == (TINY["statistics"]["n_samples"], 16, 16)
+    with h5py.File(dust_run / "results/dust/wph_samples.h5", "r") as f:  # the synthesis' convergence, kept with it
+        assert f["loss_history"].shape[0] == len(f["iterations"]) == len(f["converged"]) == TINY["statistics"]["wph_synthesis"]["n_samples"]
+        assert np.all(np.nanmin(f["loss_history"][...], axis=1) < f["loss_history"][:, 0]) and f.attrs["seconds_per_sample"] > 0
     for name in ("samples.png", "statistics.png"):
         assert (dust_run / "results/figures/dust" / name).stat().st_size > 10_000
 

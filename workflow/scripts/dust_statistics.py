@@ -19,6 +19,7 @@ from cmbnn.dust import statistics as dust_stats  # noqa: E402
 from cmbnn.dust import structure, synthesis  # noqa: E402
 from cmbnn.dust import vae as dustvae  # noqa: E402
 from cmbnn.dust.figures import plot_samples, plot_structure  # noqa: E402
+from cmbnn.dust.wph import wph_features  # noqa: E402
 from cmbnn.io import atomic_output, read_h5, write_h5  # noqa: E402
 from cmbnn.nn.training import limit_threads  # noqa: E402
 from cmbnn.seeding import rng_for  # noqa: E402
@@ -79,6 +80,13 @@ if smk.input.scattering:  # rule dust_scattering
         raise ValueError(f"{smk.input.scattering[0]} was standardised with other log-intensity statistics than the models (rerun dust_scattering)")
     samples["scattering synthesis"] = scattering["samples"].astype(np.float64)
     seconds["scattering synthesis"] = float(scattering_attrs["seconds_per_sample"])
+if smk.input.wph:  # rule dust_wph_synthesis
+    wph, wph_attrs = read_h5(smk.input.wph[0])
+    if not np.isclose(wph_attrs["log_mean"], stats["log_mean"]) or not np.isclose(wph_attrs["log_std"], stats["log_std"]):
+        raise ValueError(f"{smk.input.wph[0]} was standardised with other log-intensity statistics than the models (rerun dust_wph_synthesis)")
+    samples["WPH synthesis"] = wph["samples"].astype(np.float64)
+    seconds["WPH synthesis"] = float(wph_attrs["seconds_per_sample"])
+    log.info("WPH synthesis: %d of %d converged within %d iterations", int(wph["converged"].sum()), len(wph["converged"]), int(wph_attrs["max_iterations"]))
 for key, value in seconds.items():
     log.info("%s: %.3g s per sample", key, value)
 write_h5(smk.output.samples, {name.replace(", ", "/").replace(" z", "").replace(" ", "_"): v.astype(np.float32) for name, v in samples.items()},
@@ -89,9 +97,10 @@ write_h5(smk.output.samples, {name.replace(", ", "/").replace(" z", "").replace(
 sets, n_common = structure.equal_subsets({"test": x["test"], "validation": x["validation"], "train": x["train"], **samples}, rng_for(p.seed, "dust-subsets"))
 log.info("every set compared at %d patches", n_common)
 thresholds = np.linspace(s["thresholds"]["min"], s["thresholds"]["max"], s["thresholds"]["n"])
+wph_stats = (lambda u: wph_features(u)[0]) if s["wph_features"] else None
 features, meta = {}, None
 for name, maps in sets.items():
-    features[name], meta = structure.structure_features(maps, p.reso_arcmin, n_bins=s["n_bins"], thresholds=thresholds)
+    features[name], meta = structure.structure_features(maps, p.reso_arcmin, n_bins=s["n_bins"], thresholds=thresholds, wph=wph_stats)
 table = structure.structure_table(features, "test", rng_for(p.seed, "dust-permutations"), n_permutations=s["n_permutations"])
 table["seconds_per_sample"] = table.set.map(seconds)
 with atomic_output(smk.output.table) as tmp:
