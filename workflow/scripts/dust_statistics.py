@@ -74,18 +74,22 @@ for name, model in models.items():
              ", ".join(f"{c}: {f:.2f}" for c, f in zip(cycles[1:11], share[1:11])))
 timed("gaussian", lambda: dust_stats.gaussian_like(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "gaussian")))
 timed("gaussian copula", lambda: synthesis.gaussian_copula(x["train"], n, p.reso_arcmin, rng_for(p.seed, "dust-samples", "copula")))
-if smk.input.scattering:  # rule dust_scattering
-    scattering, scattering_attrs = read_h5(smk.input.scattering[0])
-    if not np.isclose(scattering_attrs["log_mean"], stats["log_mean"]) or not np.isclose(scattering_attrs["log_std"], stats["log_std"]):
-        raise ValueError(f"{smk.input.scattering[0]} was standardised with other log-intensity statistics than the models (rerun dust_scattering)")
-    samples["scattering synthesis"] = scattering["samples"].astype(np.float64)
-    seconds["scattering synthesis"] = float(scattering_attrs["seconds_per_sample"])
-if smk.input.wph:  # rule dust_wph_synthesis
-    wph, wph_attrs = read_h5(smk.input.wph[0])
-    if not np.isclose(wph_attrs["log_mean"], stats["log_mean"]) or not np.isclose(wph_attrs["log_std"], stats["log_std"]):
-        raise ValueError(f"{smk.input.wph[0]} was standardised with other log-intensity statistics than the models (rerun dust_wph_synthesis)")
-    samples["WPH synthesis"] = wph["samples"].astype(np.float64)
-    seconds["WPH synthesis"] = float(wph_attrs["seconds_per_sample"])
+
+
+def read_synthesis(path, label, rule):
+    """A classical synthesis' samples into the sets, refused if standardised unlike the models."""
+    data, attrs = read_h5(path)
+    if not np.isclose(attrs["log_mean"], stats["log_mean"]) or not np.isclose(attrs["log_std"], stats["log_std"]):
+        raise ValueError(f"{path} was standardised with other log-intensity statistics than the models (rerun {rule})")
+    samples[label] = data["samples"].astype(np.float64)
+    seconds[label] = float(attrs["seconds_per_sample"])
+    return data, attrs
+
+
+if smk.input.scattering:
+    read_synthesis(smk.input.scattering[0], "scattering synthesis", "dust_scattering")
+if smk.input.wph:
+    wph, wph_attrs = read_synthesis(smk.input.wph[0], "WPH synthesis", "dust_wph_synthesis")
     log.info("WPH synthesis: %d of %d converged within %d iterations", int(wph["converged"].sum()), len(wph["converged"]), int(wph_attrs["max_iterations"]))
 for key, value in seconds.items():
     log.info("%s: %.3g s per sample", key, value)
