@@ -22,6 +22,7 @@ PRESETS = {
     "cosmovae_paper": (("cosmovae_paper.yaml",), {"train_cosmovae"}),
     "dustvae_paper": (("dustvae_paper.yaml",), {"train_dustvae"}),
     "full_training": (("full_training.yaml",), {"train_cenn", "train_cosmovae"}),
+    "dust_wph200": (("dust_wph200.yaml",), {"dust_wph_synthesis", "dust_statistics"}),
     "planck": (("planck.yaml",), {"download_planck", "train_cenn"}),
     "planck+dustvae_paper": (("planck.yaml", "dustvae_paper.yaml"), {"download_planck", "train_dustvae"}),
 }
