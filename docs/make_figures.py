@@ -54,11 +54,12 @@ def cenn_figure(results: Path, path: Path, field: str = "Q", n: int = 2) -> None
 def cosmovae_figure(results: Path, path: Path, n: int = 2) -> None:
     vae, _ = read_h5(results / "predictions" / "cosmovae" / "T" / "test.h5")
     gauss, _ = read_h5(results / "predictions" / "gaussian" / "T" / "test.h5")
-    # Patches with a Galactic hole that leaves most of the patch to see, largest hole first.
+    # Patches with a Galactic hole that leaves most of the patch to see, largest hole first; then the rest.
     fraction = vae["mask"].reshape(len(vae["mask"]), -1).mean(axis=1)
-    partly = np.flatnonzero((fraction > 0.01) & (fraction < 0.5))
-    pick = partly[np.argsort(-fraction[partly], kind="stable")][:n] if len(partly) >= n else np.arange(n)
-    plot_inpainting_examples(vae["sim"][pick], vae["mask"][pick], vae["net"][pick], vae["std"][pick], gauss["net"][pick], path, n=n, gauss_std=gauss["std"][pick])
+    order = np.argsort(-fraction, kind="stable")
+    partly = (fraction[order] > 0.01) & (fraction[order] < 0.5)
+    pick = np.concatenate([order[partly], order[~partly]])[:n]
+    plot_inpainting_examples(vae["sim"][pick], vae["mask"][pick], vae["net"][pick], vae["std"][pick], gauss["net"][pick], path, n=len(pick), gauss_std=gauss["std"][pick])
 
 
 def dust_figure(results: Path, path: Path, n: int = 4) -> None:
