@@ -101,66 +101,6 @@ def _set_styles(names, reference: str) -> dict:
     return styles
 
 
-def plot_statistics(per_set: dict, meta: dict, path, reference: str = "test") -> None:
-    """The compared statistics (:func:`cmbnn.dust.statistics.statistics`) of every set: spectrum (log y),
-    pixel histogram, V0, V1, V2. The reference set's mean with its 1-sigma patch-to-patch scatter as
-    a band; every other set as its mean (the Gaussian baseline dashed grey). The spectrum is stored
-    as log10 C_ell: its mean and scatter are taken in log10, then drawn in C_ell."""
-    plt = pyplot()
-    edges = np.asarray(meta["edges"], dtype=np.float64)
-    centres = meta.get("centres", 0.5 * (edges[1:] + edges[:-1]))
-    panels = [
-        ("spectrum", meta["ell"], r"$\ell$", "Power spectrum (NaMaster, flat sky)"),
-        ("histogram", centres, f"x [{X_UNIT}]", "Pixel histogram"),
-        ("V0", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V0"),
-        ("V1", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V1"),
-        ("V2", meta["thresholds"], f"threshold [{X_UNIT}]", "Minkowski V2"),
-        ("moments", np.array([0.0, 1.0]), "", "One-point shape (per patch)"),
-    ]
-    names = [reference] + [n for n in per_set if n != reference] if reference in per_set else list(per_set)
-    styles = _set_styles(names, reference)
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    axes = axes.ravel()
-    for ax, (stat, xs, xlabel, title) in zip(axes, panels):
-        if not any(stat in per_set[name] for name in names):  # e.g. tables written before "moments"
-            ax.axis("off")
-            continue
-        for name in names:
-            values = per_set[name].get(stat)
-            if values is None:
-                continue
-            values = np.asarray(values, dtype=np.float64)
-            with np.errstate(all="ignore"):
-                mean = np.nanmean(values, axis=0)
-                std = np.nanstd(values, axis=0)
-            if stat == "spectrum":  # stored as log10 C_ell
-                mean, lower, upper = 10.0**mean, 10.0 ** (mean - std), 10.0 ** (mean + std)
-            else:
-                lower, upper = mean - std, mean + std
-            if stat == "moments":  # two numbers, not a curve: points with the patch-to-patch scatter
-                offset = 0.3 * (names.index(name) / max(len(names) - 1, 1) - 0.5)
-                style = {k: v for k, v in styles[name].items() if k not in ("ls", "linestyle")}
-                ax.errorbar(xs + offset, mean, yerr=std, fmt="o", capsize=3, label=f"{name}", **style)
-                continue
-            ax.plot(xs, mean, label=f"{name} (N = {len(values)})", **styles[name])
-            if name == reference:
-                ax.fill_between(xs, lower, upper, color="0.8", alpha=0.7, label=f"{name} 1$\\sigma$ per patch")
-        if stat == "spectrum":
-            ax.set_yscale("log")
-        if stat == "V2":
-            ax.axhline(0, color="0.6", lw=0.8)
-        if stat == "moments":
-            ax.set_xticks([0, 1], ["skewness", "excess kurtosis"])
-            ax.axhline(0, color="0.6", lw=0.8)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(STAT_LABELS[stat])
-        ax.set_title(title)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Statistics of generated dust patches against the {reference} set")
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-
-
 def plot_structure(features: dict, meta: dict, path, reference: str = "test") -> None:
     """Amplitude and structure (:func:`cmbnn.dust.structure.structure_features`) of every set:
     each patch's mean against its std, and on the per-patch standardised maps the band powers,
