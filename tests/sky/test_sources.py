@@ -107,6 +107,20 @@ def test_healpix_rendering_agrees_with_the_patch_rendering(lat):
         assert np.max(np.abs(sampled - exact[name])[near]) < 0.08 * scale, name
 
 
+def test_no_catalogue_masks_nothing_and_renders_nothing():
+    """A config without point sources (foregrounds.components without radio or infrared sources)
+    merges no catalogue: the empty one keeps its frequency axis, so the label frequency's fluxes
+    are looked up (and found empty) instead of failing, as cut_patches once did."""
+    empty = sources.merge([], 3)
+    assert empty["flux_Jy"].shape == (0, 3) and all(len(v) == 0 for v in empty.values())
+    centers = np.array([(10.0, 45.0), (100.0, -40.0)])
+    theta, phi, _ = patch_geometry(centers, SIDE, SIDE, RESO)
+    mask, rows = sources.bright_source_mask(sources.PatchSources(empty), 1, 0.2, FWHM, centers, theta, phi, RESO)
+    assert mask.shape == (2, SIDE, SIDE) and not mask.any() and rows == []
+    maps = sources.render_patches(sources.PatchSources(empty), [100.0, 143.0, 217.0], [FWHM] * 3, centers, theta, phi, RESO, ["T", "Q", "U"])
+    assert len(maps) == 3 and all(m[f].shape == (2, SIDE, SIDE) and not m[f].any() for m in maps for f in ("T", "Q", "U"))
+
+
 def test_bright_sources_are_masked_and_listed():
     center = (10.0, 45.0)
     bright_pos = offset_position(center, 5.0, 5.0)

@@ -117,6 +117,15 @@ def test_tiny_dag_trains_predicts_and_evaluates(tiny_run):
         assert np.allclose(f["weights"][...].sum(axis=-1), 1.0)
 
 
+def test_a_sky_without_point_sources_is_cut_into_patches(tmp_path, tiny_snakemake):
+    # foregrounds.components without radio or infrared sources: an empty catalogue, no source mask.
+    overlay = tmp_path / "no_sources.yaml"
+    overlay.write_text(yaml.safe_dump({"foregrounds": {"components": ["dust", "synchrotron"]}}))
+    tiny_snakemake(tmp_path, "--cores", "2", "results/patches/Q/test.h5", configs=[overlay], check=True)
+    with h5py.File(tmp_path / "results" / "patches" / "Q" / "test.h5", "r") as f:
+        assert not f["mask"][...].any() and np.all(np.isfinite(f["M"][...]))
+
+
 def test_readme_figures_are_drawn_from_the_runs_outputs(tiny_run, tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "docs" / "make_figures.py"), "--results", str(tiny_run / "results"), "--out", str(tmp_path), "--no-rulegraph"],

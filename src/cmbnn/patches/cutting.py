@@ -167,7 +167,7 @@ def cut_exact(run: RunSettings, split: str, realisation: int, centers, sky: Obse
     fields = patches["fields"]
     reso = patches["reso_arcmin"]
     lmax = run.lmax
-    index = PatchSources(merge(list(sky.sources)))
+    index = PatchSources(merge(list(sky.sources), len(freqs)))
     if len(index.vec) and any(f in ("E", "B") for f in fields):
         log.warning("scalar E/B patches carry no point sources (they are rendered in T, Q and U only)")
 
@@ -208,7 +208,7 @@ def cut_pixel(run: RunSettings, centers, sky: ObservedSky, chunks: bool = False)
         return fields_from_maps(fields, label_maps, theta, phi, psi, patches["interpolation"])
 
     cut = _cut_chunks if chunks else _cut
-    return cut(run, centers, PatchSources(merge(list(sky.sources))), sample_inputs, sample_label)
+    return cut(run, centers, PatchSources(merge(list(sky.sources), len(run.freqs))), sample_inputs, sample_label)
 
 
 def cut_realisation(run: RunSettings, split: str, realisation: int, centers, sky: ObservedSky, nthreads: int = 1, chunks: bool = False):

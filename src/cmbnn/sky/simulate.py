@@ -64,7 +64,7 @@ def observe(run: RunSettings, cmb_alm: np.ndarray, components: list, realisation
     nside, lmax, freqs, observation = run.nside, run.lmax, run.freqs, run.observation
     pixwin = map_pixel_window(run)
     pixel_area = pixel_side_arcmin(nside) ** 2
-    point_sources = render_healpix(merge(list(sources)), freqs, observation["beam_fwhm_arcmin"], nside)
+    point_sources = render_healpix(merge(list(sources), len(freqs)), freqs, observation["beam_fwhm_arcmin"], nside)
     # Filled in place: stacking lists of per-frequency arrays at the end held every map twice
     # (21 GB peak at nside 2048 with 3 frequencies).
     signal = np.empty((len(freqs),) + cmb_alm.shape, dtype=np.result_type(cmb_alm, np.complex128))

@@ -34,11 +34,13 @@ def angular_distance(v1: np.ndarray, v2: np.ndarray) -> np.ndarray:
     return 2.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
 
-def merge(catalogues: list) -> dict:
-    """One catalogue from several (columns concatenated; empty columns if none)."""
+def merge(catalogues: list, n_freq: int) -> dict:
+    """One catalogue from several (columns concatenated). With none, empty columns of the same
+    shapes: ``flux_Jy`` (0, n_freq), so that looking up a frequency's fluxes finds no source
+    rather than failing (a config without point sources)."""
     keys = ("lon_deg", "lat_deg", "flux_Jy", "pol_angle_rad", "pol_fraction")
     if not catalogues:
-        return {k: np.zeros((0,)) for k in keys}
+        return {k: np.zeros((0, n_freq) if k == "flux_Jy" else (0,)) for k in keys}
     return {k: np.concatenate([np.asarray(c[k]) for c in catalogues]) for k in keys}
 
 
