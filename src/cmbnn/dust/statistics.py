@@ -70,6 +70,12 @@ def patch_spectra(x, reso_arcmin: float, n_bins: int = 8, aposize_deg: float = 1
     return spectra.ell[1:-1].copy(), np.array([spectra(m)[0, 1:-1] for m in x])
 
 
+def hann_window(height: int, width: int) -> np.ndarray:
+    """The 2-D Hann window, zero only beyond the patch: the window of the samplers' residual power
+    and transfer (:mod:`cmbnn.dust.vae`) and of the structure band powers (:mod:`cmbnn.dust.structure`)."""
+    return np.outer(np.hanning(height + 2)[1:-1], np.hanning(width + 2)[1:-1])
+
+
 def _hann(height: int, width: int) -> np.ndarray:
     """Separable Hann window sampled at pixel centres. Its DFT is non-zero only at |k_y|, |k_x| <= 1,
     so every mode with a component of 2 or more is blind to the patch mean."""

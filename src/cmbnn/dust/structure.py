@@ -20,7 +20,7 @@ import numpy as np
 from cmbnn.analysis.gaussian_field import patch_stack
 from cmbnn.analysis.minkowski import minkowski_functionals
 from cmbnn.analysis.two_sample import band_overlap, energy_test, feature_scale
-from cmbnn.dust.statistics import patch_moments, pixel_histograms
+from cmbnn.dust.statistics import hann_window, patch_moments, pixel_histograms
 from cmbnn.units import ARCMIN
 
 # One-point histogram of u in units of the patch's std: fine bins over the range real dust spans.
@@ -63,7 +63,7 @@ def band_powers(u, reso_arcmin: float, n_bins: int = 8) -> tuple[np.ndarray, np.
     (a decoupled NaMaster bandpower of one small patch can be negative, whose log is undefined)."""
     u = patch_stack(u).astype(np.float64)
     h, w = u.shape[1:]
-    window = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
+    window = hann_window(h, w)
     power = np.abs(np.fft.fft2((u - u.mean(axis=(1, 2), keepdims=True)) * window)) ** 2 / np.sum(window**2)
     side = min(h, w)
     cycles = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")) * side  # per patch side

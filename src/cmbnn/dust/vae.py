@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from cmbnn.analysis.gaussian_field import conditional_mean, conditional_std, patch_stack
-from cmbnn.dust.statistics import empirical_cl
+from cmbnn.dust.statistics import empirical_cl, hann_window
 from cmbnn.io import atomic_output
 from cmbnn.nn.data import data_digest
 from cmbnn.nn.training import PatchBatches, distribution_scope, fit_resumable, register_serializable, set_seeds
@@ -498,17 +498,12 @@ def fit_sampler(model, x: np.ndarray, condition=None) -> dict:
     return sampler
 
 
-def _hann_window(height: int, width: int) -> np.ndarray:
-    """The 2-D Hann window (zero only beyond the patch) of :func:`windowed_power` and :func:`fit_transfer`."""
-    return np.outer(np.hanning(height + 2)[1:-1], np.hanning(width + 2)[1:-1])
-
-
 def windowed_power(x: np.ndarray) -> np.ndarray:
     """Mean 2-D power |FFT(w x)|^2 / mean(w^2) over patches (N, H, W), w a 2-D Hann window: the
     patch's spectrum without the leakage of its edges, normalised so a white field of variance s^2
     has s^2 H W in every mode, as a bare FFT gives."""
     x = np.asarray(x, dtype=np.float64)
-    window = _hann_window(*x.shape[1:])
+    window = hann_window(*x.shape[1:])
     return np.mean(np.abs(np.fft.fft2(x * window)) ** 2, axis=0) / np.mean(window**2)
 
 
@@ -520,7 +515,7 @@ def fit_transfer(x: np.ndarray, recon: np.ndarray) -> tuple[np.ndarray, np.ndarr
     not follow the data, T goes to 0 and the residual field takes their place."""
     x, recon = np.asarray(x, dtype=np.float64), np.asarray(recon, dtype=np.float64)
     h, w = x.shape[1:]
-    window = _hann_window(h, w)
+    window = hann_window(h, w)
     fx = np.fft.fft2((x - x.mean(axis=(1, 2), keepdims=True)) * window)
     fr = np.fft.fft2((recon - recon.mean(axis=(1, 2), keepdims=True)) * window)
     side = max(h, w)
